@@ -1,0 +1,2 @@
+from .objectstore import FolderObjectStore  # noqa: F401
+from .jobstore import SQLiteJobStore  # noqa: F401

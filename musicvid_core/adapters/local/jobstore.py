@@ -1,0 +1,88 @@
+"""JobStore on SQLite: WAL journal, one row per job, conditional writes on a version column."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Iterable
+
+from ...domain.errors import ConcurrentUpdate
+from ...domain.job import Job, Status
+from ...ports import JobStore
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id     TEXT PRIMARY KEY,
+    user_id    TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    version    INTEGER NOT NULL,
+    body       TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_user_created ON jobs (user_id, created_at DESC, job_id DESC);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status);
+"""
+
+
+class SQLiteJobStore(JobStore):
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        with self._conn() as c:
+            c.executescript(_SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        # One connection per thread: sqlite3 connections must not cross threads.
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+        return conn
+
+    @staticmethod
+    def _row(job: Job) -> tuple:
+        return (job.job_id, job.user_id, job.created_at.isoformat(), job.status.value,
+                job.version, job.model_dump_json())
+
+    def _insert(self, job: Job) -> None:
+        try:
+            self._conn().execute(
+                "INSERT INTO jobs (job_id, user_id, created_at, status, version, body)"
+                " VALUES (?, ?, ?, ?, ?, ?)", self._row(job))
+        except sqlite3.IntegrityError:
+            raise ConcurrentUpdate(f"job {job.job_id} already exists") from None
+
+    def _get(self, job_id: str) -> Job | None:
+        row = self._conn().execute("SELECT body FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        return Job.model_validate_json(row[0]) if row else None
+
+    def _replace_if(self, job: Job, expected_version: int) -> bool:
+        cur = self._conn().execute(
+            "UPDATE jobs SET status = ?, version = ?, body = ? WHERE job_id = ? AND version = ?",
+            (job.status.value, job.version, job.model_dump_json(), job.job_id, expected_version))
+        return cur.rowcount == 1
+
+    def _by_user(self, user_id, limit, after):
+        if after:
+            rows = self._conn().execute(
+                "SELECT body FROM jobs WHERE user_id = ? AND (created_at, job_id) < (?, ?)"
+                " ORDER BY created_at DESC, job_id DESC LIMIT ?",
+                (user_id, after[0], after[1], limit)).fetchall()
+        else:
+            rows = self._conn().execute(
+                "SELECT body FROM jobs WHERE user_id = ? ORDER BY created_at DESC, job_id DESC"
+                " LIMIT ?", (user_id, limit)).fetchall()
+        return [Job.model_validate_json(r[0]) for r in rows]
+
+    def _by_status(self, statuses: Iterable[Status]) -> list[Job]:
+        vals = [s.value for s in statuses]
+        rows = self._conn().execute(
+            f"SELECT body FROM jobs WHERE status IN ({','.join('?' * len(vals))})"
+            " ORDER BY created_at", vals).fetchall()
+        return [Job.model_validate_json(r[0]) for r in rows]

@@ -1,0 +1,84 @@
+"""ObjectStore on a local folder: ``local://KEY`` URIs, writes are atomic (temp file + rename)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from ...domain.errors import BadInput
+from ...ports import ObjectStore, validate_key
+
+
+class FolderObjectStore(ObjectStore):
+    scheme = "local"
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        # validate_key already forbids '..'; this guards symlinked parents too.
+        if self.root not in path.parents:
+            raise BadInput(f"unsafe object key: {key[:80]!r}")
+        return path
+
+    def _atomic(self, key: str):
+        dest = self._path(key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-")
+        os.close(fd)
+        return dest, Path(tmp)
+
+    def _put_file(self, key, path, content_type):
+        dest, tmp = self._atomic(key)
+        try:
+            shutil.copyfile(path, tmp)
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _put_bytes(self, key, data, content_type):
+        dest, tmp = self._atomic(key)
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _get_file(self, key, dest):
+        shutil.copyfile(self._path(key), dest)
+
+    def _get_bytes(self, key):
+        return self._path(key).read_bytes()
+
+    def _exists(self, key):
+        return self._path(key).is_file()
+
+    def _list(self, prefix):
+        base = self._path(prefix.rstrip("/"))
+        if not base.is_dir():
+            return []
+        return sorted(str(p.relative_to(self.root)) for p in base.rglob("*")
+                      if p.is_file() and not p.name.startswith(".tmp-"))
+
+    def _delete_prefix(self, prefix):
+        base = self._path(prefix.rstrip("/"))
+        if not base.is_dir():
+            return 0
+        n = sum(1 for p in base.rglob("*") if p.is_file())
+        shutil.rmtree(base)
+        return n
+
+    def uri(self, key: str) -> str:
+        return f"local://{validate_key(key)}"
+
+    def key_from_uri(self, uri: str) -> str:
+        if not isinstance(uri, str) or not uri.startswith("local://"):
+            raise BadInput("not an object URI of the local store (expected local://KEY)")
+        return validate_key(uri[len("local://"):])
+
+    def local_path(self, key: str) -> Path:
+        return self._path(validate_key(key))

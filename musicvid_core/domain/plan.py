@@ -1,0 +1,108 @@
+"""The music plan: timed segments covering the video exactly, each with a text description and
+structured fields a generator can follow."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from .errors import PlanValidationError
+
+_KEY_RE = re.compile(r"^[A-G](#|b)? (major|minor)$")
+TIME_EPS = 1e-6
+
+
+class Segment(BaseModel):
+    index: int = Field(ge=0)
+    start: float = Field(ge=0)  # seconds
+    end: float  # seconds
+    prompt: str  # MusicGen-style text description of this segment's music
+    style: str
+    mood: str
+    bpm: float = Field(ge=30, le=240)
+    key: str  # e.g. "A minor"
+    energy: float = Field(ge=0, le=1)
+    instruments: list[str] = Field(default_factory=list)
+    # Per-bar energy in 0..1 (follows motion); empty = flat at ``energy``.
+    energy_curve: list[float] = Field(default_factory=list)
+    # Seconds (from video start) where the segment should accent: scene cuts inside it.
+    accents: list[float] = Field(default_factory=list)
+    gain_db: float = Field(default=0.0, ge=-60, le=12)  # music level trim for this segment
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, v: str) -> str:
+        if not _KEY_RE.match(v):
+            raise ValueError(f"key must look like 'A minor' or 'F# major', got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _order(self) -> "Segment":
+        if self.end - self.start <= TIME_EPS:
+            raise ValueError(f"segment {self.index} has no duration ({self.start}..{self.end})")
+        if any(not 0 <= e <= 1 for e in self.energy_curve):
+            raise ValueError("energy_curve values must be within 0..1")
+        return self
+
+
+class Plan(BaseModel):
+    duration: float = Field(gt=0)  # seconds: the video stream's duration
+    prompt: str
+    seed: int = 0
+    segments: list[Segment]
+    # What the planner understood of the prompt (style, tempo, key, ... and words it ignored).
+    understood: dict = Field(default_factory=dict)
+    cuts: list[float] = Field(default_factory=list)  # measured scene cuts, seconds
+    # Mix controls (deepened by the mixing issue): seconds and dB.
+    fade_in_s: float = Field(default=0.5, ge=0)
+    fade_out_s: float = Field(default=2.0, ge=0)
+    crossfade_s: float = Field(default=0.35, ge=0)  # release overlap at segment boundaries
+    music_gain_db: float = Field(default=0.0, ge=-60, le=12)
+    original_gain_db: float = Field(default=0.0, ge=-60, le=12)
+    planner: str = "rules"
+
+    @model_validator(mode="after")
+    def _tiles(self) -> "Plan":
+        segs = self.segments
+        if not segs:
+            raise ValueError("a plan needs at least one segment")
+        if abs(segs[0].start) > TIME_EPS:
+            raise ValueError("the first segment must start at 0")
+        for i, (a, b) in enumerate(zip(segs, segs[1:])):
+            if abs(a.end - b.start) > TIME_EPS:
+                raise ValueError(f"segments {i} and {i + 1} leave a gap or overlap")
+        if abs(segs[-1].end - self.duration) > TIME_EPS:
+            raise ValueError("the last segment must end at the video's duration")
+        if [s.index for s in segs] != list(range(len(segs))):
+            raise ValueError("segment indexes must be 0..n-1 in order")
+        return self
+
+    def tail_s(self, index: int) -> float:
+        """Seconds of release a segment's clip carries past its end (0 for the last one)."""
+        return 0.0 if index == len(self.segments) - 1 else self.crossfade_s
+
+    def clip_samples(self, index: int, sample_rate: int) -> int:
+        """Exact length in samples of segment ``index``'s rendered clip (segment + release tail)."""
+        seg = self.segments[index]
+        start = round(seg.start * sample_rate)
+        end = round(seg.end * sample_rate)
+        return end - start + round(self.tail_s(index) * sample_rate)
+
+    @classmethod
+    def parse(cls, data: dict | str) -> "Plan":
+        """Validate a plan from a dict or JSON text; raises PlanValidationError with the reason."""
+        from pydantic import ValidationError
+
+        try:
+            if isinstance(data, str):
+                return cls.model_validate_json(data)
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ()))
+            raise PlanValidationError(f"invalid plan: {where}: {first.get('msg')}") from None

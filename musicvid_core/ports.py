@@ -1,0 +1,252 @@
+"""Ports: what the pipeline needs from the outside world, with the shared rules in base classes.
+
+Adapters implement a few primitives; the logic (key validation, status transitions, paging)
+lives here once, so the SQLite and DynamoDB job stores or the folder and S3 object stores cannot
+drift apart. Adapters receive their clients; nothing connects at import time.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, Callable, Iterable, Protocol
+
+from .domain.errors import BadInput, ConcurrentUpdate, NotFound
+from .domain.job import Job, Status, check_transition, utcnow
+
+# ---------------------------------------------------------------------------------------------
+# ObjectStore
+# ---------------------------------------------------------------------------------------------
+_KEY_PART = re.compile(r"^[A-Za-z0-9._=@+-]+$")
+MAX_KEY_LEN = 512
+
+
+def validate_key(key: str) -> str:
+    """Return ``key`` if it is a safe relative object key, else raise BadInput.
+
+    Keys are '/'-separated parts of [A-Za-z0-9._=@+-]; no empty part, no '.' or '..', no leading
+    '/', no backslash: the same rules for the folder store and S3, so no key can escape a root.
+    """
+    if not isinstance(key, str) or not key or len(key) > MAX_KEY_LEN:
+        raise BadInput("object key must be 1..512 characters")
+    parts = key.split("/")
+    for part in parts:
+        if part in ("", ".", "..") or not _KEY_PART.match(part):
+            raise BadInput(f"unsafe object key: {key[:80]!r}")
+    return key
+
+
+class ObjectStore(ABC):
+    """Blob storage addressed by validated keys and URIs (``scheme://[bucket/]key``)."""
+
+    scheme: str
+
+    # primitives ------------------------------------------------------------------------------
+    @abstractmethod
+    def _put_file(self, key: str, path: Path, content_type: str | None) -> None: ...
+
+    @abstractmethod
+    def _get_file(self, key: str, dest: Path) -> None: ...
+
+    @abstractmethod
+    def _put_bytes(self, key: str, data: bytes, content_type: str | None) -> None: ...
+
+    @abstractmethod
+    def _get_bytes(self, key: str) -> bytes: ...
+
+    @abstractmethod
+    def _exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def _delete_prefix(self, prefix: str) -> int: ...
+
+    @abstractmethod
+    def _list(self, prefix: str) -> list[str]: ...
+
+    @abstractmethod
+    def uri(self, key: str) -> str:
+        """The object URI of ``key`` in this store."""
+
+    @abstractmethod
+    def key_from_uri(self, uri: str) -> str:
+        """The key of an object URI of *this* store; BadInput for any other store or bucket."""
+
+    # public, validated -----------------------------------------------------------------------
+    def put_file(self, key: str, path: str | Path, content_type: str | None = None) -> str:
+        self._put_file(validate_key(key), Path(path), content_type)
+        return self.uri(key)
+
+    def get_file(self, key: str, dest: str | Path) -> Path:
+        """Copy object ``key`` to ``dest``; NotFound if absent."""
+        validate_key(key)
+        if not self._exists(key):
+            raise NotFound(f"object not found: {key}")
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        self._get_file(key, dest)
+        return dest
+
+    def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> str:
+        self._put_bytes(validate_key(key), data, content_type)
+        return self.uri(key)
+
+    def get_bytes(self, key: str) -> bytes:
+        validate_key(key)
+        if not self._exists(key):
+            raise NotFound(f"object not found: {key}")
+        return self._get_bytes(key)
+
+    def put_json(self, key: str, obj: Any) -> str:
+        return self.put_bytes(key, json.dumps(obj, indent=1).encode(), "application/json")
+
+    def get_json(self, key: str) -> Any:
+        return json.loads(self.get_bytes(key))
+
+    def exists(self, key: str) -> bool:
+        return self._exists(validate_key(key))
+
+    def list(self, prefix: str) -> list[str]:
+        return self._list(validate_key(prefix.rstrip("/")) + "/")
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under ``prefix/``; returns how many were removed."""
+        return self._delete_prefix(validate_key(prefix.rstrip("/")) + "/")
+
+    def local_path(self, key: str) -> Path | None:
+        """A filesystem path to read ``key`` in place, when the store has one (no copy)."""
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# JobStore
+# ---------------------------------------------------------------------------------------------
+class JobStore(ABC):
+    """Jobs with conditional writes. Subclasses implement storage primitives only; the lifecycle
+    rules (legal transitions, optimistic versioning, paging tokens) live here."""
+
+    @abstractmethod
+    def _insert(self, job: Job) -> None:
+        """Store a new job; raise ConcurrentUpdate if the id exists."""
+
+    @abstractmethod
+    def _get(self, job_id: str) -> Job | None: ...
+
+    @abstractmethod
+    def _replace_if(self, job: Job, expected_version: int) -> bool:
+        """Write ``job`` only if the stored version equals ``expected_version``; True if written."""
+
+    @abstractmethod
+    def _by_user(self, user_id: str, limit: int, after: tuple[str, str] | None) -> list[Job]:
+        """Up to ``limit`` jobs of ``user_id``, newest first, strictly after ``(created_at iso,
+        job_id)`` in that order when given."""
+
+    @abstractmethod
+    def _by_status(self, statuses: Iterable[Status]) -> list[Job]: ...
+
+    # rules -----------------------------------------------------------------------------------
+    def create(self, job: Job) -> Job:
+        job = job.model_copy(update={"version": 1})
+        self._insert(job)
+        return job
+
+    def get(self, job_id: str, user_id: str | None = None) -> Job:
+        """The job; NotFound if absent or (when ``user_id`` is given) owned by someone else."""
+        job = self._get(job_id)
+        if job is None or (user_id is not None and job.user_id != user_id):
+            raise NotFound(f"no such job: {job_id}")
+        return job
+
+    def update(self, job_id: str, mutate: Callable[[Job], dict[str, Any]] | dict[str, Any],
+               *, status: Status | None = None, retries: int = 5) -> Job:
+        """Apply changes (a dict, or a function of the current job returning one) atomically.
+
+        When ``status`` is given the transition is checked against the lifecycle first.
+        Retries optimistic-concurrency conflicts; raises InvalidTransition / ConcurrentUpdate.
+        """
+        for _ in range(retries):
+            current = self.get(job_id)
+            changes = mutate(current) if callable(mutate) else dict(mutate)
+            if status is not None:
+                check_transition(current.status, status)
+                changes["status"] = status
+            new = current.model_copy(update={**changes, "updated_at": utcnow(),
+                                              "version": current.version + 1})
+            if self._replace_if(Job.model_validate(new.model_dump()), current.version):
+                return new
+        raise ConcurrentUpdate(f"job {job_id} kept changing under us", job_id=job_id)
+
+    def transition(self, job_id: str, status: Status, **changes: Any) -> Job:
+        return self.update(job_id, changes, status=status)
+
+    def list_for_user(self, user_id: str, limit: int = 20, next_token: str | None = None
+                      ) -> tuple[list[Job], str | None]:
+        """A page of the user's jobs, newest first, and an opaque token for the next page.
+
+        The token is bound to ``user_id``: a token minted for someone else is BadInput.
+        """
+        if not 1 <= limit <= 100:
+            raise BadInput("limit must be between 1 and 100")
+        after = self._decode_token(next_token, user_id) if next_token else None
+        jobs = self._by_user(user_id, limit + 1, after)
+        more = len(jobs) > limit
+        jobs = jobs[:limit]
+        token = self._encode_token(user_id, jobs[-1]) if more and jobs else None
+        return jobs, token
+
+    def unfinished(self) -> list[Job]:
+        return self._by_status([Status.SCHEDULED, Status.PROCESSING])
+
+    # paging tokens: opaque to clients, bound to the owner --------------------------------------
+    def _encode_token(self, user_id: str, last: Job) -> str:
+        raw = json.dumps([user_id, last.created_at.isoformat(), last.job_id]).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    def _decode_token(self, token: str, user_id: str) -> tuple[str, str]:
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+            owner, created, job_id = json.loads(raw)
+            if not (isinstance(owner, str) and isinstance(created, str) and isinstance(job_id, str)):
+                raise ValueError
+        except (ValueError, TypeError, json.JSONDecodeError):
+            raise BadInput("invalid page token") from None
+        if owner != user_id:
+            raise BadInput("invalid page token")
+        return created, job_id
+
+
+# ---------------------------------------------------------------------------------------------
+# Pipeline backends (protocols; registries in config.py)
+# ---------------------------------------------------------------------------------------------
+class Launcher(Protocol):
+    def start(self, job: Job) -> str:
+        """Start the workflow for ``job``; returns an execution id."""
+
+
+class Planner(Protocol):
+    name: str
+
+    def plan(self, features: "VideoFeatures", prompt: str, seed: int) -> "Plan":
+        """Turn measured features and a prompt into a validated Plan (deterministic per seed)."""
+
+
+class MusicGenerator(Protocol):
+    name: str
+    sample_rate: int
+
+    def generate(self, plan: "Plan", index: int, seed: int) -> "Any":
+        """Render segment ``index`` of ``plan``: float32 array (samples, 2) at ``sample_rate``,
+        exactly ``plan.clip_samples(index, sample_rate)`` long. Raises GenerationError or
+        TransientBackendError."""
+
+
+class Summarizer(Protocol):
+    name: str
+
+    def summarize(self, job: Job, plan: "Plan", metrics: dict) -> str: ...
+
+
+from .domain.features import VideoFeatures  # noqa: E402  (type names used in protocols)
+from .domain.plan import Plan  # noqa: E402
