@@ -1,0 +1,245 @@
+"""``musicvid``: the command line. Thin: parse, call musicvid_core, print.
+
+Results go to stdout (``--json``: exactly one JSON object); progress and errors go to stderr.
+Exit codes: 0 done, 1 the job failed (reason printed), 2 bad input or usage, 70 internal error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Optional
+
+import click
+import typer
+from rich.console import Console
+
+from . import service
+from .config import Services, Settings, build_services
+from .domain.errors import BadInput, MusicVidError
+from .domain.job import Job, Status
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Put fitting music under a video: analyse, plan, compose, mix.")
+jobs_app = typer.Typer(help="List your jobs, or show one.", invoke_without_command=True)
+app.add_typer(jobs_app, name="jobs")
+err = Console(stderr=True, highlight=False)
+
+STAGE_LABELS = {"Start": "start", "Analyze": "analyse video + plan", "GenerateAudio": "compose music",
+                "Mix": "mix + master", "Summarize": "summary", "HandleFailure": "roll back"}
+
+
+def _services() -> Services:
+    return build_services(Settings())
+
+
+class _Progress:
+    """Prints one line per pipeline stage (and per rendered segment) on stderr."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.t0 = time.monotonic()
+        self.entered: dict[str, float] = {}
+        self.segments_done = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, event: dict) -> None:
+        if self.quiet:
+            return
+        kind, state = event.get("type"), event.get("state")
+        with self.lock:
+            if kind == "StateEntered" and state in STAGE_LABELS:
+                self.entered[state] = time.monotonic()
+                err.print(f"[dim]{time.monotonic() - self.t0:6.1f}s[/] {STAGE_LABELS[state]} …")
+            elif kind == "StateExited" and state == "GenerateSegment":
+                self.segments_done += 1
+                err.print(f"[dim]{time.monotonic() - self.t0:6.1f}s[/]   segment {self.segments_done} rendered")
+            elif kind == "TaskRetry":
+                err.print(f"[yellow]retrying {state}[/] after {event.get('error')}")
+
+
+def _emit(job: Job, services: Services, as_json: bool, out: Optional[Path]) -> None:
+    output = None
+    if job.status == Status.COMPLETED:
+        stored = service.output_path(services, job)
+        output = stored
+        if out is not None:
+            out = out.expanduser()
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(stored, out)
+            output = out
+    if as_json:
+        plan = None
+        if job.plan_url:
+            try:
+                plan = services.objects.get_json(services.objects.key_from_uri(job.plan_url))
+            except MusicVidError:
+                plan = None
+        print(json.dumps({"job": job.public(), "output": str(output) if output else None,
+                          "plan": plan, "metrics": job.metrics}, indent=1))
+    elif job.status == Status.COMPLETED:
+        if job.summary:
+            err.print(job.summary)
+        print(output)
+    if job.status == Status.FAILED:
+        e = job.error
+        reason = f"{e.type} at {e.stage}: {e.message}" if e else "unknown reason"
+        err.print(f"[red]error:[/] job {job.job_id} failed: {reason}")
+        raise typer.Exit(1)
+
+
+@app.command()
+def run(video: Path = typer.Argument(..., help="input video file"),
+        prompt: str = typer.Option(..., "--prompt", "-p", help="what the music should be like"),
+        out: Optional[Path] = typer.Option(None, "--out", "-o", help="where to write the result"),
+        seed: int = typer.Option(0, help="random seed: same seed, same music"),
+        target_lufs: Optional[float] = typer.Option(None, help="integrated loudness target, LUFS"),
+        true_peak: Optional[float] = typer.Option(None, help="true-peak ceiling, dBTP"),
+        as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress on stderr")) -> None:
+    """Score VIDEO end to end and write the result (default: VIDEO_musicvid.EXT beside it)."""
+    services = _services()
+    options = {}
+    if target_lufs is not None:
+        if not -40 <= target_lufs <= -5:
+            raise BadInput("--target-lufs must be between -40 and -5")
+        options["target_lufs"] = target_lufs
+    if true_peak is not None:
+        if not -9 <= true_peak <= 0:
+            raise BadInput("--true-peak must be between -9 and 0")
+        options["true_peak_dbtp"] = true_peak
+    uri = service.upload_file(services, video, services.settings.user)
+    job = service.submit_new(services, uri, prompt, services.settings.user, seed=seed, options=options)
+    if not quiet:
+        err.print(f"job {job.job_id}")
+    job = service.run(services, job, _Progress(quiet))
+    if out is None and job.status == Status.COMPLETED:
+        ext = service.output_path(services, job).suffix
+        out = video.with_name(f"{video.stem}_musicvid{ext}")
+    _emit(job, services, as_json, out)
+
+
+@app.command()
+def analyze(video: Path = typer.Argument(..., help="input video file"),
+            prompt: str = typer.Option(..., "--prompt", "-p", help="what the music should be like"),
+            seed: int = typer.Option(0, help="random seed")) -> None:
+    """Analyse VIDEO and print the music plan as JSON (nothing is rendered or stored)."""
+    from .analysis.features import analyze_video
+    from .analysis.probe import probe
+    from .domain.job import clean_prompt
+
+    services = _services()
+    if not video.is_file():
+        raise BadInput(f"no such file: {video}")
+    timeout = services.settings.ffmpeg_timeout_s
+    media = probe(video, timeout=timeout)
+    features = analyze_video(video, media, timeout=timeout)
+    plan = services.planner.plan(features, clean_prompt(prompt), seed)
+    print(plan.model_dump_json(indent=1))
+
+
+@app.command()
+def regenerate(job_id: str = typer.Argument(..., help="the job to re-score"),
+               prompt: str = typer.Option(..., "--prompt", "-p", help="the new prompt"),
+               seed: Optional[int] = typer.Option(None, help="new seed (default: keep the job's)"),
+               out: Optional[Path] = typer.Option(None, "--out", "-o", help="copy the result here"),
+               as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
+               quiet: bool = typer.Option(False, "--quiet", "-q")) -> None:
+    """Re-score a job with a new prompt (appended to its history). The previous output is kept
+    until the new one succeeds."""
+    services = _services()
+    job = service.submit_regenerate(services, job_id, prompt, services.settings.user, seed=seed)
+    job = service.run(services, job, _Progress(quiet))
+    _emit(job, services, as_json, out)
+
+
+@jobs_app.callback()
+def jobs(ctx: typer.Context,
+         limit: int = typer.Option(20, help="how many, newest first"),
+         as_json: bool = typer.Option(False, "--json", help="print a JSON list")) -> None:
+    """List your jobs, newest first."""
+    if ctx.invoked_subcommand is not None:
+        return
+    services = _services()
+    found, _ = services.jobs.list_for_user(services.settings.user, limit=limit)
+    if as_json:
+        print(json.dumps([j.public() for j in found], indent=1))
+        return
+    if not found:
+        err.print("no jobs yet: try `musicvid run VIDEO --prompt TEXT`")
+    for j in found:
+        print(f"{j.job_id}  {j.status.value:<10} {j.stage.value:<8} {j.created_at:%Y-%m-%d %H:%M}  "
+              f"{j.prompt[:50]}")
+
+
+@jobs_app.command("show")
+def jobs_show(job_id: str = typer.Argument(...),
+              as_json: bool = typer.Option(False, "--json", help="print the job as JSON")) -> None:
+    """Show one job: status, stage, prompt history, error or output."""
+    services = _services()
+    job = service.get_job(services, job_id, services.settings.user)
+    if as_json:
+        print(json.dumps(job.public(), indent=1))
+        return
+    print(f"job       {job.job_id}\nstatus    {job.status.value} ({job.stage.value})\n"
+          f"operation {job.operation_type.value}, attempt {job.attempt}\ncreated   {job.created_at}")
+    for i, p in enumerate(job.prompts, 1):
+        print(f"prompt {i}  {p}")
+    if job.error:
+        print(f"error     {job.error.type} at {job.error.stage}: {job.error.message}")
+    if job.status == Status.COMPLETED:
+        print(f"output    {service.output_path(services, job)}")
+    if job.summary:
+        print(job.summary)
+
+
+@app.command()
+def demo(prompt: str = typer.Option("warm acoustic, slow build, big finish", "--prompt", "-p"),
+         out_dir: Path = typer.Option(Path("data/out"), help="where the sample and result go")) -> None:
+    """Make a sample video offline and score it (what `make demo` runs)."""
+    from .samples import make_video
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    err.print("making a 20 s sample video with 5 scenes (ffmpeg lavfi) …")
+    sample = make_video(out_dir / "demo_input.mp4", (4, 3.5, 5, 4, 3.5), size=(640, 360), fps=30,
+                        audio="speech")
+    run(video=sample.path, prompt=prompt, out=out_dir / "demo_musicvid.mp4", seed=0, target_lufs=None,
+        true_peak=None, as_json=False, quiet=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: every failure is one line on stderr and a non-zero exit, never a traceback."""
+    debug = bool(os.environ.get("MUSICVID_DEBUG"))
+    try:
+        app(args=argv, prog_name="musicvid", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except click.exceptions.ClickException as exc:
+        err.print(f"[red]error:[/] {exc.format_message()}")
+        sys.exit(2)
+    except MusicVidError as exc:
+        if debug:
+            raise
+        err.print(f"[red]error:[/] {exc}")
+        sys.exit(2 if isinstance(exc, BadInput) else 1)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
+        if debug:
+            raise
+        err.print(f"[red]internal error:[/] {type(exc).__name__}: {' '.join(str(exc).split())[:300]} "
+                  "(set MUSICVID_DEBUG=1 for the traceback)")
+        sys.exit(70)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""The embedded runner: executes infra/workflow.asl.json in-process with the step handlers.
+
+The definition's ``${...FunctionArn}`` placeholders (Step Functions DefinitionSubstitutions on
+AWS) are substituted with ``musicvid:<Step>`` names that resolve to the handlers in
+:mod:`musicvid_core.workflow.steps`, called with this process's services.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Callable
+
+from ..config import Services
+from ..domain.errors import ConfigurationError
+from ..domain.job import TERMINAL, Job
+from .asl import ExecutionFailed, StateMachine, load_definition
+from .steps import HANDLERS, mark_failed
+
+_REPO_DEFINITION = Path(__file__).resolve().parents[2] / "infra" / "workflow.asl.json"
+
+
+def definition_path() -> Path:
+    """$MUSICVID_WORKFLOW, else the repository's infra/workflow.asl.json (the one definition)."""
+    path = Path(os.environ.get("MUSICVID_WORKFLOW", _REPO_DEFINITION))
+    if not path.is_file():
+        raise ConfigurationError(f"workflow definition not found at {path}; set MUSICVID_WORKFLOW")
+    return path
+
+
+SUBSTITUTIONS = {f"{step}FunctionArn": f"musicvid:{step}" for step in HANDLERS}
+
+
+@functools.lru_cache(maxsize=4)
+def _definition(path: str) -> dict:
+    return load_definition(path, SUBSTITUTIONS)
+
+
+def run_job(services: Services, job_id: str, on_event: Callable[[dict], None] | None = None) -> Job:
+    """Run the workflow for the job's current attempt to a terminal state and return the job.
+
+    Whatever happens inside (including a failure of the FailureHandler itself), the job never
+    stays SCHEDULED or PROCESSING once this returns.
+    """
+    job = services.jobs.get(job_id)
+
+    def resolve(resource: str):
+        step = resource.removeprefix("musicvid:")
+        if step not in HANDLERS:
+            raise ConfigurationError(f"workflow names an unknown task resource {resource!r}")
+        return functools.partial(HANDLERS[step], services=services)
+
+    machine = StateMachine(_definition(str(definition_path())), resolve,
+                           time_scale=services.settings.retry_time_scale, on_event=on_event)
+    try:
+        machine.run({"job_id": job.job_id, "attempt": job.attempt},
+                    name=f"{job.job_id}-{job.attempt}")
+    except ExecutionFailed as exc:
+        if exc.error != "JobFailed":  # an error the definition did not route to the handler
+            mark_failed(services, job_id, exc.error, str(exc.cause)[:500], services.jobs.get(job_id).stage.value)
+    finally:
+        job = services.jobs.get(job_id)
+        if job.status not in TERMINAL:
+            mark_failed(services, job_id, "RunnerError", "the workflow ended without finishing the job",
+                        job.stage.value)
+    return services.jobs.get(job_id)
+
+
+class LocalLauncher:
+    """Launcher port on one machine: runs the workflow in the calling thread."""
+
+    def __init__(self, services: Services, on_event: Callable[[dict], None] | None = None) -> None:
+        self.services = services
+        self.on_event = on_event
+
+    def start(self, job: Job) -> str:
+        run_job(self.services, job.job_id, self.on_event)
+        return f"{job.job_id}-{job.attempt}"

@@ -1,0 +1,251 @@
+"""Step handlers: ``event dict -> dict``, one per Task of infra/workflow.asl.json.
+
+The local runner calls them in-process; chalice_app deploys the very same functions as
+``@app.lambda_function``s. They pass ids and object URIs, never media bytes (Step Functions
+payloads are capped at 256 KB), and write the job's status and stage at every transition.
+
+Object layout (one prefix per job attempt, so rollback is one prefix delete and the input, which
+lives under ``uploads/``, is never touched)::
+
+    uploads/{user}/{name}                        the input video (never deleted by the pipeline)
+    jobs/{job_id}/{attempt}/features.json        measured video features
+    jobs/{job_id}/{attempt}/plan.json            the plan
+    jobs/{job_id}/{attempt}/segments/{i}.wav     one clip per segment
+    jobs/{job_id}/{attempt}/output{ext}          the scored video
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..config import Services, default_services
+from ..domain.errors import BadInput, InvalidTransition, MusicVidError
+from ..domain.features import VideoFeatures
+from ..domain.job import Job, JobError, Stage, Status
+from ..domain.plan import Plan
+
+log = logging.getLogger(__name__)
+
+OUTPUT_EXTS = (".mp4", ".mov", ".m4v", ".mkv")
+
+
+# --- helpers ---------------------------------------------------------------------------------
+def _services(services: Services | None) -> Services:
+    return services if services is not None else default_services()
+
+
+def _job_for(event: dict, services: Services) -> Job:
+    """The job named by the event, refusing a stale execution (an older attempt's run must never
+    write over a regeneration that replaced it)."""
+    if not isinstance(event, dict) or "job_id" not in event:
+        raise BadInput("step event needs a job_id")
+    job = services.jobs.get(str(event["job_id"]))
+    attempt = event.get("attempt")
+    if attempt is not None and int(attempt) != job.attempt:
+        raise InvalidTransition(f"stale execution: attempt {attempt} but job is at attempt {job.attempt}")
+    return job
+
+
+def _enter(services: Services, job: Job, stage: Stage) -> Job:
+    if job.stage == stage:
+        return job
+    return services.jobs.update(job.job_id, {"stage": stage})
+
+
+@contextlib.contextmanager
+def _workdir(services: Services) -> Iterator[Path]:
+    tmp = Path(tempfile.mkdtemp(prefix="musicvid-"))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _local(services: Services, key: str, tmp: Path) -> Path:
+    """A readable local path for ``key``: in place for the folder store, else downloaded."""
+    path = services.objects.local_path(key)
+    if path is not None and path.is_file():
+        return path
+    return services.objects.get_file(key, tmp / Path(key).name)
+
+
+def _input_key(services: Services, job: Job) -> str:
+    return services.objects.key_from_uri(job.s3_url)
+
+
+def output_key(job: Job) -> str:
+    ext = Path(_strip_uri(job.s3_url)).suffix.lower()
+    return job.prefix + "output" + (ext if ext in OUTPUT_EXTS else ".mkv")
+
+
+def _strip_uri(uri: str) -> str:
+    return uri.split("://", 1)[-1]
+
+
+def load_plan(services: Services, job: Job) -> Plan:
+    return Plan.parse(services.objects.get_bytes(job.prefix + "plan.json").decode())
+
+
+def load_features(services: Services, job: Job) -> VideoFeatures:
+    return VideoFeatures.model_validate_json(services.objects.get_bytes(job.prefix + "features.json"))
+
+
+# --- steps -----------------------------------------------------------------------------------
+def coordinator(event: dict, services: Services | None = None) -> dict:
+    """``action: start`` moves SCHEDULED -> PROCESSING; ``action: summary`` writes the summary and
+    completes the job (PROCESSING -> COMPLETED), then drops older attempts' outputs."""
+    services = _services(services)
+    job = _job_for(event, services)
+    action = event.get("action")
+    if action == "start":
+        if job.status == Status.PROCESSING:  # a retried start whose first call did succeed
+            return {"status": job.status.value}
+        job = services.jobs.transition(job.job_id, Status.PROCESSING, stage=Stage.START, error=None)
+        return {"status": job.status.value}
+    if action == "summary":
+        job = _enter(services, job, Stage.SUMMARY)
+        plan = load_plan(services, job)
+        summary = services.summarizer.summarize(job, plan, job.metrics)
+        final = services.objects.uri(output_key(job))
+        job = services.jobs.transition(job.job_id, Status.COMPLETED, stage=Stage.DONE,
+                                       summary=summary, final_url=final)
+        # The earlier output was kept until this one succeeded; now it is superseded.
+        for older in range(1, job.attempt):
+            services.objects.delete_prefix(f"jobs/{job.job_id}/{older}")
+        return {"status": job.status.value, "final_url": final}
+    raise BadInput(f"unknown coordinator action: {action!r}")
+
+
+def analyzer(event: dict, services: Services | None = None) -> dict:
+    """Probe the input, measure its features, and plan the music. Returns the segment indexes the
+    workflow's Map fans out over."""
+    from ..analysis.features import analyze_video
+    from ..analysis.probe import probe
+
+    services = _services(services)
+    job = _enter(services, _job_for(event, services), Stage.ANALYZE)
+    timeout = services.settings.ffmpeg_timeout_s
+    with _workdir(services) as tmp:
+        video = _local(services, _input_key(services, job), tmp)
+        media = probe(video, timeout=timeout)
+        if media.duration > services.settings.max_duration_s:
+            raise BadInput(f"video is {media.duration:.0f} s long; the limit is "
+                           f"{services.settings.max_duration_s:.0f} s")
+        features = analyze_video(video, media, timeout=timeout)
+    plan = services.planner.plan(features, job.prompt, job.seed)
+    services.objects.put_bytes(job.prefix + "features.json", features.model_dump_json().encode(),
+                               "application/json")
+    plan_url = services.objects.put_bytes(job.prefix + "plan.json",
+                                          plan.model_dump_json(indent=1).encode(), "application/json")
+    services.jobs.update(job.job_id, {"plan_url": plan_url})
+    return {"segments": [s.index for s in plan.segments], "plan_url": plan_url}
+
+
+def audio_generator(event: dict, services: Services | None = None) -> dict:
+    """Render one segment's clip (a Map iteration) and store it as a WAV."""
+    import soundfile as sf
+
+    services = _services(services)
+    job = _enter(services, _job_for(event, services), Stage.GENERATE)
+    plan = load_plan(services, job)
+    index = event.get("index")
+    if not isinstance(index, int) or not 0 <= index < len(plan.segments):
+        raise BadInput(f"segment index out of range: {index!r}")
+    gen = services.generator
+    audio = gen.generate(plan, index, job.seed)
+    key = f"{job.prefix}segments/{index:03d}.wav"
+    with _workdir(services) as tmp:
+        path = tmp / "clip.wav"
+        sf.write(path, audio, gen.sample_rate, subtype="FLOAT")
+        uri = services.objects.put_file(key, path, "audio/wav")
+    return {"index": index, "clip_url": uri}
+
+
+def av_operator(event: dict, services: Services | None = None) -> dict:
+    """Mix the clips onto the video (video stream copied) and record the measured metrics."""
+    from ..mixing.compose import compose
+
+    services = _services(services)
+    job = _enter(services, _job_for(event, services), Stage.MIX)
+    settings = services.settings
+    plan = load_plan(services, job)
+    media = load_features(services, job).media
+    key = output_key(job)
+    with _workdir(services) as tmp:
+        video = _local(services, _input_key(services, job), tmp)
+        clips = [_local(services, f"{job.prefix}segments/{i:03d}.wav", tmp / f"c{i}")
+                 for i in range(len(plan.segments))]
+        in_place = services.objects.local_path(key)
+        out = in_place if in_place is not None else tmp / ("out" + Path(key).suffix)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        metrics = compose(video, media, plan, clips, out,
+                          target_lufs=float(job.settings.get("target_lufs", settings.target_lufs)),
+                          true_peak_dbtp=float(job.settings.get("true_peak_dbtp", settings.true_peak_dbtp)),
+                          sample_rate=settings.sample_rate, audio_bitrate=settings.audio_bitrate,
+                          timeout=settings.ffmpeg_timeout_s)
+        if in_place is None:
+            services.objects.put_file(key, out, "video/mp4")
+    metrics = json.loads(json.dumps(metrics, default=float))  # plain JSON numbers for the store
+    services.jobs.update(job.job_id, {"metrics": metrics})
+    return {"output_url": services.objects.uri(key)}
+
+
+def _error_from(event: dict) -> tuple[str, str]:
+    """(type, message) from the Catch output ``{"Error", "Cause"}`` (Cause is Lambda's JSON)."""
+    err = event.get("error") or {}
+    etype = str(err.get("Error") or "UnknownError")
+    cause = err.get("Cause") or ""
+    message = cause
+    try:
+        parsed = json.loads(cause)
+        if isinstance(parsed, dict):
+            message = parsed.get("errorMessage") or cause
+    except (TypeError, ValueError):
+        pass
+    message = " ".join(str(message).split())[:500] or etype
+    return etype, message
+
+
+def failure_handler(event: dict, services: Services | None = None) -> dict:
+    """Mark the job FAILED with the stage it failed in and the reason, and roll back this
+    attempt's partial outputs. The input upload and earlier attempts' outputs are kept."""
+    services = _services(services)
+    job = services.jobs.get(str(event["job_id"]))
+    etype, message = _error_from(event)
+    stage = job.stage.value
+    if event.get("attempt") is not None and int(event["attempt"]) != job.attempt:
+        return {"status": job.status.value, "stale": True}  # a newer attempt owns the job now
+    removed = services.objects.delete_prefix(job.prefix.rstrip("/"))
+    if job.status == Status.FAILED:
+        return {"status": job.status.value, "removed": removed}
+    mark_failed(services, job.job_id, etype, message, stage)
+    return {"status": Status.FAILED.value, "removed": removed}
+
+
+def mark_failed(services: Services, job_id: str, etype: str, message: str, stage: str) -> Job:
+    """FAILED with a reason, from SCHEDULED or PROCESSING (idempotent for an already failed job)."""
+    job = services.jobs.get(job_id)
+    if job.status == Status.FAILED:
+        return job
+    if job.status == Status.COMPLETED:  # nothing to fail: the run already finished
+        return job
+    return services.jobs.transition(job_id, Status.FAILED,
+                                    error=JobError(type=etype, message=message, stage=stage))
+
+
+HANDLERS: dict[str, Any] = {
+    "Coordinator": coordinator,
+    "Analyzer": analyzer,
+    "AudioGenerator": audio_generator,
+    "AVOperator": av_operator,
+    "FailureHandler": failure_handler,
+}
+
+__all__ = ["HANDLERS", "MusicVidError", "analyzer", "audio_generator", "av_operator", "coordinator",
+           "failure_handler", "mark_failed", "output_key"]
