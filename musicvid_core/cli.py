@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 from typing import Optional
 
-import click
 import typer
 from rich.console import Console
 
@@ -28,7 +27,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Put fitting music under a video: analyse, plan, compose, mix.")
 jobs_app = typer.Typer(help="List your jobs, or show one.", invoke_without_command=True)
 app.add_typer(jobs_app, name="jobs")
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 STAGE_LABELS = {"Start": "start", "Analyze": "analyse video + plan", "GenerateAudio": "compose music",
                 "Mix": "mix + master", "Summarize": "summary", "HandleFailure": "roll back"}
@@ -217,14 +216,11 @@ def main(argv: list[str] | None = None) -> None:
     debug = bool(os.environ.get("MUSICVID_DEBUG"))
     try:
         app(args=argv, prog_name="musicvid", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         err.print("aborted")
         sys.exit(130)
-    except click.exceptions.ClickException as exc:
-        err.print(f"[red]error:[/] {exc.format_message()}")
-        sys.exit(2)
     except MusicVidError as exc:
         if debug:
             raise
@@ -234,6 +230,12 @@ def main(argv: list[str] | None = None) -> None:
         err.print("interrupted")
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):  # typer/click usage error
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                app(args=["--help"], prog_name="musicvid", standalone_mode=False)
+                sys.exit(0)
+            err.print(f"[red]error:[/] {' '.join(exc.format_message().split())} (see musicvid --help)")
+            sys.exit(2)
         if debug:
             raise
         err.print(f"[red]internal error:[/] {type(exc).__name__}: {' '.join(str(exc).split())[:300]} "

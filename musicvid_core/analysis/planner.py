@@ -1,0 +1,265 @@
+"""The rule planner: measured video features + a text prompt -> a Plan, deterministically.
+
+Segments: the music may change only at scene cuts, so boundaries are chosen among the cuts by a
+small dynamic programme that rewards strong cuts and segments near ``TARGET_SEGMENT_S``, and
+punishes segments outside [``MIN_SEGMENT_S``, ``MAX_SEGMENT_S``] (allowed only when the video
+leaves no choice). Stretches without cuts longer than ``MAX_SEGMENT_S`` get even split points
+every ~``EVEN_SPLIT_S``. The segments always tile [0, duration] exactly.
+
+Music: from the prompt (``music.prompt.parse_prompt``): style, mood, explicit tempo/key (kept
+exactly), named instruments, energy level and arc. What the prompt leaves open comes from the
+picture: tempo from the style's default nudged by the mean motion, the mode from the brightness,
+per-segment and per-bar energy from motion, accents at the cuts. The seed only picks the tonic.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import math
+import random
+
+from ..domain.features import Curve, VideoFeatures
+from ..domain.plan import Plan, Segment
+
+MIN_SEGMENT_S = 6.0
+MAX_SEGMENT_S = 30.0
+TARGET_SEGMENT_S = 15.0
+EVEN_SPLIT_S = 20.0  # spacing of the split points added to long stretches without cuts
+_OUT_OF_RANGE_PENALTY = 10.0  # per segment outside [MIN, MAX] (plus 1 per second outside)
+_CUT_BONUS = 1.0  # per boundary, times the cut's strength
+_WINDOW_S = 2 * MAX_SEGMENT_S  # longest segment the programme considers (besides the whole video)
+
+MOTION_NEUTRAL = 0.35  # mean motion of ordinary footage: no tempo nudge, no energy offset
+TEMPO_MOTION_SPAN = 0.6  # a motion 1.0 above neutral moves the tempo by 0.6 x the style's range
+SEGMENT_MOTION_WEIGHT = 0.5  # energy offset per unit of (segment motion - video motion)
+ARC_MOTION_WEIGHT = 0.25  # the same when the prompt gives an arc: its shape leads, motion modulates
+MIN_ENERGY = 0.05  # the quietest segment still plays something
+BAR_MOTION_WEIGHT = 0.3  # energy offset per unit of (bar motion - segment motion)
+DARK_PICTURE = 0.3  # mean brightness below which an unspecified mode is minor
+BEATS_PER_BAR = 4
+PEAK_END_LIFT = 0.4  # energy added to the last segment when the prompt asks for a big finish
+
+# Tonics from darker-sounding (flat) to brighter (sharp) keys; the picture's brightness picks the
+# neighbourhood, the seed picks within it.
+_TONICS = {"major": ("Eb", "Bb", "F", "C", "G", "D", "A", "E"),
+           "minor": ("F", "C", "G", "D", "A", "E", "B", "F#")}
+_TEMPO_HINTS = {"slow": 0.2, "medium": 0.5, "fast": 0.85}  # position in the style's bpm range
+_ARC_PHRASES = {"build": "building energy", "fade": "winding down"}
+
+
+class RulePlanner:
+    """Planner port implementation without any model: fast, offline, deterministic per seed."""
+
+    name = "rules"
+
+    def __init__(self, settings=None) -> None:
+        self.settings = settings
+
+    def plan(self, features: VideoFeatures, prompt: str, seed: int) -> Plan:
+        """A Plan tiling [0, features.media.duration] (seconds). Raises PlanValidationError only
+        if the rules produced something invalid (a bug), never for a prompt."""
+        from ..music.prompt import parse_prompt
+        from ..music.styles import DEFAULT_STYLE, STYLES
+
+        intent = parse_prompt(prompt)
+        style = STYLES.get(intent.style) or STYLES[DEFAULT_STYLE]
+        duration = features.media.duration
+        cuts = sorted(features.cuts, key=lambda c: c.time)
+        bounds = segment_bounds(duration, [(c.time, c.strength) for c in cuts])
+
+        video_motion = _mean(features.motion, 0.0, duration, default=MOTION_NEUTRAL)
+        brightness = _mean(features.brightness, 0.0, duration, default=0.5)
+        mood = intent.mood if intent.mood != "neutral" else style.default_mood
+        bpm = choose_bpm(intent, style, video_motion)
+        key = choose_key(intent, style, brightness, mood, seed)
+        level = intent.energy if intent.energy is not None else 0.5
+        bar_s = BEATS_PER_BAR * 60.0 / bpm
+
+        energies = []
+        for i, (start, end) in enumerate(itertools.pairwise(bounds)):
+            seg_motion = _mean(features.motion, start, end, default=video_motion)
+            arc = _arc(intent.arc, (start + end) / 2 / duration) - 0.5 if intent.arc else 0.0
+            if intent.arc == "peak_end" and i == len(bounds) - 2:
+                arc = PEAK_END_LIFT
+            weight = ARC_MOTION_WEIGHT if intent.arc else SEGMENT_MOTION_WEIGHT
+            energies.append(_clip(level + arc + weight * (seg_motion - video_motion), MIN_ENERGY))
+        energies = _shape(energies, intent.arc)
+
+        cut_times = [c.time for c in cuts]
+        text_instruments = intent.instruments or _style_instrument_names(style)
+        segments = []
+        for i, (start, end) in enumerate(itertools.pairwise(bounds)):
+            energy = energies[i]
+            curve = _bar_energies(features.motion, start, end, bar_s, energy, intent.arc, duration)
+            segments.append(Segment(
+                index=i, start=start, end=end, style=style.name, mood=mood, bpm=bpm, key=key,
+                energy=round(energy, 3), energy_curve=curve,
+                # Only instruments the prompt named: the composer plays those whatever the energy
+                # and otherwise keeps the style's arrangement (see music/composer.assign_roles).
+                instruments=list(intent.instruments),
+                accents=[t for t in cut_times if start + 1e-3 < t < end - 1e-3],
+                prompt=_describe(style, mood, bpm, key, text_instruments, energy, intent.arc,
+                                 last=i == len(bounds) - 2)))
+        return Plan(duration=duration, prompt=prompt, seed=seed, segments=segments,
+                    understood=dict(intent.understood), cuts=cut_times,
+                    # short clips: fades that fit (the defaults suit clips of 8 s and more)
+                    fade_in_s=min(0.5, duration / 8), fade_out_s=min(2.0, duration / 4),
+                    planner=self.name)
+
+
+def segment_bounds(duration: float, cuts: list[tuple[float, float]]) -> list[float]:
+    """Segment boundaries [0, ..., duration] (seconds) chosen among ``cuts`` ((time, strength 0..1)):
+    the path through the candidate points with the best score (cut strengths at boundaries,
+    minus each segment's distance from the target length). Pure function of its arguments."""
+    strongest: dict[float, float] = {}
+    for t, s in cuts:
+        if 1e-3 < t < duration - 1e-3:
+            strongest[t] = max(s, strongest.get(t, 0.0))
+    points = [(0.0, 0.0), *sorted(strongest.items())]
+    points.append((duration, 0.0))
+    # Stretches with no cut longer than MAX get evenly spaced split points (strength 0).
+    filled = [points[0]]
+    for (a, _), (b, s) in itertools.pairwise(points):
+        if b - a > MAX_SEGMENT_S:
+            parts = math.ceil((b - a) / EVEN_SPLIT_S)
+            filled += [(round(a + (b - a) * k / parts, 6), 0.0) for k in range(1, parts)]
+        filled.append((b, s))
+    times = [t for t, _ in filled]
+    last = len(filled) - 1
+    best = [-math.inf] * len(filled)
+    back = [0] * len(filled)
+    best[0] = 0.0
+    lo = 0
+    for j in range(1, len(filled)):
+        while times[j] - times[lo] > _WINDOW_S:
+            lo += 1
+        bonus = 0.0 if j == last else _CUT_BONUS * filled[j][1]
+        for i in sorted({0, *range(lo, j)}):
+            score = best[i] - _length_cost(times[j] - times[i]) + bonus
+            if score > best[j]:
+                best[j], back[j] = score, i
+    path = [last]
+    while path[-1] != 0:
+        path.append(back[path[-1]])
+    return [times[k] for k in reversed(path)]
+
+
+def _length_cost(length: float) -> float:
+    cost = abs(math.log(length / TARGET_SEGMENT_S))
+    if length < MIN_SEGMENT_S:
+        cost += _OUT_OF_RANGE_PENALTY + (MIN_SEGMENT_S - length)
+    elif length > MAX_SEGMENT_S:
+        cost += _OUT_OF_RANGE_PENALTY + (length - MAX_SEGMENT_S)
+    return cost
+
+
+def choose_bpm(intent, style, motion: float) -> float:
+    """An explicit tempo exactly; else the style's default (or the prompt's pace word's place in
+    the style's range), moved by how much the picture moves, kept within the style's range."""
+    if intent.bpm is not None:
+        return float(intent.bpm)
+    lo, hi = style.bpm_range
+    base = lo + _TEMPO_HINTS[intent.tempo_hint] * (hi - lo) if intent.tempo_hint in _TEMPO_HINTS \
+        else style.default_bpm
+    return float(round(min(hi, max(lo, base + (motion - MOTION_NEUTRAL) * TEMPO_MOTION_SPAN * (hi - lo)))))
+
+
+def choose_key(intent, style, brightness: float, mood: str, seed: int) -> str:
+    """An explicit key exactly; else the mode from the prompt (mood words), a dark picture (minor)
+    or the style, and a tonic near the picture's brightness, picked by the seed."""
+    if intent.key:
+        return intent.key
+    mode = intent.mode or ("minor" if brightness < DARK_PICTURE else style.default_mode)
+    tonics = _TONICS[mode]
+    centre = round(_clip(brightness) * (len(tonics) - 1))
+    nearby = tonics[max(0, centre - 2):centre + 3]
+    # random.Random seeded with a str hashes it with SHA-512: stable across processes.
+    return f"{random.Random(f'{seed}:{mood}:{mode}').choice(nearby)} {mode}"
+
+
+def _arc(arc: str | None, x: float) -> float:
+    """The prompt's energy shape at relative position ``x`` (0..1) of the video."""
+    if arc == "build":
+        return 0.2 + 0.6 * x
+    if arc == "fade":
+        return 0.8 - 0.6 * x
+    if arc == "peak_end":
+        return 0.3 + 0.3 * x
+    return 0.5
+
+
+def _shape(energies: list[float], arc: str | None) -> list[float]:
+    """Make the arc hold whatever the motion did: build never falls, fade never rises, and with
+    peak_end the last segment is clearly the highest."""
+    out = list(energies)
+    if arc == "build":
+        out = [max(out[:i + 1]) for i in range(len(out))]
+    elif arc == "fade":
+        out = [min(out[:i + 1]) for i in range(len(out))]
+    elif arc == "peak_end" and len(out) > 1:
+        top = min(1.0, max(out) + 0.1)
+        out = [min(e, top - 0.1) for e in out[:-1]] + [top]
+    return out
+
+
+def _bar_energies(motion: Curve, start: float, end: float, bar_s: float, energy: float,
+                  arc: str | None, duration: float) -> list[float]:
+    """Per-bar energy (0..1): the segment's energy, plus the arc's slope across the segment,
+    plus how much more (or less) each bar moves than the segment does."""
+    bars = max(1, math.ceil((end - start) / bar_s - 1e-9))
+    seg_motion = _mean(motion, start, end, default=MOTION_NEUTRAL)
+    mid_arc = _arc(arc, (start + end) / 2 / duration)
+    out = []
+    for b in range(bars):
+        a, z = start + b * bar_s, min(end, start + (b + 1) * bar_s)
+        bar_arc = _arc(arc, (a + z) / 2 / duration)
+        bar_motion = _mean(motion, a, z, default=seg_motion)
+        out.append(round(_clip(energy + bar_arc - mid_arc + BAR_MOTION_WEIGHT * (bar_motion - seg_motion)), 3))
+    return out
+
+
+def _mean(curve: Curve, start: float, end: float, *, default: float) -> float:
+    """Mean of the curve's samples in [start, end) (times sorted); the nearest sample when none
+    falls inside; ``default`` for an empty curve."""
+    times, values = curve.times, curve.values
+    if not times:
+        return default
+    a, z = bisect.bisect_left(times, start), bisect.bisect_left(times, end)
+    if z > a:
+        return sum(values[a:z]) / (z - a)
+    mid = (start + end) / 2
+    k = min(bisect.bisect_left(times, mid), len(times) - 1)
+    nearest = k - 1 if k and abs(times[k - 1] - mid) <= abs(times[k] - mid) else k
+    return values[nearest]
+
+
+def _clip(x: float, lo: float = 0.0, hi: float = 1.0) -> float:
+    return min(hi, max(lo, x))
+
+
+def _style_instrument_names(style) -> list[str]:
+    """Readable names of the style's melodic instruments (for the text prompt), plus drums."""
+    from ..music.styles import GM_INSTRUMENTS
+
+    by_program: dict[int, str] = {}
+    for name, program in GM_INSTRUMENTS.items():
+        by_program.setdefault(program, name)
+    names = [by_program[p] for role, p in style.instruments.items() if role != "drums" and p in by_program]
+    names = list(dict.fromkeys(names))
+    return names + (["drums"] if "drums" in style.instruments else [])
+
+
+def _describe(style, mood: str, bpm: float, key: str, instruments: list[str], energy: float,
+              arc: str | None, *, last: bool) -> str:
+    """A MusicGen-style description: "warm acoustic folk, 96 bpm, A major, guitar and flute, ..."."""
+    genre = style.label.lower().replace(" / ", " ")
+    if len(instruments) > 1:
+        played = ", ".join(instruments[:-1]) + " and " + instruments[-1]
+    else:
+        played = instruments[0] if instruments else ""
+    feel = ("gentle" if energy < 0.3 else "steady" if energy < 0.55 else "energetic" if energy < 0.8
+            else "intense")
+    shape = ("big finish" if last else "rising") if arc == "peak_end" else _ARC_PHRASES.get(arc or "", "")
+    parts = [f"{mood} {genre}" if mood != "neutral" else genre, f"{bpm:.0f} bpm", key, played, feel, shape]
+    return ", ".join(p for p in parts if p)

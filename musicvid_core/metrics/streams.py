@@ -1,0 +1,141 @@
+"""Stream-level facts of a media file, measured with ffmpeg alone (imageio-ffmpeg ships no ffprobe).
+
+Everything here comes from ffmpeg's ``framemd5`` muxer, which prints one line per packet: stream,
+dts, pts, duration (in the stream's time base, announced in a ``#tb`` header) and the MD5 of the
+packet's data.
+
+- Video is stream-copied (never decoded), so the hashes are of the coded packets: equal hash lists
+  prove a video stream went through untouched, whatever the container did to the timestamps.
+- Audio is *decoded* for its duration. A packet scan would over-count: an AAC stream's first packet
+  carries 1024 samples of encoder priming (pts -1024, dropped by the decoder through skip-samples side
+  data) and its last packet carries padding that the container trims. Counting decoded samples gives
+  exactly what a player plays, at the cost of a fast audio decode (~100x real time).
+"""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+from collections import Counter
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+from ..domain.errors import MediaToolError
+from ..media import DEFAULT_TIMEOUT_S, run_ffmpeg
+
+_NOPTS = -(2**63)  # AV_NOPTS_VALUE as framemd5 prints it
+
+
+@dataclass(frozen=True)
+class Packet:
+    dts: int  # in the stream's time base
+    pts: int  # in the stream's time base (the dts when the packet has none)
+    duration: int  # in the stream's time base
+    size: int  # bytes
+    md5: str  # of the packet data
+
+
+@dataclass
+class StreamScan:
+    media_type: str  # "video", "audio", ...
+    time_base: Fraction  # seconds per timestamp tick
+    packets: list[Packet] = field(default_factory=list)
+
+    @property
+    def start_s(self) -> float:
+        """Seconds: the earliest presentation time."""
+        return float(min(p.pts for p in self.packets) * self.time_base) if self.packets else 0.0
+
+    @property
+    def span_s(self) -> float:
+        """Seconds from the earliest pts to the end of the latest packet (pts + duration).
+
+        A packet without a duration (some containers leave it 0) is counted as lasting the
+        stream's most common pts step, i.e. one frame.
+        """
+        if not self.packets:
+            return 0.0
+        step = _typical_step(self.packets)
+        end = max(p.pts + (p.duration or step) for p in self.packets)
+        return float((end - min(p.pts for p in self.packets)) * self.time_base)
+
+    @property
+    def total_duration_s(self) -> float:
+        """Seconds: the sum of packet durations (for decoded audio: the number of samples played)."""
+        return float(sum(p.duration for p in self.packets) * self.time_base)
+
+
+def _typical_step(packets: list[Packet]) -> int:
+    pts = sorted(p.pts for p in packets)
+    steps = Counter(b - a for a, b in itertools.pairwise(pts) if b > a)
+    return steps.most_common(1)[0][0] if steps else 0
+
+
+def parse_framemd5(text: str) -> dict[int, StreamScan]:
+    """Parse ffmpeg framemd5 (version 2) output into one StreamScan per output stream index."""
+    streams: dict[int, StreamScan] = {}
+    for line in text.splitlines():
+        if line.startswith("#tb "):
+            idx, tb = line[4:].split(":", 1)
+            streams.setdefault(int(idx), StreamScan("", Fraction(0))).time_base = Fraction(tb.strip())
+        elif line.startswith("#media_type "):
+            idx, kind = line[12:].split(":", 1)
+            streams.setdefault(int(idx), StreamScan("", Fraction(0))).media_type = kind.strip()
+        elif line and not line.startswith("#"):
+            # stream, dts, pts, duration, size, hash[, side data ...]
+            f = [x.strip() for x in line.split(",")]
+            dts, pts = int(f[1]), int(f[2])
+            streams[int(f[0])].packets.append(
+                Packet(dts=dts, pts=dts if pts == _NOPTS else pts, duration=int(f[3]), size=int(f[4]),
+                       md5=f[5]))
+    return streams
+
+
+def _framemd5(path: str | Path, args: list[str], timeout: float, what: str) -> dict[int, StreamScan]:
+    proc = run_ffmpeg(["-i", str(path), *args, "-f", "framemd5", "-"], timeout=timeout, what=what,
+                      stdout=subprocess.PIPE)
+    return parse_framemd5(proc.stdout.decode("utf-8", "replace"))
+
+
+def scan_video_packets(path: str | Path, *, timeout: float = DEFAULT_TIMEOUT_S) -> StreamScan:
+    """The coded packets of the first video stream, in decode order (stream copy, no decoding).
+
+    Raises MediaToolError when the file cannot be read or has no video stream.
+    """
+    scans = _framemd5(path, ["-map", "0:v:0", "-c", "copy"], timeout, "video packet scan")
+    if not scans:
+        raise MediaToolError(f"no video packets in {Path(path).name}")
+    return scans[0]
+
+
+def video_packet_hashes(path: str | Path, *, timeout: float = DEFAULT_TIMEOUT_S) -> list[str]:
+    """MD5 of each packet of the first video stream, in decode order."""
+    return [p.md5 for p in scan_video_packets(path, timeout=timeout).packets]
+
+
+def video_packet_pts(path: str | Path, *, timeout: float = DEFAULT_TIMEOUT_S) -> list[float]:
+    """Presentation time in seconds of each packet of the first video stream, in decode order."""
+    scan = scan_video_packets(path, timeout=timeout)
+    return [float(p.pts * scan.time_base) for p in scan.packets]
+
+
+def stream_durations(path: str | Path, *, timeout: float = DEFAULT_TIMEOUT_S) -> dict:
+    """Exact durations and start times, in seconds, of the first video and first audio stream.
+
+    Returns ``{"video", "video_start", "audio", "audio_start"}``; the entries of a stream the file
+    lacks are None. Video: first pts to the end of the last packet, from a packet scan. Audio: the
+    number of decoded samples over the sample rate (priming and padding excluded), starting at the
+    first decoded sample's pts. One ffmpeg run. Raises MediaToolError when the file cannot be read.
+    """
+    # The trailing "?" makes each map optional, so one run serves files without either stream.
+    scans = _framemd5(path, ["-map", "0:v:0?", "-map", "0:a:0?", "-c:v", "copy", "-c:a", "pcm_s16le"],
+                      timeout, "stream duration scan")
+    by_type = {s.media_type: s for s in scans.values()}
+    video, audio = by_type.get("video"), by_type.get("audio")
+    return {
+        "video": video.span_s if video else None,
+        "video_start": video.start_s if video else None,
+        "audio": audio.total_duration_s if audio else None,
+        "audio_start": audio.start_s if audio else None,
+    }

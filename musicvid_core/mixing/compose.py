@@ -1,0 +1,214 @@
+"""Compose: put the rendered clips under the video, mastered to a loudness target, in one remux.
+
+Flow (see docs/mixing.md):
+
+1. Loudness pass 1, audio only: the pre-master mix (music + original sound) into ffmpeg's ebur128
+   meter. Make-up gain = target - measured; silence (below -60 LUFS) gets no gain at all.
+2. Only when the limiter will act (the measured true peak plus the gain reaches its ceiling): more
+   audio-only passes meter the mastered mix and correct the gain until it is within 0.2 LU of the
+   target (limiting lowers loudness, so the first correction assumes 1 LU per dB and later ones use
+   the slope measured between passes).
+3. One final ffmpeg run: video packets copied, the same graph with the final gain encoded to AAC,
+   cut to the video's duration, written to a temporary file next to ``out``.
+4. The temporary file is measured (durations, loudness) by the independent meters of
+   :mod:`musicvid_core.metrics`. If AAC encoding pushed the true peak over the target anyway, the
+   final run is repeated with the limiter's ceiling lowered by the overshoot. Then it is renamed
+   over ``out`` and the measured figures are returned.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from ..domain.errors import MediaToolError, MixError
+from ..domain.features import MediaInfo
+from ..domain.plan import Plan
+from ..media import run_ffmpeg
+from ..metrics.loudness import LoudnessReport, measure_loudness, parse_ebur128_summary
+from ..metrics.streams import stream_durations
+from .filtergraph import GraphInputs, build_graph
+
+# Output container per extension; anything else is written as Matroska, which takes any codec.
+MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+SILENCE_GATE_LUFS = -60.0  # below this the mix is (near) silence: raising it would only raise noise
+LOUDNESS_TOLERANCE_LU = 0.2
+MAX_CORRECTIONS = 4  # audio-only passes after the first; each costs ~1-2% of the video's duration
+MAX_STEP_DB = 12.0  # a single gain correction never moves further than this
+# The limiter's ceiling starts this far under the true-peak target: AAC encoding adds inter-sample
+# peaks the limiter cannot see, and going back from 4x to 1x the rate adds a little more.
+LIMITER_MARGIN_DB = 1.0
+# Passes after the first are skipped when the peak after gain stays this far under the limiter's
+# ceiling: the limiter then never acts, the chain is linear and pass 1 plus the gain is exact.
+LIMITER_HEADROOM_DB = 0.1
+MAX_PEAK_RETRIES = 2  # final runs repeated with a lower ceiling when the encoded peak overshoots
+PEAK_RETRY_EXTRA_DB = 0.2  # lower the ceiling by the overshoot plus this
+
+
+def output_suffix(video: str | Path) -> str:
+    """The extension an output for ``video`` gets: the input's for mp4/m4v/mov/mkv, else ``.mkv``."""
+    suffix = Path(video).suffix.lower()
+    return suffix if suffix in MUXERS else ".mkv"
+
+
+def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: Path, *,
+            target_lufs: float = -14.0, true_peak_dbtp: float = -1.0, sample_rate: int = 48000,
+            audio_bitrate: str = "256k", timeout: float = 1800.0, stems_dir: Path | None = None) -> dict:
+    """Mix ``clips`` (one WAV per plan segment, clip i starting at segment i's start) under ``video``
+    and write ``out``: the video stream copied packet for packet, one AAC audio track (the music plus
+    the original sound) mastered to ``target_lufs`` (LUFS) under ``true_peak_dbtp`` (dBTP), exactly as
+    long as the video stream (``media.duration`` seconds).
+
+    The container follows ``out``'s extension (mp4/m4v/mov/mkv; anything else is Matroska). ``timeout``
+    bounds the whole call in seconds. With ``stems_dir``, float WAVs of the music bus, the original
+    bus (both before mastering) and the master (as fed to the AAC encoder) are written there too.
+
+    Returns the output's measured metrics: duration_s (video stream), audio_duration_s (decoded
+    samples), integrated_lufs, true_peak_dbtp, lra_lu (decoded output, ebur128), gain_db (make-up gain
+    applied), premaster_lufs, target_lufs, passes (audio-only loudness passes run), final_runs (1, more
+    when AAC pushed the true peak over the target and the limiter was lowered), limit_dbfs (the
+    limiter's final ceiling), compose_s (wall seconds), and stems (name -> path) when asked. Raises MixError when an input is missing or ffmpeg fails; no
+    partial output is left behind.
+    """
+    started = time.monotonic()
+    video, out = Path(video), Path(out)
+    clips = [Path(c) for c in clips]
+    _check_inputs(video, plan, clips)
+
+    def remaining() -> float:
+        left = timeout - (time.monotonic() - started)
+        if left <= 0:
+            raise MediaToolError(f"compose ran past its {timeout:.0f} s budget")
+        return left
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.part")
+    limit_db = true_peak_dbtp - LIMITER_MARGIN_DB
+    try:
+        def meter(gain_db: float | None) -> LoudnessReport:
+            return _loudness_pass(video, media, plan, clips, gain_db, limit_db=limit_db,
+                                  sample_rate=sample_rate, timeout=remaining())
+
+        premaster = meter(None)
+        gain, passes = _fit_gain(meter, premaster, target_lufs=target_lufs, limit_db=limit_db)
+        stems = _stem_paths(stems_dir, media) if stems_dir is not None else {}
+        final_runs = 0
+        while True:
+            _final_run(video, media, plan, clips, tmp, gain, stems, limit_db=limit_db,
+                       sample_rate=sample_rate, audio_bitrate=audio_bitrate, muxer=_muxer(out),
+                       timeout=remaining())
+            final_runs += 1
+            loudness = measure_loudness(tmp, timeout=remaining())
+            overshoot = loudness.true_peak_dbtp - true_peak_dbtp
+            if overshoot <= 0 or final_runs > MAX_PEAK_RETRIES:
+                break
+            limit_db -= overshoot + PEAK_RETRY_EXTRA_DB
+        durations = stream_durations(tmp, timeout=remaining())
+        os.replace(tmp, out)
+    except MediaToolError as exc:
+        raise MixError(f"mixing failed: {exc.message}", **{"video": str(video), **exc.context}) from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+    return {
+        "duration_s": durations["video"],
+        "audio_duration_s": durations["audio"],
+        **loudness.as_dict(),
+        "gain_db": round(gain, 2),
+        "premaster_lufs": premaster.integrated_lufs,
+        "target_lufs": target_lufs,
+        "passes": passes,
+        "final_runs": final_runs,
+        "limit_dbfs": round(limit_db, 2),
+        "compose_s": round(time.monotonic() - started, 2),
+        **({"stems": {name: str(path) for name, path in stems.items()}} if stems else {}),
+    }
+
+
+def _check_inputs(video: Path, plan: Plan, clips: list[Path]) -> None:
+    if not video.is_file():
+        raise MixError(f"video not found: {video.name}", video=str(video))
+    if len(clips) != len(plan.segments):
+        raise MixError(f"{len(clips)} clips for {len(plan.segments)} segments",
+                       clips=len(clips), segments=len(plan.segments))
+    for i, clip in enumerate(clips):
+        if not clip.is_file():
+            raise MixError(f"clip for segment {i} not found: {clip.name}", clip=str(clip), segment=i)
+
+
+def _fit_gain(meter: Callable[[float], LoudnessReport], premaster: LoudnessReport, *, target_lufs: float,
+              limit_db: float) -> tuple[float, int]:
+    """The make-up gain in dB that brings the mastered mix to ``target_lufs``, and the number of
+    loudness passes run (pre-master included). ``meter(gain)`` meters the mastered mix."""
+    if premaster.integrated_lufs <= SILENCE_GATE_LUFS:
+        return 0.0, 1
+    gain = target_lufs - premaster.integrated_lufs
+    if premaster.true_peak_dbtp + gain <= limit_db - LIMITER_HEADROOM_DB:
+        return gain, 1
+    passes, previous = 1, None
+    for _ in range(MAX_CORRECTIONS):
+        level = meter(gain).integrated_lufs
+        passes += 1
+        residual = target_lufs - level
+        if abs(residual) <= LOUDNESS_TOLERANCE_LU:
+            break
+        # Secant step: loudness grows with gain at 1 LU/dB until the limiter acts, then slower.
+        slope = 1.0
+        if previous is not None and gain != previous[0]:
+            slope = min(1.0, max(0.1, (level - previous[1]) / (gain - previous[0])))
+        previous = (gain, level)
+        gain += max(-MAX_STEP_DB, min(MAX_STEP_DB, residual / slope))
+    return gain, passes
+
+
+def _muxer(out: Path) -> str:
+    return MUXERS.get(out.suffix.lower(), "matroska")
+
+
+def _clip_args(clips: list[Path]) -> list[str]:
+    return [arg for clip in clips for arg in ("-i", str(clip))]
+
+
+def _loudness_pass(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], gain_db: float | None,
+                   *, limit_db: float, sample_rate: int, timeout: float) -> LoudnessReport:
+    """Meter the mix (pre-master when ``gain_db`` is None) without touching the video stream: the
+    video file is opened audio-only (-vn) and only when it has sound to mix."""
+    video_args = ["-vn", "-sn", "-dn", "-i", str(video)] if media.has_audio else []
+    first_clip = 1 if media.has_audio else 0
+    inputs = GraphInputs(clips=range(first_clip, first_clip + len(clips)),
+                         original=0 if media.has_audio else None)
+    graph = build_graph(plan, duration=media.duration, sample_rate=sample_rate, inputs=inputs,
+                        master_gain_db=gain_db, limit_db=limit_db, meter=True)
+    proc = run_ffmpeg([*video_args, *_clip_args(clips), "-filter_complex", graph, "-map", "[out]",
+                       "-f", "null", "-"], timeout=timeout, what="loudness pass")
+    return parse_ebur128_summary(proc.stderr)
+
+
+def _stem_paths(stems_dir: Path, media: MediaInfo) -> dict[str, Path]:
+    stems_dir = Path(stems_dir)
+    stems_dir.mkdir(parents=True, exist_ok=True)
+    names = ["music", "original", "master"] if media.has_audio else ["music", "master"]
+    return {name: stems_dir / f"{name}.wav" for name in names}
+
+
+def _final_run(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], dest: Path, gain_db: float,
+               stems: dict[str, Path], *, limit_db: float, sample_rate: int, audio_bitrate: str,
+               muxer: str, timeout: float) -> None:
+    inputs = GraphInputs(clips=range(1, 1 + len(clips)), original=0 if media.has_audio else None)
+    graph = build_graph(plan, duration=media.duration, sample_rate=sample_rate, inputs=inputs,
+                        master_gain_db=gain_db, limit_db=limit_db, stems=bool(stems))
+    # Only the first video stream and the new soundtrack are mapped: the original audio tracks,
+    # data (timecode, GPS) and subtitle streams are not carried over. Stream copy keeps the display
+    # matrix (rotation) and the codec tag.
+    out_args = ["-map", "0:v:0", "-map", "[out]", "-c:v", "copy", "-c:a", "aac", "-b:a", audio_bitrate,
+                "-t", f"{media.duration:.6f}"]
+    if muxer in ("mp4", "mov"):
+        # moov atom first so players can start before the download ends; no tmcd track from a
+        # source's timecode tag.
+        out_args += ["-movflags", "+faststart", "-write_tmcd", "0"]
+    stem_args = [arg for name, path in stems.items()
+                 for arg in ("-map", f"[stem_{name}]", "-c:a", "pcm_f32le", str(path))]
+    run_ffmpeg(["-y", "-i", str(video), *_clip_args(clips), "-filter_complex", graph, *out_args,
+                "-f", muxer, str(dest), *stem_args], timeout=timeout, what="compose")

@@ -1,0 +1,184 @@
+"""The ffmpeg ``-filter_complex`` graph that puts the music under the video, built as plain strings.
+
+Pure functions of the plan and a few numbers, so the graph is unit-tested without running ffmpeg.
+Every position and length is an integer number of samples at the mix rate, so a clip lands on the
+exact sample its segment starts at and the soundtrack is exactly as long as the video stream::
+
+    clip i: aformat, atrim to its length, fade in, qsin fade-out over its release, volume, adelay
+    all clips: amix(normalize=0), global fade-out, apad+atrim to the video's length  -> [music]
+    original: downmix to stereo, volume, apad+atrim                                   -> [orig]
+    [music] + [orig]: amix(normalize=0)                                              -> [mix]
+    [mix]: volume(master gain), alimiter at 4x the rate, apad+atrim                  -> [out]
+
+Labels: each clip chain ends in ``[c{i}]``; buses are ``[music]``, ``[orig]``, ``[mix]``; the graph's
+output is ``[out]``. With ``stems`` the music bus, the original bus and the master are also tapped to
+``[stem_music]``, ``[stem_original]`` and ``[stem_master]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..domain.plan import Plan
+from ..metrics.loudness import EBUR128_FILTER
+
+# Fade-in at internal segment boundaries: long enough to avoid a click, short enough that the
+# downbeat a clip starts on stays crisp. Also the shortest fade anywhere (first clip, clip ends).
+DECLICK_S = 0.010
+# alimiter is a sample-peak limiter; at 4x the rate its sample peaks are BS.1770's true peaks.
+OVERSAMPLED_RATE = 192_000
+LIMITER_ATTACK_MS = 5.0
+LIMITER_RELEASE_MS = 80.0  # 50-100 ms: slow enough not to distort bass, fast enough not to pump
+
+
+@dataclass(frozen=True)
+class GraphInputs:
+    """Which ffmpeg inputs feed the graph: one per clip, in segment order, and the input whose first
+    audio stream is the original sound (None when the video has no audio)."""
+
+    clips: Sequence[int]
+    original: int | None = None
+
+
+def samples(seconds: float, sample_rate: int) -> int:
+    """Seconds to a whole number of samples, rounded the way Plan.clip_samples rounds."""
+    return round(seconds * sample_rate)
+
+
+def db(value: float) -> str:
+    return f"{value:.4f}dB"
+
+
+def pad_trim(total: int) -> str:
+    """Pad with silence and cut so the stream is exactly ``total`` samples long."""
+    return f"apad=whole_len={total},atrim=end_sample={total}"
+
+
+def stereo_format(sample_rate: int) -> str:
+    return f"aformat=sample_fmts=fltp:sample_rates={sample_rate}:channel_layouts=stereo"
+
+
+def sample_clock() -> str:
+    """Renumber timestamps by sample count. afade positions by timestamp, and amix's output timestamps
+    depend on when its inputs happen to reach their end (thread timing): measured, the global fade
+    moved by a few samples in one run out of five and ``-t`` then cut audio. Counted samples are exact."""
+    return "asetpts=N/SR/TB"
+
+
+def amix(inputs: int, extra: str = "") -> str:
+    """A plain sum of ``inputs`` streams (amix's default normalisation divides by their number),
+    timestamps renumbered by sample count."""
+    return f"amix=inputs={inputs}:normalize=0{extra},{sample_clock()}"
+
+
+def clip_chain(plan: Plan, index: int, *, sample_rate: int, input_index: int) -> str:
+    """Filter chain for segment ``index``'s clip, from ffmpeg input ``input_index`` to ``[c{index}]``.
+
+    The clip is cut to Plan.clip_samples (a longer file must not spill past its release), faded in
+    (plan.fade_in_s on the first clip, DECLICK_S elsewhere), faded out with an equal-power quarter
+    sine over its release tail (DECLICK_S when it has none), scaled by the segment's gain plus the
+    plan's music gain and delayed to its segment's first sample.
+    """
+    seg = plan.segments[index]
+    length = plan.clip_samples(index, sample_rate)
+    fade_in = samples(max(plan.fade_in_s if index == 0 else 0.0, DECLICK_S), sample_rate)
+    fade_out = samples(max(plan.tail_s(index), DECLICK_S), sample_rate)
+    fade_in, fade_out = min(fade_in, length), min(fade_out, length)
+    delay = samples(seg.start, sample_rate)
+    chain = [
+        stereo_format(sample_rate),
+        sample_clock(),
+        f"atrim=end_sample={length}",
+        f"afade=t=in:ss=0:ns={fade_in}",
+        f"afade=t=out:ss={length - fade_out}:ns={fade_out}:curve=qsin",
+        f"volume={db(seg.gain_db + plan.music_gain_db)}",
+    ]
+    if delay:
+        chain.append(f"adelay=delays={delay}S:all=1")
+    return f"[{input_index}:a]" + ",".join(chain) + f"[c{index}]"
+
+
+def music_bus(plan: Plan, *, total: int, sample_rate: int, clip_inputs: Sequence[int]) -> str:
+    """All clips summed (no normalisation) into ``[music]``, faded out over plan.fade_out_s before
+    the end and made exactly ``total`` samples long."""
+    n = len(plan.segments)
+    parts = [clip_chain(plan, i, sample_rate=sample_rate, input_index=clip_inputs[i]) for i in range(n)]
+    labels = "".join(f"[c{i}]" for i in range(n))
+    chain = [amix(n, ":duration=longest")] if n > 1 else []
+    fade_out = min(samples(plan.fade_out_s, sample_rate), total)
+    if fade_out:
+        chain.append(f"afade=t=out:ss={total - fade_out}:ns={fade_out}")
+    chain.append(pad_trim(total))
+    parts.append(labels + ",".join(chain) + "[music]")
+    return ";".join(parts)
+
+
+def original_chain(plan: Plan, *, total: int, sample_rate: int, input_index: int) -> str:
+    """The video's own sound (its first audio stream) into ``[orig]``: stereo at the mix rate, at
+    plan.original_gain_db, exactly ``total`` samples long.
+
+    Surround is folded down with the ITU-R BS.775 coefficients (centre and surrounds at -3 dB, LFE
+    dropped); mono goes to both sides at -3 dB. ``async=1:first_pts=0`` pads a late-starting or
+    gappy track with silence so it stays in sync with the video instead of sliding earlier.
+    """
+    resample = (f"aresample=osr={sample_rate}:ochl=stereo:clev=0.7071:slev=0.7071:lfe_mix_level=0"
+                f":async=1:first_pts=0")
+    chain = [resample, stereo_format(sample_rate), f"volume={db(plan.original_gain_db)}", pad_trim(total)]
+    return f"[{input_index}:a:0]" + ",".join(chain) + "[orig]"
+
+
+def master_chain(gain_db: float, *, limit_db: float, sample_rate: int, total: int) -> str:
+    """Mastering: a make-up gain, then a peak limiter with its ceiling at ``limit_db`` dBFS, run at 4x
+    the rate so that it limits true peaks (its lookahead delay compensated so nothing moves), back to
+    the mix rate, exactly ``total`` samples. ``level=disabled`` stops alimiter from normalising its
+    output up to the ceiling."""
+    limit = min(1.0, 10 ** (limit_db / 20))
+    return ",".join([
+        f"volume={db(gain_db)}",
+        f"aresample={OVERSAMPLED_RATE}",
+        (f"alimiter=limit={limit:.6f}:attack={LIMITER_ATTACK_MS:g}:release={LIMITER_RELEASE_MS:g}"
+         ":level=disabled:latency=1"),
+        f"aresample={sample_rate}",
+        pad_trim(total),
+    ])
+
+
+def build_graph(plan: Plan, *, duration: float, sample_rate: int, inputs: GraphInputs,
+                master_gain_db: float | None, limit_db: float = -2.0, meter: bool = False,
+                stems: bool = False) -> str:
+    """The whole ``-filter_complex`` graph, ending in ``[out]``.
+
+    ``duration`` is the video stream's duration in seconds: every bus is exactly that long, rounded to
+    whole samples. ``master_gain_db`` None leaves out the mastering chain (the pre-master mix, for the
+    first loudness measurement); otherwise it is the make-up gain in dB and ``limit_db`` the limiter's
+    ceiling in dBFS. ``meter`` appends ffmpeg's ebur128 meter (its summary goes to stderr).
+    ``stems`` adds the ``[stem_*]`` taps described in the module docstring.
+    """
+    total = samples(duration, sample_rate)
+    parts = [music_bus(plan, total=total, sample_rate=sample_rate, clip_inputs=inputs.clips)]
+    music, orig = "[music]", "[orig]"
+    if stems:
+        parts.append("[music]asplit=2[music_mix][stem_music]")
+        music = "[music_mix]"
+    if inputs.original is None:
+        mix = music
+    else:
+        parts.append(original_chain(plan, total=total, sample_rate=sample_rate, input_index=inputs.original))
+        if stems:
+            parts.append("[orig]asplit=2[orig_mix][stem_original]")
+            orig = "[orig_mix]"
+        # Gains are applied on each bus (in dB, readable); the weights stay explicit at unity.
+        parts.append(f"{music}{orig}" + amix(2, ":weights='1 1':duration=first") + "[mix]")
+        mix = "[mix]"
+    tail = []
+    if master_gain_db is not None:
+        tail.append(master_chain(master_gain_db, limit_db=limit_db, sample_rate=sample_rate, total=total))
+    if meter:
+        tail.append(EBUR128_FILTER)
+    if stems:
+        tail.append("asplit=2[out][stem_master]")
+        parts.append(mix + ",".join(tail))
+    else:
+        parts.append(mix + (",".join(tail) or "anull") + "[out]")
+    return ";".join(parts)

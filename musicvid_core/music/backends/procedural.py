@@ -1,0 +1,43 @@
+"""The default generator: the procedural composer, rendered with a General MIDI SoundFont.
+
+Royalty-free, offline, deterministic per seed and fast (see docs/music.md for the measured speed).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...domain.errors import GenerationError
+from ...domain.plan import Plan
+from ..composer import compose_segment
+from ..fx import polish
+from ..prompt import resolve_style
+from ..render import find_soundfont, render_midi
+
+
+class ProceduralGenerator:
+    name = "procedural"
+
+    def __init__(self, settings) -> None:
+        self.sample_rate = int(settings.sample_rate)
+        self.soundfont = find_soundfont(settings)  # ConfigurationError now, not mid-pipeline
+
+    def generate(self, plan: Plan, index: int, seed: int) -> np.ndarray:
+        """Segment ``index`` of ``plan`` as float32 (samples, 2) at ``sample_rate`` Hz, exactly
+        ``plan.clip_samples(index, sample_rate)`` long (the segment plus its release tail), finite,
+        peaks <= 1.0. Raises GenerationError for an index outside the plan or a failed render, and
+        ConfigurationError when no SoundFont renderer is installed."""
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(plan.segments):
+            raise GenerationError(f"segment index {index!r} is outside the plan "
+                                  f"(0..{len(plan.segments) - 1})", index=index)
+        seg = plan.segments[index]
+        n = plan.clip_samples(index, self.sample_rate)
+        midi = compose_segment(plan, index, seed)
+        audio = render_midi(midi, self.sample_rate, n, self.soundfont)
+        energy = sum(seg.energy_curve) / len(seg.energy_curve) if seg.energy_curve else seg.energy
+        tail = round(plan.tail_s(index) * self.sample_rate)
+        audio = polish(audio, self.sample_rate, reverb=resolve_style(seg.style, seg.prompt).reverb,
+                       energy=energy, body_samples=n - tail)
+        if audio.shape != (n, 2) or not np.isfinite(audio).all():
+            raise GenerationError(f"segment {index} rendered to an invalid clip {audio.shape}", index=index)
+        return audio
