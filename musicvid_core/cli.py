@@ -13,7 +13,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -62,7 +61,7 @@ class _Progress:
                 err.print(f"[yellow]retrying {state}[/] after {event.get('error')}")
 
 
-def _emit(job: Job, services: Services, as_json: bool, out: Optional[Path]) -> None:
+def _emit(job: Job, services: Services, as_json: bool, out: Path | None) -> None:
     output = None
     if job.status == Status.COMPLETED:
         stored = service.output_path(services, job)
@@ -95,10 +94,10 @@ def _emit(job: Job, services: Services, as_json: bool, out: Optional[Path]) -> N
 @app.command()
 def run(video: Path = typer.Argument(..., help="input video file"),
         prompt: str = typer.Option(..., "--prompt", "-p", help="what the music should be like"),
-        out: Optional[Path] = typer.Option(None, "--out", "-o", help="where to write the result"),
+        out: Path | None = typer.Option(None, "--out", "-o", help="where to write the result"),
         seed: int = typer.Option(0, help="random seed: same seed, same music"),
-        target_lufs: Optional[float] = typer.Option(None, help="integrated loudness target, LUFS"),
-        true_peak: Optional[float] = typer.Option(None, help="true-peak ceiling, dBTP"),
+        target_lufs: float | None = typer.Option(None, help="integrated loudness target, LUFS"),
+        true_peak: float | None = typer.Option(None, help="true-peak ceiling, dBTP"),
         as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress on stderr")) -> None:
     """Score VIDEO end to end and write the result (default: VIDEO_musicvid.EXT beside it)."""
@@ -145,8 +144,8 @@ def analyze(video: Path = typer.Argument(..., help="input video file"),
 @app.command()
 def regenerate(job_id: str = typer.Argument(..., help="the job to re-score"),
                prompt: str = typer.Option(..., "--prompt", "-p", help="the new prompt"),
-               seed: Optional[int] = typer.Option(None, help="new seed (default: keep the job's)"),
-               out: Optional[Path] = typer.Option(None, "--out", "-o", help="copy the result here"),
+               seed: int | None = typer.Option(None, help="new seed (default: keep the job's)"),
+               out: Path | None = typer.Option(None, "--out", "-o", help="copy the result here"),
                as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
                quiet: bool = typer.Option(False, "--quiet", "-q")) -> None:
     """Re-score a job with a new prompt (appended to its history). The previous output is kept
@@ -215,7 +214,9 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: every failure is one line on stderr and a non-zero exit, never a traceback."""
     debug = bool(os.environ.get("MUSICVID_DEBUG"))
     try:
-        app(args=argv, prog_name="musicvid", standalone_mode=False)
+        # Without standalone mode an Exit raised by a command comes back as the return value.
+        code = app(args=argv, prog_name="musicvid", standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
@@ -229,7 +230,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
+    except Exception as exc:
         if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):  # typer/click usage error
             if type(exc).__name__ == "NoArgsIsHelpError":
                 app(args=["--help"], prog_name="musicvid", standalone_mode=False)

@@ -7,7 +7,7 @@ import functools
 import os
 import shutil
 import subprocess
-from typing import Sequence
+from collections.abc import Sequence
 
 from .domain.errors import ConfigurationError, MediaToolError
 

@@ -11,8 +11,9 @@ import base64
 import json
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Protocol
 
 from .domain.errors import BadInput, ConcurrentUpdate, NotFound
 from .domain.job import Job, Status, check_transition, utcnow
@@ -228,7 +229,7 @@ class Launcher(Protocol):
 class Planner(Protocol):
     name: str
 
-    def plan(self, features: "VideoFeatures", prompt: str, seed: int) -> "Plan":
+    def plan(self, features: VideoFeatures, prompt: str, seed: int) -> Plan:
         """Turn measured features and a prompt into a validated Plan (deterministic per seed)."""
 
 
@@ -236,7 +237,7 @@ class MusicGenerator(Protocol):
     name: str
     sample_rate: int
 
-    def generate(self, plan: "Plan", index: int, seed: int) -> "Any":
+    def generate(self, plan: Plan, index: int, seed: int) -> Any:
         """Render segment ``index`` of ``plan``: float32 array (samples, 2) at ``sample_rate``,
         exactly ``plan.clip_samples(index, sample_rate)`` long. Raises GenerationError or
         TransientBackendError."""
@@ -245,7 +246,7 @@ class MusicGenerator(Protocol):
 class Summarizer(Protocol):
     name: str
 
-    def summarize(self, job: Job, plan: "Plan", metrics: dict) -> str: ...
+    def summarize(self, job: Job, plan: Plan, metrics: dict) -> str: ...
 
 
 from .domain.features import VideoFeatures  # noqa: E402  (type names used in protocols)

@@ -130,7 +130,7 @@ def test_header_parser_details(tmp_path):
   Stream #0:4: Subtitle: subrip
 At least one output file must be specified
 """
-    info = _parse_header(stderr, path)
+    info = _parse_header(stderr, path, path.name)
     assert info["container"] == "matroska,webm" and info["container_duration"] == 62.5
     assert (info["video_codec"], info["width"], info["height"]) == ("hevc", 1920, 1080)
     assert info["fps"] == 59.94 and info["rotation"] == 90

@@ -8,7 +8,6 @@ import sys
 import pytest
 
 from musicvid_core.metrics import video_packet_hashes
-from musicvid_core.samples import make_video
 
 pytestmark = pytest.mark.slow
 

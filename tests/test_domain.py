@@ -1,7 +1,17 @@
 import pytest
 
-from musicvid_core.domain import (BadInput, InvalidTransition, Job, OperationType, Plan, Segment,
-                                  Status, check_transition, clean_prompt, parse_job_id)
+from musicvid_core.domain import (
+    BadInput,
+    InvalidTransition,
+    Job,
+    OperationType,
+    Plan,
+    Segment,
+    Status,
+    check_transition,
+    clean_prompt,
+    parse_job_id,
+)
 from musicvid_core.domain.errors import PlanValidationError
 
 LEGAL = {

@@ -5,8 +5,14 @@ from musicvid_core.domain.errors import GenerationError
 from musicvid_core.domain.plan import Plan, Segment
 from musicvid_core.music import render
 from musicvid_core.music.backends.procedural import ProceduralGenerator
-from musicvid_core.music.composer import (SCALES, beat_grid, chord_from_numeral, compose_segment, parse_key,
-                                          voice_chord)
+from musicvid_core.music.composer import (
+    SCALES,
+    beat_grid,
+    chord_from_numeral,
+    compose_segment,
+    parse_key,
+    voice_chord,
+)
 from musicvid_core.music.fx import limit, measure_lufs, polish
 from musicvid_core.music.styles import STYLES
 
@@ -119,6 +125,21 @@ def test_pitched_parts_stay_in_key():
     for inst in compose_segment(plan, 0, 7).instruments:
         if inst.name in ("chords", "pad", "lead"):
             assert {n.pitch % 12 for n in inst.notes} <= scale, inst.name
+
+
+@pytest.mark.parametrize("style", sorted(STYLES))
+def test_parts_stay_in_their_registers(style):
+    s = STYLES[style]
+    for key in ("F# minor", "Bb major"):
+        plan = plan_of(seg(0, 0.0, 2.0, style=style), seg(1, 2.0, 12.0, style=style, key=key,
+                                                           bpm=s.default_bpm, energy=0.9, accents=[5.0]))
+        for inst in compose_segment(plan, 1, 3).instruments:
+            if inst.is_drum:
+                continue
+            lo, hi = s.register(inst.name)
+            lo -= 12 if inst.name == "chords" and s.spread == "wide" else 0  # doubled root below
+            lo -= 1 if inst.name == "bass" else 0  # a chromatic approach from below
+            assert all(lo <= n.pitch <= hi for n in inst.notes), inst.name
 
 
 def test_a_style_word_instead_of_a_style_key():

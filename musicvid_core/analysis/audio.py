@@ -44,32 +44,17 @@ def audio_output_args(loudness_file: str, wav_file: str) -> list[str]:
     return ["-map", "0:a:0", "-af", chain, "-ac", "1", "-c:a", "pcm_s16le", "-f", "wav", wav_file]
 
 
-def read_loudness(path: str | Path, origin: float, duration: float) -> tuple[Curve, float | None]:
+def read_loudness(path: str | Path, origin: float, duration: float) -> tuple[Curve, float]:
     """The short-term loudness curve (LUFS at ``LOUDNESS_HZ``, 3 s windows centred on each time,
-    -70 for silence) and the integrated loudness (LUFS, -70 floor; None if the meter saw no audio).
+    -70 for silence) and the integrated loudness (LUFS, -70 floor) of an audio stream.
 
     ``origin`` is the output-timeline time (s) of the first video frame; returned times are seconds
     from that frame, within [0, duration]. Each curve point averages the power of the 400 ms
-    momentary readings inside its window, so clips shorter than 3 s still get honest values.
+    momentary readings inside its window, so clips shorter than 3 s still get honest values. A
+    stream too short for one reading (or that decoded to nothing) measures as silence.
     """
-    ends: list[float] = []
-    momentary: list[float] = []
-    integrated: float | None = None
-    pending_time: float | None = None
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            if line.startswith("frame:"):
-                pending_time = float(line.rsplit("pts_time:", 1)[1])
-            elif line.startswith("lavfi.r128.M=") and pending_time is not None:
-                end = pending_time + _METER_STEP_S
-                if end >= _MOMENTARY_S - 1e-6:  # before 400 ms of audio the meter has no reading
-                    ends.append(end - origin)
-                    momentary.append(float(line.split("=", 1)[1]))
-            elif line.startswith("lavfi.r128.I="):
-                integrated = float(line.split("=", 1)[1])
-    if integrated is None:
-        return Curve(), None
-    integrated = _floor(integrated)
+    ends, momentary, integrated = _meter_readings(Path(path))
+    ends = [end - origin for end in ends]
     count = max(1, math.floor(duration * LOUDNESS_HZ + 1e-9) + 1)
     times = [min(duration, i / LOUDNESS_HZ) for i in range(count)]
     if not ends:
@@ -91,6 +76,29 @@ def read_loudness(path: str | Path, origin: float, duration: float) -> tuple[Cur
     return Curve(times=times, values=values), integrated
 
 
+def _meter_readings(path: Path) -> tuple[list[float], list[float], float]:
+    """(end times on the output timeline, momentary LUFS, final integrated LUFS) from ebur128's
+    per-100 ms metadata as ametadata prints it (``frame:N pts:P pts_time:T`` then ``key=value``)."""
+    ends: list[float] = []
+    momentary: list[float] = []
+    integrated = SILENCE_LUFS
+    if not path.is_file():  # the stream decoded to nothing
+        return ends, momentary, integrated
+    frame_time: float | None = None
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if line.startswith("frame:"):
+                frame_time = float(line.rsplit("pts_time:", 1)[1])
+            elif line.startswith("lavfi.r128.M=") and frame_time is not None:
+                end = frame_time + _METER_STEP_S
+                if end >= _MOMENTARY_S - 1e-6:  # before 400 ms of audio the meter has no reading
+                    ends.append(end)
+                    momentary.append(float(line.split("=", 1)[1]))
+            elif line.startswith("lavfi.r128.I="):
+                integrated = _floor(float(line.split("=", 1)[1]))
+    return ends, momentary, integrated
+
+
 def _floor(lufs: float) -> float:
     return SILENCE_LUFS if not math.isfinite(lufs) else max(SILENCE_LUFS, round(lufs, 2))
 
@@ -108,11 +116,13 @@ def speech_regions(wav: str | Path, origin: float, duration: float, *,
     import soundfile as sf
     import webrtcvad
 
+    if not Path(wav).is_file():  # the stream decoded to nothing
+        return []
     vad = webrtcvad.Vad(aggressiveness)
     frame = round(VAD_RATE * VAD_FRAME_S)
     skip = max(0, round(origin * VAD_RATE))
     voiced = array("b")
-    level = array("d")  # dBFS-ish log energy per frame
+    level = array("d")  # frame energy, dB re 1 LSB^2
     with sf.SoundFile(str(wav)) as f:
         if f.samplerate != VAD_RATE or f.channels != 1:
             raise ValueError(f"VAD needs {VAD_RATE} Hz mono audio, got {f.samplerate} Hz x{f.channels}")

@@ -36,7 +36,7 @@ ANALYSIS_LONG_SIDE = 160  # px: plenty for cut and motion statistics, and cheap 
 CURVE_HZ = 5.0  # motion and brightness curves: averages over 0.2 s bins
 # Motion is the mean absolute luma difference (0..255) between consecutive frames, rescaled to a
 # 30 fps frame interval so 24/30/60 fps footage of the same movement scores alike, then mapped
-# through 1 - exp(-d / MOTION_SCALE): d = 6 (a walking subject, a slow pan) -> 0.63.
+# through 1 - exp(-d / MOTION_SCALE) (a pan across a third of the frame per second reads ~0.5).
 MOTION_SCALE = 6.0
 MOTION_REF_FPS = 30.0
 # PySceneDetect AdaptiveDetector settings (its defaults, with the minimum scene in seconds so it

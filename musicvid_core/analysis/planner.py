@@ -30,7 +30,7 @@ _OUT_OF_RANGE_PENALTY = 10.0  # per segment outside [MIN, MAX] (plus 1 per secon
 _CUT_BONUS = 1.0  # per boundary, times the cut's strength
 _WINDOW_S = 2 * MAX_SEGMENT_S  # longest segment the programme considers (besides the whole video)
 
-MOTION_NEUTRAL = 0.35  # mean motion of ordinary footage: no tempo nudge, no energy offset
+MOTION_NEUTRAL = 0.35  # between a still shot (~0.15) and a steady pan (~0.5): no tempo nudge
 TEMPO_MOTION_SPAN = 0.6  # a motion 1.0 above neutral moves the tempo by 0.6 x the style's range
 SEGMENT_MOTION_WEIGHT = 0.5  # energy offset per unit of (segment motion - video motion)
 ARC_MOTION_WEIGHT = 0.25  # the same when the prompt gives an arc: its shape leads, motion modulates

@@ -43,26 +43,27 @@ _NOPTS = -(2**63)  # AV_NOPTS_VALUE as framecrc prints it
 _TRUNCATION_MARKERS = ("moov atom not found", "partial file", "truncated")
 
 
-def probe(path: str | Path, *, timeout: float = DEFAULT_TIMEOUT_S) -> MediaInfo:
+def probe(path: str | Path, *, timeout: float = DEFAULT_TIMEOUT_S, label: str | None = None) -> MediaInfo:
     """Describe the video at ``path``: container, precise video duration (s), size (px), fps,
     codec, rotation (degrees clockwise for display) and audio streams.
 
     Raises BadInput for a missing path, UnsupportedMedia (one-line message) for anything that is not
     a usable video (empty, not media, truncated, audio-only, no frames, oversized), MediaToolError
-    when ffmpeg itself fails or runs past ``timeout`` seconds.
+    when ffmpeg itself fails or runs past ``timeout`` seconds. ``label`` names the file in messages
+    (default: its file name; the pipeline says "the video" rather than show a storage key).
     """
     path = Path(path)
     if not path.exists():
         raise BadInput(f"no such file: {path}")
     if not path.is_file():
         raise BadInput(f"not a file: {path}")
-    name = path.name
+    name = label or path.name
     if path.stat().st_size == 0:
         raise UnsupportedMedia(f"{name} is empty (0 bytes)", path=str(path))
 
     header = run_ffmpeg(["-i", str(path)], timeout=timeout, what="probe", check=False).stderr
-    info = _parse_header(header, path)
-    duration, packets = _scan_video_packets(path, timeout)
+    info = _parse_header(header, path, name)
+    duration, packets = _scan_video_packets(path, timeout, name)
     if packets == 0:
         raise UnsupportedMedia(f"{name} has no video frames", path=str(path))
     if duration <= 0:
@@ -71,15 +72,14 @@ def probe(path: str | Path, *, timeout: float = DEFAULT_TIMEOUT_S) -> MediaInfo:
         raise UnsupportedMedia(f"{name} has a video stream of zero duration", path=str(path))
     # The header's fps is rounded ("29.97 fps"); packets per second is exact for constant frame
     # rate and the true average for variable frame rate.
-    fps = packets / duration if packets > 1 else info["fps"]
+    fps = packets / duration if packets > 1 else info["fps"] or 1.0 / duration
     return MediaInfo(path=str(path), container=info["container"], duration=duration,
-                     width=info["width"], height=info["height"], fps=fps or info["fps"],
+                     width=info["width"], height=info["height"], fps=fps,
                      video_codec=info["video_codec"], rotation=info["rotation"], audio=info["audio"])
 
 
-def _parse_header(stderr: str, path: Path) -> dict:
+def _parse_header(stderr: str, path: Path, name: str) -> dict:
     """The fields of ``ffmpeg -i`` output; raises UnsupportedMedia when it names no usable video."""
-    name = path.name
     found = _INPUT_RE.search(stderr)
     if not found:
         low = stderr.lower()
@@ -112,11 +112,10 @@ def _parse_header(stderr: str, path: Path) -> dict:
                 video_lines = current = [desc]
             elif kind == "Audio":
                 info["audio"].append(_audio_stream(len(info["audio"]), desc))
-        elif current is not None:
-            if line.startswith("  ") and not line.startswith(("  Stream", "  Chapter", "  Program")):
-                current.append(line)
-            else:
-                current = None
+        elif current is not None and line.startswith("    "):  # the stream's metadata, side data
+            current.append(line)
+        else:
+            current = None
     if video_lines is None:
         raise UnsupportedMedia(f"{name} has no video stream (audio-only or not a video)",
                                path=str(path))
@@ -186,7 +185,7 @@ def _channels(layout: str) -> int:
     return _NAMED_LAYOUTS.get(base, 0)
 
 
-def _scan_video_packets(path: Path, timeout: float) -> tuple[float, int]:
+def _scan_video_packets(path: Path, timeout: float, name: str) -> tuple[float, int]:
     """(duration in seconds, packet count) of the first video stream, from its packet timestamps.
 
     Packets are copied, not decoded, so this reads the file once at disk speed. framecrc prints one
@@ -200,7 +199,7 @@ def _scan_video_packets(path: Path, timeout: float) -> tuple[float, int]:
                            "-f", "framecrc", "-"],
                           timeout=timeout, what="packet scan", check=False, stdout=listing)
         if any(marker in proc.stderr.lower() for marker in _TRUNCATION_MARKERS):
-            raise UnsupportedMedia(f"{path.name} is truncated (ffmpeg: {_first_marker_line(proc.stderr)})",
+            raise UnsupportedMedia(f"{name} is truncated (ffmpeg: {_first_marker_line(proc.stderr)})",
                                    path=str(path))
         listing.seek(0)
         time_base = None
@@ -230,7 +229,7 @@ def _scan_video_packets(path: Path, timeout: float) -> tuple[float, int]:
             if last is None or ts >= last:
                 last, last_duration = ts, dur
     if packets == 0 and proc.returncode != 0:
-        raise UnsupportedMedia(f"{path.name}: cannot read video packets: {last_error_line(proc.stderr)}",
+        raise UnsupportedMedia(f"{name}: cannot read video packets: {last_error_line(proc.stderr)}",
                                path=str(path))
     if time_base is None or first is None:
         return 0.0, packets

@@ -42,7 +42,7 @@ class Segment(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _order(self) -> "Segment":
+    def _order(self) -> Segment:
         if self.end - self.start <= TIME_EPS:
             raise ValueError(f"segment {self.index} has no duration ({self.start}..{self.end})")
         if any(not 0 <= e <= 1 for e in self.energy_curve):
@@ -67,7 +67,7 @@ class Plan(BaseModel):
     planner: str = "rules"
 
     @model_validator(mode="after")
-    def _tiles(self) -> "Plan":
+    def _tiles(self) -> Plan:
         segs = self.segments
         if not segs:
             raise ValueError("a plan needs at least one segment")
@@ -94,7 +94,7 @@ class Plan(BaseModel):
         return end - start + round(self.tail_s(index) * sample_rate)
 
     @classmethod
-    def parse(cls, data: dict | str) -> "Plan":
+    def parse(cls, data: dict | str) -> Plan:
         """Validate a plan from a dict or JSON text; raises PlanValidationError with the reason."""
         from pydantic import ValidationError
 

@@ -70,8 +70,8 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
     samples), integrated_lufs, true_peak_dbtp, lra_lu (decoded output, ebur128), gain_db (make-up gain
     applied), premaster_lufs, target_lufs, passes (audio-only loudness passes run), final_runs (1, more
     when AAC pushed the true peak over the target and the limiter was lowered), limit_dbfs (the
-    limiter's final ceiling), compose_s (wall seconds), and stems (name -> path) when asked. Raises MixError when an input is missing or ffmpeg fails; no
-    partial output is left behind.
+    limiter's final ceiling), compose_s (wall seconds), and stems (name -> path) when asked.
+    Raises MixError when an input is missing or ffmpeg fails; no partial output is left behind.
     """
     started = time.monotonic()
     video, out = Path(video), Path(out)

@@ -175,19 +175,15 @@ def voice_chord(chord: Chord, register: tuple[int, int], spread: str,
         sevenths = [t for t in tones if t in (9, 10, 11)]
         tones = [chord.third] + sevenths + ([14] if sevenths else [chord.fifth])
     pcs = [(chord.root + t) % 12 for t in tones]
-    candidates = []
-    for k in range(len(pcs)):
-        order = pcs[k:] + pcs[:k]
-        for base in range(lo, hi + 1):
-            if base % 12 != order[0]:
-                continue
-            notes = [base]
-            for pc in order[1:]:
-                notes.append(notes[-1] + 1 + (pc - notes[-1] - 1) % 12)
-            if notes[-1] <= hi:
-                candidates.append(_spread(notes, spread, chord.root, lo))
-    if not candidates:  # register narrower than the chord: stack from the bottom anyway
-        candidates = [[lo + (pc - lo) % 12 + 12 * i for i, pc in enumerate(pcs)]]
+    close = [_stack(pcs[k:] + pcs[:k], base) for k in range(len(pcs)) for base in range(lo, hi + 1)
+             if base % 12 == pcs[k]]
+    close = [v for v in close if v[-1] <= hi] or [_stack(pcs, lo + (pcs[0] - lo) % 12)]
+    candidates = close
+    if spread in ("open", "wide"):
+        opened = [v for v in map(_open, close) if lo <= v[0] and v[-1] <= hi]
+        # A register too narrow for the open shape keeps the close one.
+        candidates = [_double_root(v, chord.root, lo) for v in opened] if spread == "wide" else opened
+        candidates = candidates or close
 
     def cost(v: list[int]) -> tuple[float, list[int]]:
         c = 0.3 * abs(sum(v) / len(v) - centre)
@@ -201,21 +197,29 @@ def voice_chord(chord: Chord, register: tuple[int, int], spread: str,
     return min(candidates, key=cost)
 
 
-def _spread(close: list[int], spread: str, root_pc: int, lo: int) -> list[int]:
-    """Open up a close-position voicing: ``open`` drops or raises a middle voice an octave,
-    ``wide`` also doubles the root an octave under it (string-section weight)."""
+def _stack(pcs: list[int], base: int) -> list[int]:
+    """Close position: ``base`` (of class ``pcs[0]``), then each next class just above."""
+    notes = [base]
+    for pc in pcs[1:]:
+        notes.append(notes[-1] + 1 + (pc - notes[-1] - 1) % 12)
+    return notes
+
+
+def _open(close: list[int]) -> list[int]:
+    """Open a close-position voicing: drop the second voice from the top an octave (drop-2), or
+    for a triad raise its middle voice an octave."""
     v = list(close)
-    if spread in ("open", "wide") and len(v) >= 3:
-        if len(v) >= 4:
-            v[-2] -= 12  # drop-2
-        else:
-            v[1] += 12
-        v.sort()
-    if spread == "wide":
-        below = v[0] - 1 - (v[0] - 1 - root_pc) % 12
-        if below >= max(36, lo - 12):
-            v.insert(0, below)
-    return v
+    if len(v) >= 4:
+        v[-2] -= 12
+    elif len(v) == 3:
+        v[1] += 12
+    return sorted(v)
+
+
+def _double_root(v: list[int], root_pc: int, lo: int) -> list[int]:
+    """Add the root an octave or so under the voicing (string-section weight), if not too low."""
+    below = v[0] - 1 - (v[0] - 1 - root_pc) % 12
+    return [below] + v if below >= max(36, lo - 12) else v
 
 
 # ---------------------------------------------------------------------------------------------

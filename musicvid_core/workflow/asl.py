@@ -621,7 +621,7 @@ def _call_with_timeout(function: Callable[[Any], Any], payload: Any, seconds: fl
     def target() -> None:
         try:
             outcome["result"] = function(payload)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the waiting thread
+        except BaseException as exc:
             outcome["error"] = exc
         finally:
             done.set()

@@ -21,8 +21,9 @@ import json
 import logging
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..config import Services, default_services
 from ..domain.errors import BadInput, InvalidTransition, MusicVidError
@@ -133,7 +134,7 @@ def analyzer(event: dict, services: Services | None = None) -> dict:
     timeout = services.settings.ffmpeg_timeout_s
     with _workdir(services) as tmp:
         video = _local(services, _input_key(services, job), tmp)
-        media = probe(video, timeout=timeout)
+        media = probe(video, timeout=timeout, label="the video")
         if media.duration > services.settings.max_duration_s:
             raise BadInput(f"video is {media.duration:.0f} s long; the limit is "
                            f"{services.settings.max_duration_s:.0f} s")

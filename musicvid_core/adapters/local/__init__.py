@@ -1,2 +1,2 @@
-from .objectstore import FolderObjectStore  # noqa: F401
 from .jobstore import SQLiteJobStore  # noqa: F401
+from .objectstore import FolderObjectStore  # noqa: F401

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from ...domain.errors import ConcurrentUpdate
 from ...domain.job import Job, Status
