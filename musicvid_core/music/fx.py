@@ -37,7 +37,7 @@ def target_lufs(energy: float) -> float:
 def measure_lufs(audio: np.ndarray, sample_rate: int) -> float:
     """Integrated loudness (LUFS, ITU-R BS.1770-4: K-weighting, 400 ms blocks with 75 % overlap,
     absolute and relative gates) of (n, channels) audio; -inf for silence. pyloudnorm's filters,
-    vectorised gating: its own meter loops over blocks in Python, ~10x slower on a minute of audio.
+    vectorised gating: its own meter loops over blocks in Python, several times slower.
     Clips shorter than one block fall back to their K-weighted mean square."""
     if audio.size == 0:
         return -math.inf
