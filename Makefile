@@ -36,6 +36,7 @@ lint: install
 
 bench: install
 	$(PY) bench/pipeline.py
+	$(PY) bench/music_render.py
 
 samples: install system-deps
 	$(PY) data/make_samples.py

@@ -155,3 +155,14 @@ def test_features_without_audio_or_curves(planner):
     media = MediaInfo(duration=12.0, width=320, height=180, fps=25, video_codec="h264")
     plan = planner.plan(VideoFeatures(media=media), "", 0)
     assert plan.segments[0].end == 12.0 and 0 <= plan.segments[0].energy <= 1
+
+
+def test_music_sits_under_speech_and_leads_otherwise(planner):
+    from musicvid_core.domain.features import Region
+
+    quiet = features(20.0)
+    assert planner.plan(quiet, "calm piano", 0).music_gain_db == 0.0
+    talk = features(20.0).model_copy(update={"speech": [Region(start=1, end=9)],
+                                             "audio_integrated_lufs": -20.0})
+    # -20 LUFS dialogue: music nominally at -18 LUFS is trimmed to -30 LUFS (10 LU under)
+    assert planner.plan(talk, "calm piano", 0).music_gain_db == pytest.approx(-12.0)

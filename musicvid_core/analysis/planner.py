@@ -39,6 +39,8 @@ BAR_MOTION_WEIGHT = 0.3  # energy offset per unit of (bar motion - segment motio
 DARK_PICTURE = 0.3  # mean brightness below which an unspecified mode is minor
 BEATS_PER_BAR = 4
 PEAK_END_LIFT = 0.4  # energy added to the last segment when the prompt asks for a big finish
+MUSIC_NOMINAL_LUFS = -18.0  # the composer's segment loudness at energy 0.5 (music/fx.py)
+SPEECH_CLEARANCE_LU = 10.0  # music under dialogue: >= 10 LU below it (Torcoli et al., JAES 2019)
 
 # Tonics from darker-sounding (flat) to brighter (sharp) keys; the picture's brightness picks the
 # neighbourhood, the seed picks within it.
@@ -105,7 +107,17 @@ class RulePlanner:
                     understood=dict(intent.understood), cuts=cut_times,
                     # short clips: fades that fit (the defaults suit clips of 8 s and more)
                     fade_in_s=min(0.5, duration / 8), fade_out_s=min(2.0, duration / 4),
-                    planner=self.name)
+                    music_gain_db=music_gain_db(features), planner=self.name)
+
+
+def music_gain_db(features: VideoFeatures) -> float:
+    """Music bus trim (dB): when the original audio has speech, keep the music a clear
+    SPEECH_CLEARANCE_LU under the original's integrated loudness for the whole video; otherwise
+    the music leads (0 dB). Time-varying ducking under speech refines this in the mixer."""
+    loud = features.audio_integrated_lufs
+    if loud is None or loud <= -60 or not features.speech:
+        return 0.0
+    return round(_clip(loud - SPEECH_CLEARANCE_LU - MUSIC_NOMINAL_LUFS, -30.0, 0.0), 2)
 
 
 def segment_bounds(duration: float, cuts: list[tuple[float, float]]) -> list[float]:

@@ -1,7 +1,7 @@
 """Benchmark: how much faster than real time the procedural generator is, per style and stage.
 
-    python -m musicvid_core.music.bench                 # 60 s per style, 48 kHz
-    python -m musicvid_core.music.bench --seconds 30 --energy 0.9
+    python bench/music_render.py                 # 60 s per style, 48 kHz
+    python bench/music_render.py --seconds 30 --energy 0.9
 
 Prints figures and asserts nothing (a benchmark, not a test). Each style is warmed up first with a
 one-second render, so the SoundFont parse and preset calibration (once per process) are not
@@ -15,12 +15,12 @@ from __future__ import annotations
 import argparse
 import time
 
-from ..config import Settings
-from ..domain.plan import Plan, Segment
-from .composer import compose_segment
-from .fx import polish
-from .render import find_soundfont, render_midi
-from .styles import STYLES
+from musicvid_core.config import Settings
+from musicvid_core.domain.plan import Plan, Segment
+from musicvid_core.music.composer import compose_segment
+from musicvid_core.music.fx import polish
+from musicvid_core.music.render import find_soundfont, render_midi
+from musicvid_core.music.styles import STYLES
 
 
 def _plan(style: str, seconds: float, energy: float) -> Plan:
