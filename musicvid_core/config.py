@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import getpass
 import importlib
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -98,12 +99,25 @@ class Services:
     objects: Any
     jobs: Any
     _cache: dict = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _plugin(self, registry, kind, name):
         key = (kind, name)
-        if key not in self._cache:
-            self._cache[key] = load_plugin(registry, kind, name)(self.settings)
-        return self._cache[key]
+        with self._lock:  # Map iterations ask concurrently; build each backend once
+            if key not in self._cache:
+                self._cache[key] = load_plugin(registry, kind, name)(self.settings)
+            return self._cache[key]
+
+    def warm(self) -> None:
+        """Import and build the configured backends now. The embedded runner calls this in a
+        background thread while the analysis decodes the video, so the generator's imports
+        (scipy.signal alone takes ~1.3 s) are not paid on the critical path. Errors are left for
+        the step that really needs the backend to raise."""
+        for attr in ("planner", "generator", "summarizer"):
+            try:
+                getattr(self, attr)
+            except Exception:
+                pass
 
     @property
     def planner(self):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -51,6 +52,7 @@ def run_job(services: Services, job_id: str, on_event: Callable[[dict], None] | 
             raise ConfigurationError(f"workflow names an unknown task resource {resource!r}")
         return functools.partial(HANDLERS[step], services=services)
 
+    threading.Thread(target=services.warm, name="musicvid-warm", daemon=True).start()
     machine = StateMachine(_definition(str(definition_path())), resolve,
                            time_scale=services.settings.retry_time_scale, on_event=on_event)
     try:
