@@ -7,12 +7,13 @@ import pytest
 from musicvid_core.domain.errors import MediaToolError
 from musicvid_core.media import run_ffmpeg
 from musicvid_core.metrics import (
+    measure_loudness,
     scan_video_packets,
     stream_durations,
     video_packet_hashes,
     video_packet_pts,
 )
-from musicvid_core.metrics.streams import parse_framemd5
+from musicvid_core.metrics.streams import measure_output, parse_framemd5
 from musicvid_core.samples import make_video
 
 FRAMEMD5 = """#format: frame checksums
@@ -58,6 +59,18 @@ def test_durations_are_exact(sample):
     copied = parse_framemd5(run_ffmpeg(["-i", str(sample.path), "-map", "0:a:0", "-c", "copy", "-f",
                                         "framemd5", "-"], stdout=-1).stdout.decode())[0]
     assert copied.span_s > durs["audio"] + 0.02  # what a naive packet scan would report
+
+
+def test_measure_output_equals_the_separate_meters(sample):
+    loudness, durs = measure_output(sample.path)
+    assert loudness == measure_loudness(sample.path)
+    assert durs == stream_durations(sample.path)
+
+
+def test_measure_output_without_audio_raises(tmp_path):
+    sample = make_video(tmp_path / "silent-film.mp4", (1.0,), fps=30, audio="none")
+    with pytest.raises(MediaToolError):
+        measure_output(sample.path)
 
 
 def test_durations_without_audio(tmp_path):

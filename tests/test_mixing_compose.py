@@ -96,7 +96,7 @@ def test_mp4_with_sound_meets_target(videos, tmp_path, target):
                       target_lufs=target)
     assert_well_formed(out, videos["tone.mp4"], metrics, target)
     assert metrics["passes"] >= 1 and metrics["final_runs"] == 1
-    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")] == []
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary folder left
 
 
 def test_no_audio_input_gets_music_only(videos, tmp_path):
@@ -210,7 +210,7 @@ def test_ffmpeg_failure_leaves_nothing(videos, tmp_path):
 
 
 def test_failure_in_the_final_run_removes_the_partial_file(videos, tmp_path, monkeypatch):
-    def half_written(video, media, plan, clips, dest, *args, **kw):
+    def half_written(video, audio, dest, **kw):
         dest.write_bytes(b"partial")
         raise MediaToolError("compose failed: disk full")
 
@@ -220,7 +220,7 @@ def test_failure_in_the_final_run_removes_the_partial_file(videos, tmp_path, mon
     with pytest.raises(MixError, match="disk full"):
         compose(videos["none.mp4"], media_of(videos["none.mp4"], None), plan,
                 write_clips(plan, tmp_path / "clips"), out_dir / "out.mp4")
-    assert list(out_dir.iterdir()) == []
+    assert list(out_dir.iterdir()) == []  # neither the partial output nor the premaster WAV
 
 
 def test_rotation_is_kept(videos, tmp_path):

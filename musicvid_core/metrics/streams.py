@@ -2,7 +2,8 @@
 
 Everything here comes from ffmpeg's ``framemd5`` muxer, which prints one line per packet: stream,
 dts, pts, duration (in the stream's time base, announced in a ``#tb`` header) and the MD5 of the
-packet's data.
+packet's data (``framecrc`` prints the same lines with a cheaper checksum, for scans that only need
+timestamps and durations).
 
 - Video is stream-copied (never decoded), so the hashes are of the coded packets: equal hash lists
   prove a video stream went through untouched, whatever the container did to the timestamps.
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from ..domain.errors import MediaToolError
 from ..media import DEFAULT_TIMEOUT_S, run_ffmpeg
+from .loudness import EBUR128_FILTER, LoudnessReport, parse_ebur128_summary
 
 _NOPTS = -(2**63)  # AV_NOPTS_VALUE as framemd5 prints it
 
@@ -92,10 +94,13 @@ def parse_framemd5(text: str) -> dict[int, StreamScan]:
     return streams
 
 
-def _framemd5(path: str | Path, args: list[str], timeout: float, what: str) -> dict[int, StreamScan]:
-    proc = run_ffmpeg(["-i", str(path), *args, "-f", "framemd5", "-"], timeout=timeout, what=what,
+def _framehash(path: str | Path, args: list[str], timeout: float, what: str,
+               muxer: str = "framemd5") -> tuple[dict[int, StreamScan], str]:
+    """Run a framehash muxer (framemd5, or framecrc: same lines, a cheaper checksum) over ``path``;
+    returns the parsed scans and ffmpeg's stderr."""
+    proc = run_ffmpeg(["-i", str(path), *args, "-f", muxer, "-"], timeout=timeout, what=what,
                       stdout=subprocess.PIPE)
-    return parse_framemd5(proc.stdout.decode("utf-8", "replace"))
+    return parse_framemd5(proc.stdout.decode("utf-8", "replace")), proc.stderr
 
 
 def scan_video_packets(path: str | Path, *, timeout: float = DEFAULT_TIMEOUT_S) -> StreamScan:
@@ -103,7 +108,7 @@ def scan_video_packets(path: str | Path, *, timeout: float = DEFAULT_TIMEOUT_S) 
 
     Raises MediaToolError when the file cannot be read or has no video stream.
     """
-    scans = _framemd5(path, ["-map", "0:v:0", "-c", "copy"], timeout, "video packet scan")
+    scans, _ = _framehash(path, ["-map", "0:v:0", "-c", "copy"], timeout, "video packet scan")
     if not scans:
         raise MediaToolError(f"no video packets in {Path(path).name}")
     return scans[0]
@@ -129,8 +134,29 @@ def stream_durations(path: str | Path, *, timeout: float = DEFAULT_TIMEOUT_S) ->
     first decoded sample's pts. One ffmpeg run. Raises MediaToolError when the file cannot be read.
     """
     # The trailing "?" makes each map optional, so one run serves files without either stream.
-    scans = _framemd5(path, ["-map", "0:v:0?", "-map", "0:a:0?", "-c:v", "copy", "-c:a", "pcm_s16le"],
-                      timeout, "stream duration scan")
+    scans, _ = _framehash(path, ["-map", "0:v:0?", "-map", "0:a:0?", *_DURATION_CODECS], timeout,
+                          "stream duration scan", muxer="framecrc")
+    return _durations(scans)
+
+
+def measure_output(path: str | Path, *, timeout: float = DEFAULT_TIMEOUT_S) -> tuple[LoudnessReport, dict]:
+    """``measure_loudness`` of the first audio stream and ``stream_durations`` of ``path`` in one
+    ffmpeg run: the audio is decoded once, through the ebur128 meter (which passes it on unchanged)
+    into the sample count; video packets are scanned, never decoded.
+
+    Raises MediaToolError when the file cannot be read or has no audio stream.
+    """
+    scans, stderr = _framehash(path, ["-map", "0:v:0?", "-map", "0:a:0", "-af", EBUR128_FILTER,
+                                      *_DURATION_CODECS], timeout, "output meter", muxer="framecrc")
+    return parse_ebur128_summary(stderr), _durations(scans)
+
+
+# Video copied (packets only); audio decoded, so its packets are what a player plays. framecrc
+# (Adler-32) is enough here: these scans read timestamps and durations, not hashes.
+_DURATION_CODECS = ["-c:v", "copy", "-c:a", "pcm_s16le"]
+
+
+def _durations(scans: dict[int, StreamScan]) -> dict:
     by_type = {s.media_type: s for s in scans.values()}
     video, audio = by_type.get("video"), by_type.get("audio")
     return {

@@ -1,26 +1,28 @@
 """Compose: put the rendered clips under the video, mastered to a loudness target, in one remux.
 
-Flow (see docs/mixing.md):
+Flow (see docs/mixing.md); the mix graph runs once, the video is read once, the output is read once:
 
-1. Loudness pass 1, audio only: the pre-master mix (music + original sound) into ffmpeg's ebur128
-   meter. Make-up gain = target - measured; silence (below -60 LUFS) gets no gain at all.
-2. Only when the limiter will act (the measured true peak plus the gain reaches its ceiling): more
-   audio-only passes meter the mastered mix and correct the gain until it is within 0.2 LU of the
-   target (limiting lowers loudness, so the first correction assumes 1 LU per dB and later ones use
-   the slope measured between passes).
-3. One final ffmpeg run: video packets copied, the same graph with the final gain encoded to AAC,
-   cut to the video's duration, written to a temporary file next to ``out``.
-4. The temporary file is measured (durations, loudness) by the independent meters of
-   :mod:`musicvid_core.metrics`. If AAC encoding pushed the true peak over the target anyway, the
-   final run is repeated with the limiter's ceiling lowered by the overshoot. Then it is renamed
-   over ``out`` and the measured figures are returned.
+1. Premaster pass, audio only: the mix (music + original sound) through ffmpeg's ebur128 meter into a
+   float WAV in a temporary folder next to ``out``. Make-up gain = target - measured; silence (below
+   -60 LUFS) gets no gain at all.
+2. Only when the limiter will act (the measured true peak plus the gain reaches its ceiling): master
+   passes read the premaster WAV, apply gain + limiter, meter the result and write it as the master
+   WAV, correcting the gain until it is within 0.2 LU of the target (limiting lowers loudness, so
+   the first correction assumes 1 LU per dB and later ones use the slope measured between passes).
+   Otherwise the chain is linear and the gain is applied in the final run.
+3. Final run: video packets copied, the master (or the premaster with its gain) encoded to AAC, cut
+   to the video's duration, written to a temporary file.
+4. The temporary file is measured (loudness, durations) in one run by the independent meters of
+   :mod:`musicvid_core.metrics`. If AAC encoding pushed the true peak over the target anyway, a
+   master pass with the limiter's ceiling lowered by the overshoot and the final run are repeated.
+   Then it is renamed over ``out`` and the measured figures are returned.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,21 +30,21 @@ from ..domain.errors import MediaToolError, MixError
 from ..domain.features import MediaInfo
 from ..domain.plan import Plan
 from ..media import run_ffmpeg
-from ..metrics.loudness import LoudnessReport, measure_loudness, parse_ebur128_summary
-from ..metrics.streams import stream_durations
-from .filtergraph import GraphInputs, build_graph
+from ..metrics.loudness import EBUR128_FILTER, LoudnessReport, parse_ebur128_summary
+from ..metrics.streams import measure_output
+from .filtergraph import GraphInputs, build_graph, db, master_chain, samples
 
 # Output container per extension; anything else is written as Matroska, which takes any codec.
 MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 SILENCE_GATE_LUFS = -60.0  # below this the mix is (near) silence: raising it would only raise noise
 LOUDNESS_TOLERANCE_LU = 0.2
-MAX_CORRECTIONS = 4  # audio-only passes after the first; each costs ~1-2% of the video's duration
+MAX_CORRECTIONS = 4  # gain corrections after the first master pass; a pass costs ~1% of the duration
 MAX_STEP_DB = 12.0  # a single gain correction never moves further than this
 # The limiter's ceiling starts this far under the true-peak target: AAC encoding adds inter-sample
 # peaks the limiter cannot see, and going back from 4x to 1x the rate adds a little more.
 LIMITER_MARGIN_DB = 1.0
-# Passes after the first are skipped when the peak after gain stays this far under the limiter's
-# ceiling: the limiter then never acts, the chain is linear and pass 1 plus the gain is exact.
+# Master passes are skipped when the peak after gain stays this far under the limiter's ceiling:
+# the limiter then never acts, the chain is linear and the premaster pass plus the gain is exact.
 LIMITER_HEADROOM_DB = 0.1
 MAX_PEAK_RETRIES = 2  # final runs repeated with a lower ceiling when the encoded peak overshoots
 PEAK_RETRY_EXTRA_DB = 0.2  # lower the ceiling by the overshoot plus this
@@ -68,10 +70,11 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
 
     Returns the output's measured metrics: duration_s (video stream), audio_duration_s (decoded
     samples), integrated_lufs, true_peak_dbtp, lra_lu (decoded output, ebur128), gain_db (make-up gain
-    applied), premaster_lufs, target_lufs, passes (audio-only loudness passes run), final_runs (1, more
-    when AAC pushed the true peak over the target and the limiter was lowered), limit_dbfs (the
-    limiter's final ceiling), compose_s (wall seconds), and stems (name -> path) when asked.
-    Raises MixError when an input is missing or ffmpeg fails; no partial output is left behind.
+    applied), premaster_lufs, target_lufs, passes (audio-only passes run: the premaster pass and the
+    master passes), final_runs (1, more when AAC pushed the true peak over the target and the limiter
+    was lowered), limit_dbfs (the limiter's final ceiling), compose_s (wall seconds), and stems
+    (name -> path) when asked. Raises MixError when an input is missing or ffmpeg fails; no partial
+    output or temporary file is left behind.
     """
     started = time.monotonic()
     video, out = Path(video), Path(out)
@@ -85,33 +88,42 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
         return left
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.part")
     limit_db = true_peak_dbtp - LIMITER_MARGIN_DB
+    stems = _stem_paths(stems_dir, media) if stems_dir is not None else {}
     try:
-        def meter(gain_db: float | None) -> LoudnessReport:
-            return _loudness_pass(video, media, plan, clips, gain_db, limit_db=limit_db,
-                                  sample_rate=sample_rate, timeout=remaining())
+        # Everything temporary lives in one hidden folder next to ``out`` (same file system, so the
+        # final rename is atomic) and goes with it whatever happens.
+        with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as work:
+            premaster_wav, master_wav = Path(work, "premaster.wav"), Path(work, "master.wav")
+            tmp = Path(work, "out" + out.suffix)
+            premaster = _premaster_pass(video, media, plan, clips, premaster_wav, stems,
+                                        sample_rate=sample_rate, timeout=remaining())
 
-        premaster = meter(None)
-        gain, passes = _fit_gain(meter, premaster, target_lufs=target_lufs, limit_db=limit_db)
-        stems = _stem_paths(stems_dir, media) if stems_dir is not None else {}
-        final_runs = 0
-        while True:
-            _final_run(video, media, plan, clips, tmp, gain, stems, limit_db=limit_db,
-                       sample_rate=sample_rate, audio_bitrate=audio_bitrate, muxer=_muxer(out),
-                       timeout=remaining())
-            final_runs += 1
-            loudness = measure_loudness(tmp, timeout=remaining())
-            overshoot = loudness.true_peak_dbtp - true_peak_dbtp
-            if overshoot <= 0 or final_runs > MAX_PEAK_RETRIES:
-                break
-            limit_db -= overshoot + PEAK_RETRY_EXTRA_DB
-        durations = stream_durations(tmp, timeout=remaining())
-        os.replace(tmp, out)
+            def master(gain_db: float) -> LoudnessReport:
+                return _master_pass(premaster_wav, master_wav, gain_db, limit_db=limit_db,
+                                    total=samples(media.duration, sample_rate), sample_rate=sample_rate,
+                                    timeout=remaining())
+
+            gain, passes = _fit_gain(master, premaster, target_lufs=target_lufs, limit_db=limit_db)
+            limited = passes > 1  # the master WAV holds the mastered mix at ``gain``
+            final_runs = 0
+            while True:
+                _final_run(video, master_wav if limited else premaster_wav, tmp,
+                           gain_db=None if limited else gain, master_stem=stems.get("master"),
+                           duration=media.duration, audio_bitrate=audio_bitrate, muxer=_muxer(out),
+                           timeout=remaining())
+                final_runs += 1
+                loudness, durations = measure_output(tmp, timeout=remaining())
+                overshoot = loudness.true_peak_dbtp - true_peak_dbtp
+                if overshoot <= 0 or final_runs > MAX_PEAK_RETRIES:
+                    break
+                limit_db -= overshoot + PEAK_RETRY_EXTRA_DB
+                master(gain)
+                passes += 1
+                limited = True
+            os.replace(tmp, out)
     except MediaToolError as exc:
         raise MixError(f"mixing failed: {exc.message}", **{"video": str(video), **exc.context}) from exc
-    finally:
-        tmp.unlink(missing_ok=True)
     return {
         "duration_s": durations["video"],
         "audio_duration_s": durations["audio"],
@@ -141,18 +153,19 @@ def _check_inputs(video: Path, plan: Plan, clips: list[Path]) -> None:
 def _fit_gain(meter: Callable[[float], LoudnessReport], premaster: LoudnessReport, *, target_lufs: float,
               limit_db: float) -> tuple[float, int]:
     """The make-up gain in dB that brings the mastered mix to ``target_lufs``, and the number of
-    loudness passes run (pre-master included). ``meter(gain)`` meters the mastered mix."""
+    audio-only passes run (premaster pass included). ``meter(gain)`` masters the mix with ``gain``
+    and meters it; when it ran, its last call was with the gain returned."""
     if premaster.integrated_lufs <= SILENCE_GATE_LUFS:
         return 0.0, 1
     gain = target_lufs - premaster.integrated_lufs
     if premaster.true_peak_dbtp + gain <= limit_db - LIMITER_HEADROOM_DB:
         return gain, 1
     passes, previous = 1, None
-    for _ in range(MAX_CORRECTIONS):
+    for correction in range(MAX_CORRECTIONS + 1):
         level = meter(gain).integrated_lufs
         passes += 1
         residual = target_lufs - level
-        if abs(residual) <= LOUDNESS_TOLERANCE_LU:
+        if abs(residual) <= LOUDNESS_TOLERANCE_LU or correction == MAX_CORRECTIONS:
             break
         # Secant step: loudness grows with gain at 1 LU/dB until the limiter acts, then slower.
         slope = 1.0
@@ -171,18 +184,35 @@ def _clip_args(clips: list[Path]) -> list[str]:
     return [arg for clip in clips for arg in ("-i", str(clip))]
 
 
-def _loudness_pass(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], gain_db: float | None,
-                   *, limit_db: float, sample_rate: int, timeout: float) -> LoudnessReport:
-    """Meter the mix (pre-master when ``gain_db`` is None) without touching the video stream: the
-    video file is opened audio-only (-vn) and only when it has sound to mix."""
+def _wav_args(dest: Path) -> list[str]:
+    """Write float WAV (exact for the fltp the filters produce); RF64 past 4 GB (~3 h of stereo)."""
+    return ["-c:a", "pcm_f32le", "-rf64", "auto", str(dest)]
+
+
+def _premaster_pass(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], dest: Path,
+                    stems: dict[str, Path], *, sample_rate: int, timeout: float) -> LoudnessReport:
+    """Mix the premaster into ``dest`` (float WAV) and meter it, without touching the video stream:
+    the video file is opened audio-only (-vn) and only when it has sound to mix. The bus stems are
+    tapped here too."""
     video_args = ["-vn", "-sn", "-dn", "-i", str(video)] if media.has_audio else []
     first_clip = 1 if media.has_audio else 0
     inputs = GraphInputs(clips=range(first_clip, first_clip + len(clips)),
                          original=0 if media.has_audio else None)
-    graph = build_graph(plan, duration=media.duration, sample_rate=sample_rate, inputs=inputs,
-                        master_gain_db=gain_db, limit_db=limit_db, meter=True)
-    proc = run_ffmpeg([*video_args, *_clip_args(clips), "-filter_complex", graph, "-map", "[out]",
-                       "-f", "null", "-"], timeout=timeout, what="loudness pass")
+    bus_stems = {name: path for name, path in stems.items() if name != "master"}
+    graph = build_graph(plan, duration=media.duration, sample_rate=sample_rate, inputs=inputs, meter=True,
+                        stems=bool(bus_stems))
+    stem_args = [arg for name, path in bus_stems.items() for arg in ("-map", f"[stem_{name}]", *_wav_args(path))]
+    proc = run_ffmpeg(["-y", *video_args, *_clip_args(clips), "-filter_complex", graph,
+                       "-map", "[out]", *_wav_args(dest), *stem_args], timeout=timeout, what="premaster pass")
+    return parse_ebur128_summary(proc.stderr)
+
+
+def _master_pass(premaster: Path, dest: Path, gain_db: float, *, limit_db: float, total: int,
+                 sample_rate: int, timeout: float) -> LoudnessReport:
+    """Master the premaster WAV (gain, true-peak limiter) into ``dest`` and meter the result."""
+    chain = master_chain(gain_db, limit_db=limit_db, sample_rate=sample_rate, total=total)
+    proc = run_ffmpeg(["-y", "-i", str(premaster), "-af", f"{chain},{EBUR128_FILTER}",
+                       *_wav_args(dest)], timeout=timeout, what="master pass")
     return parse_ebur128_summary(proc.stderr)
 
 
@@ -193,22 +223,26 @@ def _stem_paths(stems_dir: Path, media: MediaInfo) -> dict[str, Path]:
     return {name: stems_dir / f"{name}.wav" for name in names}
 
 
-def _final_run(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], dest: Path, gain_db: float,
-               stems: dict[str, Path], *, limit_db: float, sample_rate: int, audio_bitrate: str,
-               muxer: str, timeout: float) -> None:
-    inputs = GraphInputs(clips=range(1, 1 + len(clips)), original=0 if media.has_audio else None)
-    graph = build_graph(plan, duration=media.duration, sample_rate=sample_rate, inputs=inputs,
-                        master_gain_db=gain_db, limit_db=limit_db, stems=bool(stems))
+def _final_run(video: Path, audio: Path, dest: Path, *, gain_db: float | None, master_stem: Path | None,
+               duration: float, audio_bitrate: str, muxer: str, timeout: float) -> None:
+    """Mux: the video's packets copied, the WAV ``audio`` encoded to AAC (with ``gain_db`` applied
+    first when given: the linear case, where no master WAV was written). No mixing happens here."""
+    chain = [f"volume={db(gain_db)}"] if gain_db is not None else []
+    if master_stem is not None:
+        chain.append("asplit=2[out][stem_master]")
+        audio_map = ["-filter_complex", "[1:a]" + ",".join(chain), "-map", "0:v:0", "-map", "[out]"]
+    elif chain:
+        audio_map = ["-filter_complex", "[1:a]" + ",".join(chain) + "[out]", "-map", "0:v:0", "-map", "[out]"]
+    else:
+        audio_map = ["-map", "0:v:0", "-map", "1:a:0"]
     # Only the first video stream and the new soundtrack are mapped: the original audio tracks,
     # data (timecode, GPS) and subtitle streams are not carried over. Stream copy keeps the display
     # matrix (rotation) and the codec tag.
-    out_args = ["-map", "0:v:0", "-map", "[out]", "-c:v", "copy", "-c:a", "aac", "-b:a", audio_bitrate,
-                "-t", f"{media.duration:.6f}"]
+    out_args = [*audio_map, "-c:v", "copy", "-c:a", "aac", "-b:a", audio_bitrate, "-t", f"{duration:.6f}"]
     if muxer in ("mp4", "mov"):
         # moov atom first so players can start before the download ends; no tmcd track from a
         # source's timecode tag.
         out_args += ["-movflags", "+faststart", "-write_tmcd", "0"]
-    stem_args = [arg for name, path in stems.items()
-                 for arg in ("-map", f"[stem_{name}]", "-c:a", "pcm_f32le", str(path))]
-    run_ffmpeg(["-y", "-i", str(video), *_clip_args(clips), "-filter_complex", graph, *out_args,
-                "-f", muxer, str(dest), *stem_args], timeout=timeout, what="compose")
+    stem_args = ["-map", "[stem_master]", *_wav_args(master_stem)] if master_stem is not None else []
+    run_ffmpeg(["-y", "-i", str(video), "-i", str(audio), *out_args, "-f", muxer, str(dest), *stem_args],
+               timeout=timeout, what="compose")

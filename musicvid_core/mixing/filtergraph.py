@@ -7,12 +7,14 @@ exact sample its segment starts at and the soundtrack is exactly as long as the 
     clip i: aformat, atrim to its length, fade in, qsin fade-out over its release, volume, adelay
     all clips: amix(normalize=0), global fade-out, apad+atrim to the video's length  -> [music]
     original: downmix to stereo, volume, apad+atrim                                   -> [orig]
-    [music] + [orig]: amix(normalize=0)                                              -> [mix]
-    [mix]: volume(master gain), alimiter at 4x the rate, apad+atrim                  -> [out]
+    [music] + [orig]: amix(normalize=0)                         -> [mix], the premaster: [out]
+
+The mastering chain (master gain, alimiter at 4x the rate, apad+atrim) is separate: compose runs it
+on the premaster written to a WAV by the graph above, so the mix itself is computed only once.
 
 Labels: each clip chain ends in ``[c{i}]``; buses are ``[music]``, ``[orig]``, ``[mix]``; the graph's
-output is ``[out]``. With ``stems`` the music bus, the original bus and the master are also tapped to
-``[stem_music]``, ``[stem_original]`` and ``[stem_master]``.
+output is ``[out]``. With ``stems`` the music bus and the original bus are also tapped to
+``[stem_music]`` and ``[stem_original]``.
 """
 
 from __future__ import annotations
@@ -144,16 +146,13 @@ def master_chain(gain_db: float, *, limit_db: float, sample_rate: int, total: in
     ])
 
 
-def build_graph(plan: Plan, *, duration: float, sample_rate: int, inputs: GraphInputs,
-                master_gain_db: float | None, limit_db: float = -2.0, meter: bool = False,
+def build_graph(plan: Plan, *, duration: float, sample_rate: int, inputs: GraphInputs, meter: bool = False,
                 stems: bool = False) -> str:
-    """The whole ``-filter_complex`` graph, ending in ``[out]``.
+    """The whole ``-filter_complex`` graph of the premaster mix, ending in ``[out]``.
 
     ``duration`` is the video stream's duration in seconds: every bus is exactly that long, rounded to
-    whole samples. ``master_gain_db`` None leaves out the mastering chain (the pre-master mix, for the
-    first loudness measurement); otherwise it is the make-up gain in dB and ``limit_db`` the limiter's
-    ceiling in dBFS. ``meter`` appends ffmpeg's ebur128 meter (its summary goes to stderr).
-    ``stems`` adds the ``[stem_*]`` taps described in the module docstring.
+    whole samples. ``meter`` appends ffmpeg's ebur128 meter (its summary goes to stderr; the audio
+    passes through unchanged). ``stems`` adds the ``[stem_*]`` taps described in the module docstring.
     """
     total = samples(duration, sample_rate)
     parts = [music_bus(plan, total=total, sample_rate=sample_rate, clip_inputs=inputs.clips)]
@@ -171,14 +170,5 @@ def build_graph(plan: Plan, *, duration: float, sample_rate: int, inputs: GraphI
         # Gains are applied on each bus (in dB, readable); the weights stay explicit at unity.
         parts.append(f"{music}{orig}" + amix(2, ":weights='1 1':duration=first") + "[mix]")
         mix = "[mix]"
-    tail = []
-    if master_gain_db is not None:
-        tail.append(master_chain(master_gain_db, limit_db=limit_db, sample_rate=sample_rate, total=total))
-    if meter:
-        tail.append(EBUR128_FILTER)
-    if stems:
-        tail.append("asplit=2[out][stem_master]")
-        parts.append(mix + ",".join(tail))
-    else:
-        parts.append(mix + (",".join(tail) or "anull") + "[out]")
+    parts.append(mix + (EBUR128_FILTER if meter else "anull") + "[out]")
     return ";".join(parts)
