@@ -67,14 +67,15 @@ def _decode_seconds(video: Path) -> float:
     return time.perf_counter() - t0
 
 
-def bench_one(seconds: float) -> dict:
+def bench_one(seconds: float, preset: str) -> dict:
     from musicvid_core.samples import make_long_video
 
     OUT.mkdir(parents=True, exist_ok=True)
-    video = OUT / f"bench_{int(seconds)}s_720p30.mp4"
+    video = OUT / f"bench_{int(seconds)}s_720p30_{preset}.mp4"
     if not video.exists():
         print(f"generating {video.name} …", file=sys.stderr)
-        make_long_video(video, seconds, size=(1280, 720), fps=30)
+        make_long_video(video, seconds, size=(1280, 720), fps=30, preset=preset,
+                        crf=30 if preset == "ultrafast" else 23)
     decode = min(_decode_seconds(video) for _ in range(2))
     with tempfile.TemporaryDirectory() as home:
         env = {**os.environ, "MUSICVID_HOME": home}
@@ -83,24 +84,27 @@ def bench_one(seconds: float) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"pipeline run failed: {proc.stderr[-2000:]}")
     res = json.loads(proc.stdout.strip().splitlines()[-1])
-    res.update(input_s=seconds, decode_s=decode, ratio_to_decode=res["end_to_end_s"] / decode)
+    res.update(input_s=seconds, preset=preset, input_mb=video.stat().st_size / 1e6, decode_s=decode,
+               ratio_to_decode=res["end_to_end_s"] / decode)
     return res
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--durations", type=float, nargs="+", default=[60, 600])
+    ap.add_argument("--preset", nargs="+", default=["veryfast"], choices=["ultrafast", "veryfast", "medium"],
+                    help="x264 preset of the generated input (veryfast decodes like a phone upload)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         _child(args.child)
         return
-    rows = [bench_one(s) for s in args.durations]
-    print(f"{'input':>7} {'decode':>7} {'start':>6} {'analyze':>8} {'generate':>9} {'mix':>6} "
+    rows = [bench_one(s, p) for p in args.preset for s in args.durations]
+    print(f"{'preset':>9} {'input':>7} {'decode':>7} {'start':>6} {'analyze':>8} {'generate':>9} {'mix':>6} "
           f"{'summary':>8} {'e2e':>7} {'ratio':>6} {'rss py':>7} {'rss ff':>7} segs")
     for r in rows:
         st = r["stages_s"]
-        print(f"{r['input_s']:>6.0f}s {r['decode_s']:>6.2f}s {st.get('Start', 0):>5.2f}s "
+        print(f"{r['preset']:>9} {r['input_s']:>6.0f}s {r['decode_s']:>6.2f}s {st.get('Start', 0):>5.2f}s "
               f"{st.get('Analyze', 0):>7.2f}s {st.get('GenerateAudio', 0):>8.2f}s {st.get('Mix', 0):>5.2f}s "
               f"{st.get('Summarize', 0):>7.2f}s {r['end_to_end_s']:>6.2f}s {r['ratio_to_decode']:>5.2f}x "
               f"{r['peak_rss_python_mb']:>5.0f}MB {r['peak_rss_ffmpeg_mb']:>5.0f}MB {r['segments']}")

@@ -158,3 +158,20 @@ def test_plan_is_deterministic_per_seed(services, short_video):
     pa, pb = (json.loads(services.objects.get_bytes(services.objects.key_from_uri(j.plan_url)))
               for j in (a, b))
     assert pa == pb
+
+
+def test_odd_picture_size_and_rate_in_mkv(services, media_dir):
+    from musicvid_core.media import run_ffmpeg
+
+    odd = media_dir / "odd_321x181.mkv"
+    run_ffmpeg(["-y", "-f", "lavfi", "-i", "testsrc2=size=321x181:rate=23.976", "-f", "lavfi", "-i",
+                "sine=frequency=300:sample_rate=44100", "-t", "3", "-c:v", "libx264", "-preset", "veryfast",
+                "-pix_fmt", "yuv444p", "-c:a", "aac", "-ac", "1", str(odd)])
+    job = _run(services, odd)
+    assert job.status == Status.COMPLETED, job.error
+    out = service.output_path(services, job)
+    assert out.suffix == ".mkv"
+    assert video_packet_hashes(out) == video_packet_hashes(odd)
+    durs = stream_durations(out)
+    # Matroska keeps no AAC end-trim (up to 1024 samples = 21 ms of padding): still within a frame
+    assert abs(durs["audio"] - durs["video"]) <= 1.0 / 23.976
