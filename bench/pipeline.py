@@ -49,7 +49,12 @@ def _child(video: str) -> None:
     job = service.run(services, job, on_event)
     total = time.perf_counter() - t0
     self_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    child_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    # Each ffmpeg ran under the /usr/bin/time wrapper (see bench_one), which logged its own peak
+    # in KiB. (RUSAGE_CHILDREN is no use here: a child's high-water mark survives fork + exec, so
+    # it reports the Python parent's size.)
+    rss_log = os.environ.get("BENCH_FFMPEG_RSS_LOG")
+    peaks = [int(x) for x in Path(rss_log).read_text().split() if x.isdigit()] if rss_log else []
+    child_rss = max(peaks) / 1024 if peaks else float("nan")
     print(json.dumps({"status": job.status.value, "error": job.error and job.error.model_dump(),
                       "upload_s": upload_s, "stages_s": stages, "end_to_end_s": total,
                       "peak_rss_python_mb": self_rss, "peak_rss_ffmpeg_mb": child_rss,
@@ -79,6 +84,13 @@ def bench_one(seconds: float, preset: str) -> dict:
     decode = min(_decode_seconds(video) for _ in range(2))
     with tempfile.TemporaryDirectory() as home:
         env = {**os.environ, "MUSICVID_HOME": home}
+        if Path("/usr/bin/time").exists():  # measure every ffmpeg's own peak RSS
+            from musicvid_core.media import ffmpeg_exe
+
+            wrapper, log = Path(home) / "ffmpeg", Path(home) / "ffmpeg_rss.log"
+            wrapper.write_text(f'#!/bin/sh\nexec /usr/bin/time -f %M -a -o "{log}" "{ffmpeg_exe()}" "$@"\n')
+            wrapper.chmod(0o755)
+            env.update(MUSICVID_FFMPEG=str(wrapper), BENCH_FFMPEG_RSS_LOG=str(log))
         proc = subprocess.run([sys.executable, __file__, "--child", str(video)], env=env,
                               capture_output=True, text=True)
     if proc.returncode != 0:
