@@ -21,6 +21,7 @@ from . import service
 from .config import Services, Settings, build_services
 from .domain.errors import BadInput, MusicVidError
 from .domain.job import Job, Status
+from .mixing.presets import loudness_options
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Put fitting music under a video: analyse, plan, compose, mix.")
@@ -91,26 +92,30 @@ def _emit(job: Job, services: Services, as_json: bool, out: Path | None) -> None
         raise typer.Exit(1)
 
 
+LOUDNESS_HELP = "loudness preset: web (-14 LUFS), apple (-16), broadcast (-23); all -1 dBTP. Default web"
+
+
+def _options(loudness: str | None, target_lufs: float | None, true_peak: float | None) -> dict:
+    """Job options from the loudness flags: the preset resolved, explicit values over it, ranges
+    checked before anything is uploaded (BadInput: exit 2)."""
+    return loudness_options({"loudness": loudness, "target_lufs": target_lufs, "true_peak_dbtp": true_peak})
+
+
 @app.command()
 def run(video: Path = typer.Argument(..., help="input video file"),
         prompt: str = typer.Option(..., "--prompt", "-p", help="what the music should be like"),
         out: Path | None = typer.Option(None, "--out", "-o", help="where to write the result"),
         seed: int = typer.Option(0, help="random seed: same seed, same music"),
-        target_lufs: float | None = typer.Option(None, help="integrated loudness target, LUFS"),
-        true_peak: float | None = typer.Option(None, help="true-peak ceiling, dBTP"),
+        loudness: str | None = typer.Option(None, help=LOUDNESS_HELP),
+        target_lufs: float | None = typer.Option(None, help="integrated loudness target, LUFS (overrides the preset)"),
+        true_peak: float | None = typer.Option(None, help="true-peak ceiling, dBTP (overrides the preset)"),
+        stems: Path | None = typer.Option(None, help="also write the music, original and master stems "
+                                                     "(WAV, as long as the video) and plan.json here"),
         as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress on stderr")) -> None:
     """Score VIDEO end to end and write the result (default: VIDEO_musicvid.EXT beside it)."""
     services = _services()
-    options = {}
-    if target_lufs is not None:
-        if not -40 <= target_lufs <= -5:
-            raise BadInput("--target-lufs must be between -40 and -5")
-        options["target_lufs"] = target_lufs
-    if true_peak is not None:
-        if not -9 <= true_peak <= 0:
-            raise BadInput("--true-peak must be between -9 and 0")
-        options["true_peak_dbtp"] = true_peak
+    options = {**_options(loudness, target_lufs, true_peak), **({"stems": True} if stems is not None else {})}
     uri = service.upload_file(services, video, services.settings.user)
     job = service.submit_new(services, uri, prompt, services.settings.user, seed=seed, options=options)
     if not quiet:
@@ -119,6 +124,8 @@ def run(video: Path = typer.Argument(..., help="input video file"),
     if out is None and job.status == Status.COMPLETED:
         ext = service.output_path(services, job).suffix
         out = video.with_name(f"{video.stem}_musicvid{ext}")
+    if stems is not None and job.status == Status.COMPLETED:
+        service.export_stems(services, job, stems.expanduser())
     _emit(job, services, as_json, out)
 
 
@@ -146,12 +153,16 @@ def regenerate(job_id: str = typer.Argument(..., help="the job to re-score"),
                prompt: str = typer.Option(..., "--prompt", "-p", help="the new prompt"),
                seed: int | None = typer.Option(None, help="new seed (default: keep the job's)"),
                out: Path | None = typer.Option(None, "--out", "-o", help="copy the result here"),
+               loudness: str | None = typer.Option(None, help=LOUDNESS_HELP + " (default: keep the job's)"),
+               target_lufs: float | None = typer.Option(None, help="integrated loudness target, LUFS"),
+               true_peak: float | None = typer.Option(None, help="true-peak ceiling, dBTP"),
                as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
                quiet: bool = typer.Option(False, "--quiet", "-q")) -> None:
     """Re-score a job with a new prompt (appended to its history). The previous output is kept
     until the new one succeeds."""
     services = _services()
-    job = service.submit_regenerate(services, job_id, prompt, services.settings.user, seed=seed)
+    job = service.submit_regenerate(services, job_id, prompt, services.settings.user, seed=seed,
+                                    options=_options(loudness, target_lufs, true_peak))
     job = service.run(services, job, _Progress(quiet))
     _emit(job, services, as_json, out)
 
@@ -206,8 +217,8 @@ def demo(prompt: str = typer.Option("warm acoustic, slow build, big finish", "--
     err.print("making a 20 s sample video with 5 scenes (ffmpeg lavfi) …")
     sample = make_video(out_dir / "demo_input.mp4", (4, 3.5, 5, 4, 3.5), size=(640, 360), fps=30,
                         audio="speech")
-    run(video=sample.path, prompt=prompt, out=out_dir / "demo_musicvid.mp4", seed=0, target_lufs=None,
-        true_peak=None, as_json=False, quiet=False)
+    run(video=sample.path, prompt=prompt, out=out_dir / "demo_musicvid.mp4", seed=0, loudness=None,
+        target_lufs=None, true_peak=None, stems=None, as_json=False, quiet=False)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     target_lufs: float = Field(default=-14.0, ge=-40, le=-5)
     true_peak_dbtp: float = Field(default=-1.0, ge=-9, le=0)
     audio_bitrate: str = "256k"
+    # Ducking under speech (Plan.duck_*): the least depth in dB, the ramps in seconds.
+    duck_db: float = Field(default=12.0, ge=0, le=40)
+    duck_attack_s: float = Field(default=0.15, ge=0.01, le=2)
+    duck_release_s: float = Field(default=0.5, ge=0.01, le=3)
 
     map_concurrency: int = Field(default=2, ge=1, le=64, description="parallel segment renders")
     retry_time_scale: float = Field(default=1.0, ge=0, description="local runner: x ASL delays")

@@ -9,6 +9,7 @@ import pytest
 from musicvid_core.analysis.planner import MAX_SEGMENT_S, MIN_SEGMENT_S, RulePlanner, segment_bounds
 from musicvid_core.config import PLANNERS, load_plugin
 from musicvid_core.domain.features import Curve, Cut, MediaInfo, VideoFeatures
+from musicvid_core.domain.plan import Plan
 from musicvid_core.music.prompt import parse_prompt
 from musicvid_core.music.styles import STYLES
 
@@ -157,12 +158,20 @@ def test_features_without_audio_or_curves(planner):
     assert plan.segments[0].end == 12.0 and 0 <= plan.segments[0].energy <= 1
 
 
-def test_music_sits_under_speech_and_leads_otherwise(planner):
+def test_music_ducks_under_speech_and_leads_otherwise(planner, settings):
     from musicvid_core.domain.features import Region
 
-    quiet = features(20.0)
-    assert planner.plan(quiet, "calm piano", 0).music_gain_db == 0.0
+    quiet = planner.plan(features(20.0), "calm piano", 0)
+    assert quiet.music_gain_db == 0.0 and quiet.speech == [] and quiet.duck_db == settings.duck_db
     talk = features(20.0).model_copy(update={"speech": [Region(start=1, end=9)],
                                              "audio_integrated_lufs": -20.0})
-    # -20 LUFS dialogue: music nominally at -18 LUFS is trimmed to -30 LUFS (10 LU under)
-    assert planner.plan(talk, "calm piano", 0).music_gain_db == pytest.approx(-12.0)
+    plan = planner.plan(talk, "calm piano", 0)
+    # the music leads outside speech; under it the speech regions are copied for the mixer to duck
+    assert plan.music_gain_db == 0.0 and plan.speech == [Region(start=1, end=9)]
+    assert (plan.duck_attack_s, plan.duck_release_s) == (settings.duck_attack_s, settings.duck_release_s)
+    # -20 LUFS dialogue: music nominally at -18 LUFS must go down 12 dB to sit 10 LU under it
+    assert plan.duck_db == pytest.approx(12.0)
+    loud = talk.model_copy(update={"audio_integrated_lufs": -30.0})
+    assert planner.plan(loud, "calm piano", 0).duck_db == pytest.approx(22.0)
+    # without settings, the Plan's defaults
+    assert RulePlanner().plan(loud, "calm piano", 0).duck_attack_s == Plan.model_fields["duck_attack_s"].default

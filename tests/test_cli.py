@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from musicvid_core.metrics import video_packet_hashes
+from musicvid_core.metrics import measure_loudness, video_packet_hashes
 
 pytestmark = pytest.mark.slow
 
@@ -40,9 +40,27 @@ def test_run_json_then_jobs(cli, short_video, tmp_path):
     shown = json.loads(cli("jobs", "show", result["job"]["job_id"], "--json", check=0).stdout)
     assert shown["prompts"] == ["upbeat corporate"]
     regen = json.loads(cli("regenerate", result["job"]["job_id"], "--prompt", "darker", "--json",
-                           check=0).stdout)
+                           "--loudness", "apple", check=0).stdout)
     assert regen["job"]["operation_type"] == "REGENERATE"
     assert regen["job"]["prompts"] == ["upbeat corporate", "darker"]
+    assert regen["metrics"]["target_lufs"] == -16.0
+    assert abs(measure_loudness(regen["output"]).integrated_lufs + 16.0) <= 0.5
+
+
+def test_run_with_preset_override_and_stems(cli, short_video, tmp_path):
+    import soundfile as sf
+
+    proc = cli("run", short_video.path, "--prompt", "calm piano", "--loudness", "broadcast", "--true-peak", "-2",
+               "--stems", tmp_path / "stems", "--out", tmp_path / "o.mp4", "--json", check=0)
+    metrics = json.loads(proc.stdout)["metrics"]
+    assert metrics["target_lufs"] == -23.0
+    loud = measure_loudness(tmp_path / "o.mp4")
+    assert abs(loud.integrated_lufs + 23.0) <= 0.5 and loud.true_peak_dbtp <= -2.0
+    names = sorted(p.name for p in (tmp_path / "stems").iterdir())
+    assert names == ["master.wav", "music.wav", "original.wav", "plan.json"]
+    assert {sf.info(tmp_path / "stems" / n).frames for n in names if n.endswith(".wav")} == {6 * 48000}
+    bad = cli("run", short_video.path, "--prompt", "x", "--loudness", "tv", check=2)
+    assert "unknown loudness preset" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_analyze_prints_plan(cli, short_video):

@@ -137,7 +137,7 @@ def test_graph_wiring_is_complete(original, stems, meter):
     plan = make_plan([0, 2.0, 4.0, 6.0])
     clips = [1, 2, 3] if original == 0 else [0, 1, 2]
     graph = build_graph(plan, duration=6.0, sample_rate=SR, inputs=GraphInputs(clips, original),
-                        meter=meter, stems=stems)
+                        meter=meter, stems={"music", "original"} if stems else ())
     produced, consumed = labels(graph)
     assert len(produced) == len(set(produced)), "a label is produced twice"
     outputs = {"out"} | ({"stem_music"} | ({"stem_original"} if original == 0 else set()) if stems else set())

@@ -175,3 +175,27 @@ def test_odd_picture_size_and_rate_in_mkv(services, media_dir):
     durs = stream_durations(out)
     # Matroska keeps no AAC end-trim (up to 1024 samples = 21 ms of padding): still within a frame
     assert abs(durs["audio"] - durs["video"]) <= 1.0 / 23.976
+
+
+def test_speech_is_ducked_with_preset_and_stems(services, media_dir, tmp_path):
+    """A talking video end to end: the broadcast preset, the music >= 10 LU under the speech and back
+    after it, stems exported sample-aligned with the video, the plan beside them."""
+    import soundfile as sf
+
+    from musicvid_core.samples import espeak_available
+
+    if not espeak_available():
+        pytest.skip("espeak-ng is not installed")
+    sample = make_video(media_dir / "talk_pipeline.mp4", (4, 4, 4), audio="speech", speech_at=1.0,
+                        speech_text="Welcome to the harbour. Every morning the boats come in.")
+    job = _run(services, sample.path, prompt="energetic rock", options={"loudness": "broadcast", "stems": True})
+    _assert_good_output(services, job, sample.path, target_lufs=-23.0)
+    assert abs(measure_loudness(service.output_path(services, job)).integrated_lufs + 23.0) <= 0.5
+    report = job.metrics["speech_music"]
+    assert report["speech_music_lu"] >= 10.0 and report["recovery_lu"] <= 3.0
+    written = service.export_stems(services, job, tmp_path / "stems")
+    assert sorted(p.name for p in written) == ["master.wav", "music.wav", "original.wav", "plan.json"]
+    total = round(stream_durations(sample.path)["video"] * 48000)
+    assert all(sf.info(p).frames == total for p in written if p.suffix == ".wav")
+    plan = json.loads((tmp_path / "stems" / "plan.json").read_text())
+    assert plan["speech"] and plan["duck_db"] >= 0

@@ -21,6 +21,7 @@ import random
 
 from ..domain.features import Curve, VideoFeatures
 from ..domain.plan import Plan, Segment
+from ..mixing.compose import SPEECH_CLEARANCE_LU
 
 MIN_SEGMENT_S = 6.0
 MAX_SEGMENT_S = 30.0
@@ -40,7 +41,6 @@ DARK_PICTURE = 0.3  # mean brightness below which an unspecified mode is minor
 BEATS_PER_BAR = 4
 PEAK_END_LIFT = 0.4  # energy added to the last segment when the prompt asks for a big finish
 MUSIC_NOMINAL_LUFS = -18.0  # the composer's segment loudness at energy 0.5 (music/fx.py)
-SPEECH_CLEARANCE_LU = 10.0  # music under dialogue: >= 10 LU below it (Torcoli et al., JAES 2019)
 
 # Tonics from darker-sounding (flat) to brighter (sharp) keys; the picture's brightness picks the
 # neighbourhood, the seed picks within it.
@@ -107,17 +107,29 @@ class RulePlanner:
                     understood=dict(intent.understood), cuts=cut_times,
                     # short clips: fades that fit (the defaults suit clips of 8 s and more)
                     fade_in_s=min(0.5, duration / 8), fade_out_s=min(2.0, duration / 4),
-                    music_gain_db=music_gain_db(features), planner=self.name)
+                    speech=list(features.speech), **self._ducking(features), planner=self.name)
+
+    def _ducking(self, features: VideoFeatures) -> dict:
+        """The plan's ducking fields: attack and release from the settings, depth from
+        :func:`duck_db` (the Plan's defaults when the planner was built without settings)."""
+        def setting(name: str) -> float:
+            if self.settings is None:
+                return Plan.model_fields[name].default
+            return getattr(self.settings, name)
+
+        return {"duck_db": duck_db(features, setting("duck_db")), "duck_attack_s": setting("duck_attack_s"),
+                "duck_release_s": setting("duck_release_s")}
 
 
-def music_gain_db(features: VideoFeatures) -> float:
-    """Music bus trim (dB): when the original audio has speech, keep the music a clear
-    SPEECH_CLEARANCE_LU under the original's integrated loudness for the whole video; otherwise
-    the music leads (0 dB). Time-varying ducking under speech refines this in the mixer."""
+def duck_db(features: VideoFeatures, default: float) -> float:
+    """How far (dB) the music is ducked under speech: ``default``, or deeper when the music at its
+    nominal level would sit less than SPEECH_CLEARANCE_LU under the original's loudness (dominated by
+    the speech when there is speech). Outside speech the music leads at full level. The mixer
+    measures both buses and deepens this further when the real music or speech needs it."""
     loud = features.audio_integrated_lufs
     if loud is None or loud <= -60 or not features.speech:
-        return 0.0
-    return round(_clip(loud - SPEECH_CLEARANCE_LU - MUSIC_NOMINAL_LUFS, -30.0, 0.0), 2)
+        return default
+    return round(_clip(MUSIC_NOMINAL_LUFS - (loud - SPEECH_CLEARANCE_LU), default, 40.0), 2)
 
 
 def segment_bounds(duration: float, cuts: list[tuple[float, float]]) -> list[float]:

@@ -8,6 +8,7 @@ import re
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from .errors import PlanValidationError
+from .features import Region
 
 _KEY_RE = re.compile(r"^[A-G](#|b)? (major|minor)$")
 TIME_EPS = 1e-6
@@ -64,6 +65,14 @@ class Plan(BaseModel):
     crossfade_s: float = Field(default=0.35, ge=0)  # release overlap at segment boundaries
     music_gain_db: float = Field(default=0.0, ge=-60, le=12)
     original_gain_db: float = Field(default=0.0, ge=-60, le=12)
+    # Speech in the original sound (seconds), copied from the analysis: the music ducks under it.
+    speech: list[Region] = Field(default_factory=list)
+    # Ducking: the least the music is lowered under speech (dB; the mixer deepens it when measurement
+    # shows the music would sit less than 10 LU under the speech), and how long the music takes to go
+    # down before speech starts (attack) and to come back after it ends (release), in seconds.
+    duck_db: float = Field(default=12.0, ge=0, le=40)
+    duck_attack_s: float = Field(default=0.15, ge=0.01, le=2)
+    duck_release_s: float = Field(default=0.5, ge=0.01, le=3)
     planner: str = "rules"
 
     @model_validator(mode="after")

@@ -1,11 +1,12 @@
-"""Independent measurements of produced media: loudness and stream facts (durations, packet hashes).
+"""Independent measurements of produced media: loudness, stream facts (durations, packet hashes) and
+speech against music.
 
 These never share code paths with the mixer they check: they decode or scan the finished file.
 """
 
 from .loudness import LoudnessReport, measure_array, measure_loudness
-from .streams import (measure_output, scan_video_packets, stream_durations, video_packet_hashes,
-                      video_packet_pts)
+from .speech import speech_music_difference
+from .streams import measure_output, scan_video_packets, stream_durations, video_packet_hashes, video_packet_pts
 
 __all__ = ["LoudnessReport", "measure_array", "measure_loudness", "measure_output", "scan_video_packets",
-           "stream_durations", "video_packet_hashes", "video_packet_pts"]
+           "speech_music_difference", "stream_durations", "video_packet_hashes", "video_packet_pts"]

@@ -1,7 +1,11 @@
 """Compose: put the rendered clips under the video, mastered to a loudness target, in one remux.
 
-Flow (see docs/mixing.md); the mix graph runs once, the video is read once, the output is read once:
+Flow (see docs/mixing.md); the mix graph runs once (twice with speech), the video is read once, the
+output is read once:
 
+0. Only when the plan has speech and the video has sound: a measuring pass writes the unducked music
+   and original buses to float WAVs and meters both during speech; the ducking depth is the plan's
+   ``duck_db``, deepened so the music ends at least SPEECH_CLEARANCE_LU under the speech.
 1. Premaster pass, audio only: the mix (music + original sound) through ffmpeg's ebur128 meter into a
    float WAV in a temporary folder next to ``out``. Make-up gain = target - measured; silence (below
    -60 LUFS) gets no gain at all.
@@ -31,8 +35,9 @@ from ..domain.features import MediaInfo
 from ..domain.plan import Plan
 from ..media import run_ffmpeg
 from ..metrics.loudness import EBUR128_FILTER, LoudnessReport, parse_ebur128_summary
+from ..metrics.speech import loudness_over, speech_music_difference
 from ..metrics.streams import measure_output
-from .filtergraph import GraphInputs, build_graph, db, master_chain, samples
+from .filtergraph import GraphInputs, build_graph, db, duck_spans, master_chain, samples
 
 # Output container per extension; anything else is written as Matroska, which takes any codec.
 MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
@@ -48,6 +53,11 @@ LIMITER_MARGIN_DB = 1.0
 LIMITER_HEADROOM_DB = 0.1
 MAX_PEAK_RETRIES = 2  # final runs repeated with a lower ceiling when the encoded peak overshoots
 PEAK_RETRY_EXTRA_DB = 0.2  # lower the ceiling by the overshoot plus this
+# Music under dialogue: at least 10 LU below it (Torcoli et al., JAES 2019), plus a margin for what
+# the measurement cannot see (the limiter and AAC act on the sum, not on each bus).
+SPEECH_CLEARANCE_LU = 10.0
+DUCK_MARGIN_LU = 1.0
+MAX_DUCK_DB = 40.0  # Plan.duck_db's upper bound: deeper than this the music is simply gone
 
 
 def output_suffix(video: str | Path) -> str:
@@ -67,14 +77,17 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
     The container follows ``out``'s extension (mp4/m4v/mov/mkv; anything else is Matroska). ``timeout``
     bounds the whole call in seconds. With ``stems_dir``, float WAVs of the music bus, the original
     bus (both before mastering) and the master (as fed to the AAC encoder) are written there too.
+    Under ``plan.speech`` the music is ducked (see filtergraph.duck_chain) by at least plan.duck_db,
+    deeper when needed to keep it SPEECH_CLEARANCE_LU under the speech.
 
     Returns the output's measured metrics: duration_s (video stream), audio_duration_s (decoded
     samples), integrated_lufs, true_peak_dbtp, lra_lu (decoded output, ebur128), gain_db (make-up gain
     applied), premaster_lufs, target_lufs, passes (audio-only passes run: the premaster pass and the
     master passes), final_runs (1, more when AAC pushed the true peak over the target and the limiter
-    was lowered), limit_dbfs (the limiter's final ceiling), compose_s (wall seconds), and stems
-    (name -> path) when asked. Raises MixError when an input is missing or ffmpeg fails; no partial
-    output or temporary file is left behind.
+    was lowered), limit_dbfs (the limiter's final ceiling), compose_s (wall seconds), stems
+    (name -> path) when asked, and with speech under sound: duck_db (the depth used) and
+    speech_music (metrics.speech.speech_music_difference on the bus stems). Raises MixError when an
+    input is missing or ffmpeg fails; no partial output or temporary file is left behind.
     """
     started = time.monotonic()
     video, out = Path(video), Path(out)
@@ -96,8 +109,22 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
         with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as work:
             premaster_wav, master_wav = Path(work, "premaster.wav"), Path(work, "master.wav")
             tmp = Path(work, "out" + out.suffix)
-            premaster = _premaster_pass(video, media, plan, clips, premaster_wav, stems,
-                                        sample_rate=sample_rate, timeout=remaining())
+            spans = duck_spans(plan) if media.has_audio else []  # no sound, no speech to protect
+            duck_db, bus_stems = 0.0, stems
+            if spans:
+                # Speech and music are metered on their own buses: first unducked, to set the depth,
+                # then (tapped from the premaster pass) ducked, for the report. Without stems_dir
+                # the taps go to the temporary folder.
+                dry = {"music": Path(work, "music_unducked.wav"), "original": Path(work, "original.wav")}
+                _bus_pass(video, media, plan, clips, dry, sample_rate=sample_rate, timeout=remaining())
+                duck_db = duck_depth(plan, speech_lufs=loudness_over(dry["original"], spans),
+                                     music_lufs=loudness_over(dry["music"], spans))
+                bus_stems = {"music": Path(work, "music.wav"), **stems}
+            premaster = _premaster_pass(video, media, plan, clips, premaster_wav, bus_stems,
+                                        sample_rate=sample_rate, timeout=remaining(), duck_db=duck_db)
+            if spans:
+                speech_music = speech_music_difference(dry["original"], bus_stems["music"], plan.speech,
+                                                       unducked_music=dry["music"])
 
             def master(gain_db: float) -> LoudnessReport:
                 return _master_pass(premaster_wav, master_wav, gain_db, limit_db=limit_db,
@@ -136,7 +163,18 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
         "limit_dbfs": round(limit_db, 2),
         "compose_s": round(time.monotonic() - started, 2),
         **({"stems": {name: str(path) for name, path in stems.items()}} if stems else {}),
+        **({"duck_db": round(duck_db, 2), "speech_music": speech_music} if spans else {}),
     }
+
+
+def duck_depth(plan: Plan, *, speech_lufs: float, music_lufs: float) -> float:
+    """The ducking depth (dB): plan.duck_db, deepened so that the music (``music_lufs``, unducked,
+    during speech) ends SPEECH_CLEARANCE_LU + DUCK_MARGIN_LU under the speech (``speech_lufs``),
+    at most MAX_DUCK_DB. Speech below the silence gate has nothing to protect: plan.duck_db."""
+    if speech_lufs <= SILENCE_GATE_LUFS:
+        return plan.duck_db
+    needed = music_lufs - speech_lufs + SPEECH_CLEARANCE_LU + DUCK_MARGIN_LU
+    return min(MAX_DUCK_DB, max(plan.duck_db, needed))
 
 
 def _check_inputs(video: Path, plan: Plan, clips: list[Path]) -> None:
@@ -189,21 +227,35 @@ def _wav_args(dest: Path) -> list[str]:
     return ["-c:a", "pcm_f32le", "-rf64", "auto", str(dest)]
 
 
-def _premaster_pass(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], dest: Path,
-                    stems: dict[str, Path], *, sample_rate: int, timeout: float) -> LoudnessReport:
-    """Mix the premaster into ``dest`` (float WAV) and meter it, without touching the video stream:
-    the video file is opened audio-only (-vn) and only when it has sound to mix. The bus stems are
-    tapped here too."""
+def _graph_args(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], stems: dict[str, Path], *,
+                sample_rate: int, meter: bool, duck_db: float) -> list[str]:
+    """ffmpeg inputs and the mix graph, plus the outputs of the bus stems named in ``stems``. The video
+    file is opened audio-only (-vn) and only when it has sound to mix: no video is decoded."""
     video_args = ["-vn", "-sn", "-dn", "-i", str(video)] if media.has_audio else []
     first_clip = 1 if media.has_audio else 0
     inputs = GraphInputs(clips=range(first_clip, first_clip + len(clips)),
                          original=0 if media.has_audio else None)
     bus_stems = {name: path for name, path in stems.items() if name != "master"}
-    graph = build_graph(plan, duration=media.duration, sample_rate=sample_rate, inputs=inputs, meter=True,
-                        stems=bool(bus_stems))
+    graph = build_graph(plan, duration=media.duration, sample_rate=sample_rate, inputs=inputs, meter=meter,
+                        stems=set(bus_stems), duck_db=duck_db)
     stem_args = [arg for name, path in bus_stems.items() for arg in ("-map", f"[stem_{name}]", *_wav_args(path))]
-    proc = run_ffmpeg(["-y", *video_args, *_clip_args(clips), "-filter_complex", graph,
-                       "-map", "[out]", *_wav_args(dest), *stem_args], timeout=timeout, what="premaster pass")
+    return ["-y", *video_args, *_clip_args(clips), "-filter_complex", graph, *stem_args]
+
+
+def _bus_pass(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], stems: dict[str, Path], *,
+              sample_rate: int, timeout: float) -> None:
+    """Write the unducked music and original buses (``stems``: music, original) to float WAVs."""
+    args = _graph_args(video, media, plan, clips, stems, sample_rate=sample_rate, meter=False, duck_db=0.0)
+    run_ffmpeg([*args, "-map", "[out]", "-f", "null", "-"], timeout=timeout, what="measuring pass")
+
+
+def _premaster_pass(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], dest: Path,
+                    stems: dict[str, Path], *, sample_rate: int, timeout: float,
+                    duck_db: float = 0.0) -> LoudnessReport:
+    """Mix the premaster (music ducked by ``duck_db`` dB under speech) into ``dest`` (float WAV) and
+    meter it, without touching the video stream. The bus stems are tapped here too."""
+    args = _graph_args(video, media, plan, clips, stems, sample_rate=sample_rate, meter=True, duck_db=duck_db)
+    proc = run_ffmpeg([*args, "-map", "[out]", *_wav_args(dest)], timeout=timeout, what="premaster pass")
     return parse_ebur128_summary(proc.stderr)
 
 

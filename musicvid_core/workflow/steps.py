@@ -12,6 +12,7 @@ lives under ``uploads/``, is never touched)::
     jobs/{job_id}/{attempt}/plan.json            the plan
     jobs/{job_id}/{attempt}/segments/{i}.wav     one clip per segment
     jobs/{job_id}/{attempt}/output{ext}          the scored video
+    jobs/{job_id}/{attempt}/stems/{name}.wav     the mixer's stems, when the job asks for them
 """
 
 from __future__ import annotations
@@ -169,7 +170,9 @@ def audio_generator(event: dict, services: Services | None = None) -> dict:
 
 
 def av_operator(event: dict, services: Services | None = None) -> dict:
-    """Mix the clips onto the video (video stream copied) and record the measured metrics."""
+    """Mix the clips onto the video (video stream copied) and record the measured metrics. With the
+    job option ``stems``, the mixer's stems are stored under the job's prefix (metrics["stems"]: name
+    -> object URI)."""
     from ..mixing.compose import compose
 
     services = _services(services)
@@ -189,9 +192,13 @@ def av_operator(event: dict, services: Services | None = None) -> dict:
                           target_lufs=float(job.settings.get("target_lufs", settings.target_lufs)),
                           true_peak_dbtp=float(job.settings.get("true_peak_dbtp", settings.true_peak_dbtp)),
                           sample_rate=settings.sample_rate, audio_bitrate=settings.audio_bitrate,
-                          timeout=settings.ffmpeg_timeout_s)
+                          timeout=settings.ffmpeg_timeout_s,
+                          stems_dir=tmp / "stems" if job.settings.get("stems") else None)
         if in_place is None:
             services.objects.put_file(key, out, "video/mp4")
+        if "stems" in metrics:
+            metrics["stems"] = {name: services.objects.put_file(f"{job.prefix}stems/{name}.wav", path, "audio/wav")
+                                for name, path in metrics["stems"].items()}
     metrics = json.loads(json.dumps(metrics, default=float))  # plain JSON numbers for the store
     services.jobs.update(job.job_id, {"metrics": metrics})
     return {"output_url": services.objects.uri(key)}

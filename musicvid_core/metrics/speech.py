@@ -1,0 +1,116 @@
+"""Speech against music: how far the music sits under the dialogue, and whether it comes back.
+
+Measured on the mixer's bus stems (float WAVs of the original sound and of the music as they enter
+the final sum, see ``compose(stems_dir=...)``), so each source is metered on its own: no source
+separation is needed. Loudness is BS.1770 (pyloudnorm) over the samples of the given time spans put
+end to end, gating included, as a dialogue level is measured. Only those spans are read from the
+files, so hours of stems cost no memory.
+
+Never NaN or infinite: silence (or spans too short to meter, < 0.4 s) reads -70 LUFS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..domain.features import Region
+from .loudness import SILENCE_LUFS
+
+RECOVERY_AFTER_S = 1.0  # the music should be back this long after speech ends...
+RECOVERY_WINDOW_S = 1.0  # ...measured over this long a window
+RECOVERY_TOLERANCE_LU = 3.0  # ...within this of its unducked level
+_MIN_METERED_S = 0.4  # one BS.1770 gating block
+
+
+def loudness_over(path: str | Path, spans: Sequence[tuple[float, float]]) -> float:
+    """Integrated loudness (LUFS, -70 floor) of the audio file ``path`` over the time ``spans``
+    (seconds, clipped to the file) put end to end."""
+    import numpy as np
+    import pyloudnorm
+    import soundfile as sf
+
+    with sf.SoundFile(str(path)) as f:
+        rate, pieces = f.samplerate, []
+        for start, end in spans:
+            a, z = max(0, round(start * rate)), min(f.frames, round(end * rate))
+            if z > a:
+                f.seek(a)
+                pieces.append(f.read(z - a, dtype="float64", always_2d=True))
+    if not pieces or sum(len(p) for p in pieces) < _MIN_METERED_S * rate:
+        return SILENCE_LUFS
+    value = pyloudnorm.Meter(rate).integrated_loudness(np.concatenate(pieces)[:, :5])
+    return SILENCE_LUFS if not np.isfinite(value) or value < SILENCE_LUFS else round(float(value), 2)
+
+
+def _regions(speech_regions: Sequence[Region | tuple[float, float]]) -> list[tuple[float, float]]:
+    spans = [(r.start, r.end) if isinstance(r, Region) else (float(r[0]), float(r[1])) for r in speech_regions]
+    return sorted(spans)
+
+
+def recovery_windows(speech: list[tuple[float, float]], duration: float) -> list[tuple[float, float]]:
+    """Windows (seconds) starting RECOVERY_AFTER_S after each speech end, RECOVERY_WINDOW_S long, cut
+    short half a second before the next speech (where the music may already be going down again) and
+    at ``duration``; windows shorter than one gating block are dropped."""
+    windows = []
+    for i, (_, end) in enumerate(speech):
+        stop = min(end + RECOVERY_AFTER_S + RECOVERY_WINDOW_S, duration)
+        if i + 1 < len(speech):
+            stop = min(stop, speech[i + 1][0] - 0.5)
+        if stop - (end + RECOVERY_AFTER_S) >= _MIN_METERED_S:
+            windows.append((end + RECOVERY_AFTER_S, stop))
+    return windows
+
+
+def speech_music_difference(original_stem: str | Path, music_stem: str | Path,
+                            speech_regions: Sequence[Region | tuple[float, float]], *,
+                            unducked_music: str | Path | None = None) -> dict:
+    """How far the music sits under the speech, and whether it comes back after it.
+
+    ``original_stem`` and ``music_stem`` are audio files of the original sound and of the (ducked)
+    music, aligned on the same timeline; ``speech_regions`` are seconds. ``unducked_music`` is the
+    music before ducking, when available: the recovery reference. Returns (LUFS / LU, rounded to 0.01):
+
+    - ``speech_lufs``: the original sound during speech; ``music_lufs``: the music during speech;
+    - ``speech_music_lu``: their difference (positive = music under the speech; >= 10 is the goal);
+    - ``recovery_lu``: the largest shortfall, over the speech ends followed by room to measure, of
+      the music RECOVERY_AFTER_S after speech ends against its unducked level in the same window
+      (without ``unducked_music``: its level outside speech and its ramps); None when no speech end
+      leaves room;
+    - ``music_recovered``: recovery_lu <= RECOVERY_TOLERANCE_LU (None when recovery_lu is None);
+    - ``speech_s``: seconds of speech measured.
+    """
+    import soundfile as sf
+
+    speech = _regions(speech_regions)
+    duration = sf.info(str(music_stem)).duration
+    speech_lufs = loudness_over(original_stem, speech)
+    music_lufs = loudness_over(music_stem, speech)
+    shortfalls = []
+    for window in recovery_windows(speech, duration):
+        if unducked_music is not None:
+            reference = loudness_over(unducked_music, [window])
+        else:
+            reference = loudness_over(music_stem, _outside(speech, duration, margin=RECOVERY_AFTER_S))
+        shortfalls.append(reference - loudness_over(music_stem, [window]))
+    recovery = round(max(shortfalls), 2) if shortfalls else None
+    return {
+        "speech_lufs": speech_lufs,
+        "music_lufs": music_lufs,
+        "speech_music_lu": round(speech_lufs - music_lufs, 2),
+        "recovery_lu": recovery,
+        "music_recovered": None if recovery is None else recovery <= RECOVERY_TOLERANCE_LU,
+        "speech_s": round(sum(max(0.0, min(e, duration) - s) for s, e in speech), 3),
+    }
+
+
+def _outside(speech: list[tuple[float, float]], duration: float, *, margin: float) -> list[tuple[float, float]]:
+    """The time (seconds) more than ``margin`` away from any speech: where the music is undisturbed."""
+    spans, at = [], 0.0
+    for start, end in speech:
+        if start - margin > at:
+            spans.append((at, start - margin))
+        at = max(at, end + margin)
+    if duration > at:
+        spans.append((at, duration))
+    return spans
