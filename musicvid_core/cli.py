@@ -93,6 +93,8 @@ def _emit(job: Job, services: Services, as_json: bool, out: Path | None) -> None
 
 
 LOUDNESS_HELP = "loudness preset: web (-14 LUFS), apple (-16), broadcast (-23); all -1 dBTP. Default web"
+SOURCE_MUSIC_HELP = ("music already in the video's sound: keep it, duck it (ours leads by >= 10 LU) or "
+                     "replace it (muted there). Default duck")
 
 
 def _options(loudness: str | None, target_lufs: float | None, true_peak: float | None) -> dict:
@@ -111,11 +113,15 @@ def run(video: Path = typer.Argument(..., help="input video file"),
         true_peak: float | None = typer.Option(None, help="true-peak ceiling, dBTP (overrides the preset)"),
         stems: Path | None = typer.Option(None, help="also write the music, original and master stems "
                                                      "(WAV, as long as the video) and plan.json here"),
+        source_music: str | None = typer.Option(None, help=SOURCE_MUSIC_HELP),
+        preview: bool = typer.Option(False, "--preview", help="fast small proxy (360p, quick encodes) for "
+                                                              "iteration; default out VIDEO_preview.EXT"),
         as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress on stderr")) -> None:
     """Score VIDEO end to end and write the result (default: VIDEO_musicvid.EXT beside it)."""
     services = _services()
-    options = {**_options(loudness, target_lufs, true_peak), **({"stems": True} if stems is not None else {})}
+    options = {**_options(loudness, target_lufs, true_peak), **({"stems": True} if stems is not None else {}),
+               **loudness_options({"source_music": source_music, "preview": preview or None})}
     uri = service.upload_file(services, video, services.settings.user)
     job = service.submit_new(services, uri, prompt, services.settings.user, seed=seed, options=options)
     if not quiet:
@@ -123,7 +129,7 @@ def run(video: Path = typer.Argument(..., help="input video file"),
     job = service.run(services, job, _Progress(quiet))
     if out is None and job.status == Status.COMPLETED:
         ext = service.output_path(services, job).suffix
-        out = video.with_name(f"{video.stem}_musicvid{ext}")
+        out = video.with_name(f"{video.stem}_{'preview' if preview else 'musicvid'}{ext}")
     if stems is not None and job.status == Status.COMPLETED:
         service.export_stems(services, job, stems.expanduser())
     _emit(job, services, as_json, out)
@@ -218,7 +224,8 @@ def demo(prompt: str = typer.Option("warm acoustic, slow build, big finish", "--
     sample = make_video(out_dir / "demo_input.mp4", (4, 3.5, 5, 4, 3.5), size=(640, 360), fps=30,
                         audio="speech")
     run(video=sample.path, prompt=prompt, out=out_dir / "demo_musicvid.mp4", seed=0, loudness=None,
-        target_lufs=None, true_peak=None, stems=None, as_json=False, quiet=False)
+        target_lufs=None, true_peak=None, stems=None, source_music=None, preview=False, as_json=False,
+        quiet=False)
 
 
 def main(argv: list[str] | None = None) -> None:

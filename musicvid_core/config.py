@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     duck_db: float = Field(default=12.0, ge=0, le=40)
     duck_attack_s: float = Field(default=0.15, ge=0.01, le=2)
     duck_release_s: float = Field(default=0.5, ge=0.01, le=3)
+    # Music in the original sound (Plan.source_music_policy): keep, duck or replace.
+    source_music: Literal["keep", "duck", "replace"] = "duck"
 
     map_concurrency: int = Field(default=2, ge=1, le=64, description="parallel segment renders")
     retry_time_scale: float = Field(default=1.0, ge=0, description="local runner: x ASL delays")

@@ -41,7 +41,9 @@ def submit_new(services: Services, s3_url: str, prompt: str, user_id: str, *, se
 
     ``options``: ``loudness`` (a preset of mixing.presets: web, apple, broadcast), ``target_lufs``
     and ``true_peak_dbtp`` (override the preset's), ``stems`` (True: keep the mixer's stems with the
-    job, see :func:`export_stems`). BadInput for an unknown preset or a value out of range."""
+    job, see :func:`export_stems`), ``source_music`` (keep, duck or replace the music already in the
+    video's sound; default Settings.source_music, "duck"), ``preview`` (True: a small, fast proxy
+    written as output_preview.EXT). BadInput for an unknown preset or policy or a value out of range."""
     key = services.objects.key_from_uri(s3_url)
     if not key.startswith(f"uploads/{user_id}/"):
         raise BadInput("the video must be one of your own uploads")

@@ -199,3 +199,24 @@ def test_speech_is_ducked_with_preset_and_stems(services, media_dir, tmp_path):
     assert all(sf.info(p).frames == total for p in written if p.suffix == ".wav")
     plan = json.loads((tmp_path / "stems" / "plan.json").read_text())
     assert plan["speech"] and plan["duck_db"] >= 0
+
+
+def test_source_music_is_ducked_end_to_end_and_preview(services, media_dir):
+    """A video whose own sound is music: detected, planned with the default policy (duck) and ducked
+    >= 10 LU under ours; then the same as a preview (option), written as output_preview, smaller."""
+    from musicvid_core.analysis.probe import probe
+
+    sample = make_video(media_dir / "music_pipeline.mp4", (3, 3), size=(960, 540), fps=25, audio="music")
+    job = _run(services, sample.path)
+    _assert_good_output(services, job, sample.path)
+    plan = services.objects.get_json(services.objects.key_from_uri(job.plan_url))
+    assert plan["source_music"] and plan["source_music_policy"] == "duck"
+    report = job.metrics["source_music"]
+    assert report["music_lufs"] - (report["original_lufs"] - report["duck_db"]) >= 10.0
+    job = _run(services, sample.path, options={"preview": True, "source_music": "replace"})
+    assert job.status == Status.COMPLETED, job.error
+    out = service.output_path(services, job)
+    assert out.stem == "output_preview" and probe(out).height == 360
+    assert job.metrics["source_music"]["policy"] == "replace"
+    assert abs(stream_durations(out)["video"] - 6.0) <= 1 / 25 + 1e-6
+    assert abs(measure_loudness(out).integrated_lufs + 14) <= 1.0

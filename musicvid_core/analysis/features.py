@@ -107,6 +107,7 @@ def analyze_video(path: str | Path, media: MediaInfo, *, analysis_fps: float | N
             features.loudness = loudness
             features.audio_integrated_lufs = integrated
             features.speech = audio.speech_regions(scratch / _WAV_FILE, origin, duration)
+            features.music = audio.music_regions(scratch / _WAV_FILE, origin, duration, features.speech)
     return features
 
 

@@ -107,7 +107,10 @@ class RulePlanner:
                     understood=dict(intent.understood), cuts=cut_times,
                     # short clips: fades that fit (the defaults suit clips of 8 s and more)
                     fade_in_s=min(0.5, duration / 8), fade_out_s=min(2.0, duration / 4),
-                    speech=list(features.speech), **self._ducking(features), planner=self.name)
+                    speech=list(features.speech), **self._ducking(features),
+                    source_music=list(features.music),
+                    source_music_policy=getattr(self.settings, "source_music", "duck"),
+                    planner=self.name)
 
     def _ducking(self, features: VideoFeatures) -> dict:
         """The plan's ducking fields: attack and release from the settings, depth from

@@ -55,4 +55,5 @@ class VideoFeatures(BaseModel):
     brightness: Curve = Field(default_factory=Curve)  # 0..1 mean luma
     loudness: Curve = Field(default_factory=Curve)  # original audio, short-term LUFS (-70 = silence)
     speech: list[Region] = Field(default_factory=list)  # speech activity in the original audio
+    music: list[Region] = Field(default_factory=list)  # music in the original audio (not speech)
     audio_integrated_lufs: float | None = None  # None when there is no audio track

@@ -4,6 +4,7 @@ structured fields a generator can follow."""
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
@@ -73,6 +74,10 @@ class Plan(BaseModel):
     duck_db: float = Field(default=12.0, ge=0, le=40)
     duck_attack_s: float = Field(default=0.15, ge=0.01, le=2)
     duck_release_s: float = Field(default=0.5, ge=0.01, le=3)
+    # Music already in the original sound (seconds, from the analysis) and what the mix does with it
+    # there: "duck" lowers it so ours leads by >= 10 LU, "replace" mutes it, "keep" leaves it.
+    source_music: list[Region] = Field(default_factory=list)
+    source_music_policy: Literal["keep", "duck", "replace"] = "duck"
     planner: str = "rules"
 
     @model_validator(mode="after")

@@ -37,7 +37,7 @@ from ..media import run_ffmpeg
 from ..metrics.loudness import EBUR128_FILTER, LoudnessReport, parse_ebur128_summary
 from ..metrics.speech import loudness_over, speech_music_difference
 from ..metrics.streams import measure_output
-from .filtergraph import GraphInputs, build_graph, db, duck_spans, master_chain, samples
+from .filtergraph import GraphInputs, build_graph, db, duck_spans, master_chain, samples, source_music_spans
 
 # Output container per extension; anything else is written as Matroska, which takes any codec.
 MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
@@ -58,6 +58,18 @@ PEAK_RETRY_EXTRA_DB = 0.2  # lower the ceiling by the overshoot plus this
 SPEECH_CLEARANCE_LU = 10.0
 DUCK_MARGIN_LU = 1.0
 MAX_DUCK_DB = 40.0  # Plan.duck_db's upper bound: deeper than this the music is simply gone
+# Music already in the original sound (policy "duck"): at least this far down, and deeper when
+# measurement shows it would sit less than SOURCE_MUSIC_CLEARANCE_LU under ours there.
+SOURCE_MUSIC_MIN_DB = 12.0
+SOURCE_MUSIC_CLEARANCE_LU = 10.0
+# Preview (compose(preview=True)): a small proxy for iteration. The video is re-encoded to at most
+# PREVIEW_HEIGHT lines, aspect kept, with x264's fastest preset; the audio gets AAC's fast coder.
+PREVIEW_HEIGHT = 360
+PREVIEW_VIDEO_ARGS = ["-vf", f"scale=-2:'min({PREVIEW_HEIGHT},ih)':flags=fast_bilinear", "-c:v", "libx264",
+                      "-preset", "ultrafast", "-crf", "30", "-pix_fmt", "yuv420p"]
+# H.264 decoding shortcuts for the preview's input (about 10% of its final run): no deblocking.
+PREVIEW_DECODE_ARGS = ["-skip_loop_filter", "all", "-flags2", "+fast"]
+PREVIEW_AUDIO_BITRATE = "128k"
 
 
 def output_suffix(video: str | Path) -> str:
@@ -68,7 +80,8 @@ def output_suffix(video: str | Path) -> str:
 
 def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: Path, *,
             target_lufs: float = -14.0, true_peak_dbtp: float = -1.0, sample_rate: int = 48000,
-            audio_bitrate: str = "256k", timeout: float = 1800.0, stems_dir: Path | None = None) -> dict:
+            audio_bitrate: str = "256k", timeout: float = 1800.0, stems_dir: Path | None = None,
+            preview: bool = False) -> dict:
     """Mix ``clips`` (one WAV per plan segment, clip i starting at segment i's start) under ``video``
     and write ``out``: the video stream copied packet for packet, one AAC audio track (the music plus
     the original sound) mastered to ``target_lufs`` (LUFS) under ``true_peak_dbtp`` (dBTP), exactly as
@@ -78,7 +91,11 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
     bounds the whole call in seconds. With ``stems_dir``, float WAVs of the music bus, the original
     bus (both before mastering) and the master (as fed to the AAC encoder) are written there too.
     Under ``plan.speech`` the music is ducked (see filtergraph.duck_chain) by at least plan.duck_db,
-    deeper when needed to keep it SPEECH_CLEARANCE_LU under the speech.
+    deeper when needed to keep it SPEECH_CLEARANCE_LU under the speech. During plan.source_music
+    the original is ducked ("duck", by :func:`source_depth`), muted ("replace") or kept.
+
+    ``preview``: a fast proxy with the same mix: the video re-encoded small (PREVIEW_VIDEO_ARGS, so
+    its packets are NOT the input's), AAC at PREVIEW_AUDIO_BITRATE with the fast coder.
 
     Returns the output's measured metrics: duration_s (video stream), audio_duration_s (decoded
     samples), integrated_lufs, true_peak_dbtp, lra_lu (decoded output, ebur128), gain_db (make-up gain
@@ -110,18 +127,28 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
             premaster_wav, master_wav = Path(work, "premaster.wav"), Path(work, "master.wav")
             tmp = Path(work, "out" + out.suffix)
             spans = duck_spans(plan) if media.has_audio else []  # no sound, no speech to protect
-            duck_db, bus_stems = 0.0, stems
-            if spans:
+            policy = plan.source_music_policy
+            music_spans = source_music_spans(plan) if media.has_audio and policy != "keep" else []
+            duck_db, bus_stems, source_db, source = 0.0, stems, 0.0, {}
+            if spans or (music_spans and policy == "duck"):
                 # Speech and music are metered on their own buses: first unducked, to set the depth,
                 # then (tapped from the premaster pass) ducked, for the report. Without stems_dir
                 # the taps go to the temporary folder.
                 dry = {"music": Path(work, "music_unducked.wav"), "original": Path(work, "original.wav")}
                 _bus_pass(video, media, plan, clips, dry, sample_rate=sample_rate, timeout=remaining())
-                duck_db = duck_depth(plan, speech_lufs=loudness_over(dry["original"], spans),
-                                     music_lufs=loudness_over(dry["music"], spans))
-                bus_stems = {"music": Path(work, "music.wav"), **stems}
+                if spans:
+                    duck_db = duck_depth(plan, speech_lufs=loudness_over(dry["original"], spans),
+                                         music_lufs=loudness_over(dry["music"], spans))
+                    bus_stems = {"music": Path(work, "music.wav"), **stems}
+                if music_spans:
+                    source = {"original_lufs": loudness_over(dry["original"], music_spans),
+                              "music_lufs": loudness_over(dry["music"], music_spans)}
+                    source_db = source_depth(**source)
+            if music_spans and policy == "replace":
+                source_db = float("inf")
             premaster = _premaster_pass(video, media, plan, clips, premaster_wav, bus_stems,
-                                        sample_rate=sample_rate, timeout=remaining(), duck_db=duck_db)
+                                        sample_rate=sample_rate, timeout=remaining(), duck_db=duck_db,
+                                        source_db=source_db)
             if spans:
                 speech_music = speech_music_difference(dry["original"], bus_stems["music"], plan.speech,
                                                        unducked_music=dry["music"])
@@ -137,8 +164,9 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
             while True:
                 _final_run(video, master_wav if limited else premaster_wav, tmp,
                            gain_db=None if limited else gain, master_stem=stems.get("master"),
-                           duration=media.duration, audio_bitrate=audio_bitrate, muxer=_muxer(out),
-                           timeout=remaining())
+                           duration=media.duration, muxer=_muxer(out), timeout=remaining(),
+                           audio_bitrate=PREVIEW_AUDIO_BITRATE if preview else audio_bitrate,
+                           preview=preview)
                 final_runs += 1
                 loudness, durations = measure_output(tmp, timeout=remaining())
                 overshoot = loudness.true_peak_dbtp - true_peak_dbtp
@@ -162,9 +190,24 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
         "final_runs": final_runs,
         "limit_dbfs": round(limit_db, 2),
         "compose_s": round(time.monotonic() - started, 2),
+        **({"preview": True} if preview else {}),
         **({"stems": {name: str(path) for name, path in stems.items()}} if stems else {}),
         **({"duck_db": round(duck_db, 2), "speech_music": speech_music} if spans else {}),
+        **({"source_music": {"policy": policy, "regions_s": round(sum(e - s for s, e in music_spans), 2),
+                             "duck_db": None if source_db == float("inf") else round(source_db, 2),
+                             **source}} if music_spans else {}),
     }
+
+
+def source_depth(*, original_lufs: float, music_lufs: float) -> float:
+    """How far (dB) the original is lowered during its own music (policy "duck"): at least
+    SOURCE_MUSIC_MIN_DB, deeper so that it ends SOURCE_MUSIC_CLEARANCE_LU + DUCK_MARGIN_LU under our
+    music there (both unducked, measured over the source-music spans), at most MAX_DUCK_DB. Our
+    music silent there (below the gate): nothing to lead, the minimum depth."""
+    if original_lufs <= SILENCE_GATE_LUFS or music_lufs <= SILENCE_GATE_LUFS:
+        return SOURCE_MUSIC_MIN_DB
+    needed = original_lufs - music_lufs + SOURCE_MUSIC_CLEARANCE_LU + DUCK_MARGIN_LU
+    return min(MAX_DUCK_DB, max(SOURCE_MUSIC_MIN_DB, needed))
 
 
 def duck_depth(plan: Plan, *, speech_lufs: float, music_lufs: float) -> float:
@@ -228,7 +271,7 @@ def _wav_args(dest: Path) -> list[str]:
 
 
 def _graph_args(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], stems: dict[str, Path], *,
-                sample_rate: int, meter: bool, duck_db: float) -> list[str]:
+                sample_rate: int, meter: bool, duck_db: float, source_db: float = 0.0) -> list[str]:
     """ffmpeg inputs and the mix graph, plus the outputs of the bus stems named in ``stems``. The video
     file is opened audio-only (-vn) and only when it has sound to mix: no video is decoded."""
     video_args = ["-vn", "-sn", "-dn", "-i", str(video)] if media.has_audio else []
@@ -237,7 +280,7 @@ def _graph_args(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], st
                          original=0 if media.has_audio else None)
     bus_stems = {name: path for name, path in stems.items() if name != "master"}
     graph = build_graph(plan, duration=media.duration, sample_rate=sample_rate, inputs=inputs, meter=meter,
-                        stems=set(bus_stems), duck_db=duck_db)
+                        stems=set(bus_stems), duck_db=duck_db, source_db=source_db)
     stem_args = [arg for name, path in bus_stems.items() for arg in ("-map", f"[stem_{name}]", *_wav_args(path))]
     return ["-y", *video_args, *_clip_args(clips), "-filter_complex", graph, *stem_args]
 
@@ -251,10 +294,11 @@ def _bus_pass(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], stem
 
 def _premaster_pass(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], dest: Path,
                     stems: dict[str, Path], *, sample_rate: int, timeout: float,
-                    duck_db: float = 0.0) -> LoudnessReport:
+                    duck_db: float = 0.0, source_db: float = 0.0) -> LoudnessReport:
     """Mix the premaster (music ducked by ``duck_db`` dB under speech) into ``dest`` (float WAV) and
     meter it, without touching the video stream. The bus stems are tapped here too."""
-    args = _graph_args(video, media, plan, clips, stems, sample_rate=sample_rate, meter=True, duck_db=duck_db)
+    args = _graph_args(video, media, plan, clips, stems, sample_rate=sample_rate, meter=True, duck_db=duck_db,
+                       source_db=source_db)
     proc = run_ffmpeg([*args, "-map", "[out]", *_wav_args(dest)], timeout=timeout, what="premaster pass")
     return parse_ebur128_summary(proc.stderr)
 
@@ -276,7 +320,7 @@ def _stem_paths(stems_dir: Path, media: MediaInfo) -> dict[str, Path]:
 
 
 def _final_run(video: Path, audio: Path, dest: Path, *, gain_db: float | None, master_stem: Path | None,
-               duration: float, audio_bitrate: str, muxer: str, timeout: float) -> None:
+               duration: float, audio_bitrate: str, muxer: str, timeout: float, preview: bool = False) -> None:
     """Mux: the video's packets copied, the WAV ``audio`` encoded to AAC (with ``gain_db`` applied
     first when given: the linear case, where no master WAV was written). No mixing happens here."""
     chain = [f"volume={db(gain_db)}"] if gain_db is not None else []
@@ -290,11 +334,14 @@ def _final_run(video: Path, audio: Path, dest: Path, *, gain_db: float | None, m
     # Only the first video stream and the new soundtrack are mapped: the original audio tracks,
     # data (timecode, GPS) and subtitle streams are not carried over. Stream copy keeps the display
     # matrix (rotation) and the codec tag.
-    out_args = [*audio_map, "-c:v", "copy", "-c:a", "aac", "-b:a", audio_bitrate, "-t", f"{duration:.6f}"]
+    video_args = PREVIEW_VIDEO_ARGS if preview else ["-c:v", "copy"]
+    audio_args = ["-c:a", "aac", "-b:a", audio_bitrate, *(["-aac_coder", "fast"] if preview else [])]
+    out_args = [*audio_map, *video_args, *audio_args, "-t", f"{duration:.6f}"]
     if muxer in ("mp4", "mov"):
         # moov atom first so players can start before the download ends; no tmcd track from a
         # source's timecode tag.
         out_args += ["-movflags", "+faststart", "-write_tmcd", "0"]
     stem_args = ["-map", "[stem_master]", *_wav_args(master_stem)] if master_stem is not None else []
-    run_ffmpeg(["-y", "-i", str(video), "-i", str(audio), *out_args, "-f", muxer, str(dest), *stem_args],
+    decode = PREVIEW_DECODE_ARGS if preview else []
+    run_ffmpeg(["-y", *decode, "-i", str(video), "-i", str(audio), *out_args, "-f", muxer, str(dest), *stem_args],
                timeout=timeout, what="compose")

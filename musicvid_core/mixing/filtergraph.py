@@ -114,9 +114,18 @@ def duck_spans(plan: Plan) -> list[tuple[float, float]]:
     """The plan's speech regions (seconds) merged where the gap between two is shorter than
     DUCK_BRIDGE_S or than attack + release: the music stays down across it instead of pumping, and
     the ramps of the spans left never overlap."""
+    return _merged(plan, plan.speech)
+
+
+def source_music_spans(plan: Plan) -> list[tuple[float, float]]:
+    """The plan's source-music regions (seconds), merged as :func:`duck_spans` merges speech."""
+    return _merged(plan, plan.source_music)
+
+
+def _merged(plan: Plan, regions) -> list[tuple[float, float]]:
     bridge = max(DUCK_BRIDGE_S, plan.duck_attack_s + plan.duck_release_s)
     spans: list[tuple[float, float]] = []
-    for region in sorted(plan.speech, key=lambda r: r.start):
+    for region in sorted(regions, key=lambda r: r.start):
         if spans and region.start - spans[-1][1] < bridge:
             spans[-1] = (spans[-1][0], max(spans[-1][1], region.end))
         else:
@@ -138,15 +147,38 @@ def duck_chain(plan: Plan, depth_db: float) -> str | None:
     spans = duck_spans(plan)
     if depth_db <= 0 or not spans:
         return None
+    return _gain_chain(f"pow(10,-{depth_db:.4f}*({_envelope(plan, spans)})/20)")
+
+
+def source_music_chain(plan: Plan, depth_db: float) -> str | None:
+    """A ``volume`` filter for the original sound during its own music (plan.source_music): lowered
+    by ``depth_db`` dB, or muted when ``depth_db`` is infinite (policy "replace": the gain is then
+    1 - E, exactly 0 inside the regions), with the same raised-cosine ramps as :func:`duck_chain`.
+    None when there is nothing to do (no regions, depth 0)."""
+    spans = source_music_spans(plan)
+    if depth_db <= 0 or not spans:
+        return None
+    envelope = _envelope(plan, spans)
+    if depth_db == float("inf"):
+        return _gain_chain(f"max(0,1-({envelope}))")
+    return _gain_chain(f"pow(10,-{depth_db:.4f}*({envelope})/20)")
+
+
+def _envelope(plan: Plan, spans: list[tuple[float, float]]) -> str:
+    """Sum over ``spans`` of a raised cosine rising over plan.duck_attack_s before each span,
+    holding 1 to its end and falling over plan.duck_release_s (spans are merged so they never overlap)."""
     a, r = plan.duck_attack_s, plan.duck_release_s
 
     def rise(x: str) -> str:
         return f"(0.5-0.5*cos(PI*clip({x},0,1)))"
 
     terms = [f"min({rise(f'(t-{s - a:.4f})/{a:.4f}')},{rise(f'({e + r:.4f}-t)/{r:.4f}')})" for s, e in spans]
-    envelope = "+".join(terms)
+    return "+".join(terms)
+
+
+def _gain_chain(expression: str) -> str:
     return (f"asetnsamples=n={DUCK_FRAME_SAMPLES}:p=0,"
-            f"volume=volume='pow(10,-{depth_db:.4f}*({envelope})/20)':eval=frame,"
+            f"volume=volume='{expression}':eval=frame,"
             "asetnsamples=n=1024:p=0")
 
 
@@ -169,17 +201,23 @@ def music_bus(plan: Plan, *, total: int, sample_rate: int, clip_inputs: Sequence
     return ";".join(parts)
 
 
-def original_chain(plan: Plan, *, total: int, sample_rate: int, input_index: int) -> str:
+def original_chain(plan: Plan, *, total: int, sample_rate: int, input_index: int,
+                   source_db: float = 0.0) -> str:
     """The video's own sound (its first audio stream) into ``[orig]``: stereo at the mix rate, at
     plan.original_gain_db, exactly ``total`` samples long.
 
     Surround is folded down with the ITU-R BS.775 coefficients (centre and surrounds at -3 dB, LFE
     dropped); mono goes to both sides at -3 dB. ``async=1:first_pts=0`` pads a late-starting or
     gappy track with silence so it stays in sync with the video instead of sliding earlier.
+    During the original's own music (plan.source_music) it is lowered by ``source_db`` dB (infinite:
+    muted), see :func:`source_music_chain`.
     """
     resample = (f"aresample=osr={sample_rate}:ochl=stereo:clev=0.7071:slev=0.7071:lfe_mix_level=0"
                 f":async=1:first_pts=0")
     chain = [resample, stereo_format(sample_rate), f"volume={db(plan.original_gain_db)}", pad_trim(total)]
+    source = source_music_chain(plan, source_db)
+    if source:
+        chain.append(source)
     return f"[{input_index}:a:0]" + ",".join(chain) + "[orig]"
 
 
@@ -200,13 +238,14 @@ def master_chain(gain_db: float, *, limit_db: float, sample_rate: int, total: in
 
 
 def build_graph(plan: Plan, *, duration: float, sample_rate: int, inputs: GraphInputs, meter: bool = False,
-                stems: Collection[str] = (), duck_db: float = 0.0) -> str:
+                stems: Collection[str] = (), duck_db: float = 0.0, source_db: float = 0.0) -> str:
     """The whole ``-filter_complex`` graph of the premaster mix, ending in ``[out]``.
 
     ``duration`` is the video stream's duration in seconds: every bus is exactly that long, rounded to
     whole samples. ``meter`` appends ffmpeg's ebur128 meter (its summary goes to stderr; the audio
     passes through unchanged). ``stems`` names the buses tapped to ``[stem_*]`` (module docstring).
-    ``duck_db`` is the depth (dB) of the music's ducking under the plan's speech regions (0: none).
+    ``duck_db`` is the depth (dB) of the music's ducking under the plan's speech regions (0: none);
+    ``source_db`` the original's, during its own music (0: none, infinite: muted).
     """
     total = samples(duration, sample_rate)
     parts = [music_bus(plan, total=total, sample_rate=sample_rate, clip_inputs=inputs.clips, duck_db=duck_db)]
@@ -217,7 +256,8 @@ def build_graph(plan: Plan, *, duration: float, sample_rate: int, inputs: GraphI
     if inputs.original is None:
         mix = music
     else:
-        parts.append(original_chain(plan, total=total, sample_rate=sample_rate, input_index=inputs.original))
+        parts.append(original_chain(plan, total=total, sample_rate=sample_rate, input_index=inputs.original,
+                                    source_db=source_db))
         if "original" in stems:
             parts.append("[orig]asplit=2[orig_mix][stem_original]")
             orig = "[orig_mix]"

@@ -23,12 +23,14 @@ LOUDNESS_PRESETS: dict[str, tuple[float, float]] = {
 DEFAULT_PRESET = "web"  # what Settings.target_lufs / true_peak_dbtp default to
 TARGET_RANGE_LUFS = (-40.0, -5.0)
 TRUE_PEAK_RANGE_DBTP = (-9.0, 0.0)
+SOURCE_MUSIC_POLICIES = ("keep", "duck", "replace")  # Plan.source_music_policy
 
 
 def loudness_options(options: dict[str, Any] | None) -> dict[str, Any]:
     """Job options with a ``loudness`` preset name resolved into ``target_lufs`` and
     ``true_peak_dbtp``; explicit values in ``options`` override the preset's. Other options pass
-    through. Raises BadInput for an unknown preset or a value out of range."""
+    through (``source_music`` must be one of SOURCE_MUSIC_POLICIES, ``preview`` becomes a bool).
+    Raises BadInput for an unknown preset or policy or a value out of range."""
     out = {k: v for k, v in (options or {}).items() if v is not None}
     preset = out.pop("loudness", None)
     if preset is not None:
@@ -45,4 +47,9 @@ def loudness_options(options: dict[str, Any] | None) -> dict[str, Any]:
                 raise BadInput(f"{key} must be a number") from None
             if not lo <= out[key] <= hi:
                 raise BadInput(f"{key} must be between {lo:g} and {hi:g} {unit}")
+    if "source_music" in out and out["source_music"] not in SOURCE_MUSIC_POLICIES:
+        raise BadInput(f"unknown source music policy {out['source_music']!r}; "
+                       f"choose one of: {', '.join(SOURCE_MUSIC_POLICIES)}")
+    if "preview" in out:
+        out["preview"] = bool(out["preview"])
     return out

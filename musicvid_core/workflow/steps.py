@@ -12,6 +12,7 @@ lives under ``uploads/``, is never touched)::
     jobs/{job_id}/{attempt}/plan.json            the plan
     jobs/{job_id}/{attempt}/segments/{i}.wav     one clip per segment
     jobs/{job_id}/{attempt}/output{ext}          the scored video
+    jobs/{job_id}/{attempt}/output_preview{ext}  ... or its small preview (job option ``preview``)
     jobs/{job_id}/{attempt}/stems/{name}.wav     the mixer's stems, when the job asks for them
 """
 
@@ -83,7 +84,8 @@ def _input_key(services: Services, job: Job) -> str:
 
 def output_key(job: Job) -> str:
     ext = Path(_strip_uri(job.s3_url)).suffix.lower()
-    return job.prefix + "output" + (ext if ext in OUTPUT_EXTS else ".mkv")
+    name = "output_preview" if job.settings.get("preview") else "output"
+    return job.prefix + name + (ext if ext in OUTPUT_EXTS else ".mkv")
 
 
 def _strip_uri(uri: str) -> str:
@@ -141,6 +143,8 @@ def analyzer(event: dict, services: Services | None = None) -> dict:
                            f"{services.settings.max_duration_s:.0f} s")
         features = analyze_video(video, media, timeout=timeout)
     plan = services.planner.plan(features, job.prompt, job.seed)
+    if job.settings.get("source_music"):  # the job's option over the planner's default
+        plan = plan.model_copy(update={"source_music_policy": job.settings["source_music"]})
     services.objects.put_bytes(job.prefix + "features.json", features.model_dump_json().encode(),
                                "application/json")
     plan_url = services.objects.put_bytes(job.prefix + "plan.json",
@@ -193,7 +197,8 @@ def av_operator(event: dict, services: Services | None = None) -> dict:
                           true_peak_dbtp=float(job.settings.get("true_peak_dbtp", settings.true_peak_dbtp)),
                           sample_rate=settings.sample_rate, audio_bitrate=settings.audio_bitrate,
                           timeout=settings.ffmpeg_timeout_s,
-                          stems_dir=tmp / "stems" if job.settings.get("stems") else None)
+                          stems_dir=tmp / "stems" if job.settings.get("stems") else None,
+                          preview=bool(job.settings.get("preview")))
         if in_place is None:
             services.objects.put_file(key, out, "video/mp4")
         if "stems" in metrics:
