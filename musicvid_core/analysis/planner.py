@@ -20,8 +20,7 @@ import math
 import random
 
 from ..domain.features import Curve, VideoFeatures
-from ..domain.plan import Plan, Segment
-from ..mixing.compose import SPEECH_CLEARANCE_LU
+from ..domain.plan import SPEECH_CLEARANCE_LU, Plan, Segment
 
 MIN_SEGMENT_S = 6.0
 MAX_SEGMENT_S = 30.0

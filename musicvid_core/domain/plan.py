@@ -13,6 +13,9 @@ from .features import Region
 
 _KEY_RE = re.compile(r"^[A-G](#|b)? (major|minor)$")
 TIME_EPS = 1e-6
+# Music under dialogue sits at least this far below it (Torcoli et al., JAES 2019: >= 10 LU between
+# commentary and music). The planner's first guess and the mixer's measured duck both honour it.
+SPEECH_CLEARANCE_LU = 10.0
 
 
 class Segment(BaseModel):

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from ..domain.errors import MediaToolError, MixError
 from ..domain.features import MediaInfo
-from ..domain.plan import Plan
+from ..domain.plan import SPEECH_CLEARANCE_LU, Plan
 from ..media import run_ffmpeg
 from ..metrics.loudness import EBUR128_FILTER, LoudnessReport, parse_ebur128_summary
 from ..metrics.speech import loudness_over, speech_music_difference
@@ -53,9 +53,8 @@ LIMITER_MARGIN_DB = 1.0
 LIMITER_HEADROOM_DB = 0.1
 MAX_PEAK_RETRIES = 2  # final runs repeated with a lower ceiling when the encoded peak overshoots
 PEAK_RETRY_EXTRA_DB = 0.2  # lower the ceiling by the overshoot plus this
-# Music under dialogue: at least 10 LU below it (Torcoli et al., JAES 2019), plus a margin for what
-# the measurement cannot see (the limiter and AAC act on the sum, not on each bus).
-SPEECH_CLEARANCE_LU = 10.0
+# A margin over SPEECH_CLEARANCE_LU (domain/plan.py) for what the measurement cannot see: the
+# limiter and AAC act on the sum, not on each bus.
 DUCK_MARGIN_LU = 1.0
 MAX_DUCK_DB = 40.0  # Plan.duck_db's upper bound: deeper than this the music is simply gone
 # Music already in the original sound (policy "duck"): at least this far down, and deeper when
