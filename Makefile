@@ -37,6 +37,7 @@ lint: install
 bench: install
 	$(PY) bench/pipeline.py
 	$(PY) bench/music_render.py
+	$(PY) bench/mixing.py
 
 samples: install system-deps
 	$(PY) data/make_samples.py
