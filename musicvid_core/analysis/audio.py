@@ -136,15 +136,8 @@ def speech_regions(wav: str | Path, origin: float, duration: float, *,
     if not voiced:
         return []
     speech = np.frombuffer(voiced, dtype=np.int8).astype(bool) & (_rolling_std(level) >= SPEECH_MODULATION_DB)
-    regions: list[tuple[float, float]] = []
-    for index in np.flatnonzero(speech):
-        start = index * VAD_FRAME_S
-        if regions and start - regions[-1][1] < SPEECH_MERGE_GAP_S:
-            regions[-1] = (regions[-1][0], start + VAD_FRAME_S)
-        else:
-            regions.append((start, start + VAD_FRAME_S))
-    return [Region(start=round(a, 3), end=round(min(b, duration), 3)) for a, b in regions
-            if b - a >= SPEECH_MIN_S]
+    return _regions(speech, VAD_FRAME_S, merge_gap_s=SPEECH_MERGE_GAP_S, min_s=SPEECH_MIN_S,
+                    duration=duration)
 
 
 def _rolling_std(values: array) -> np.ndarray:
@@ -232,12 +225,21 @@ def music_regions(wav: str | Path, origin: float, duration: float,
         # the harmony moves: another music-like frame nearby (not speech, not silence) differs
         others = chroma[lo:hi][candidate[lo:hi]]
         music[i] = bool(np.min(others @ chroma[i]) < MUSIC_CHANGE_COS)
+    return _regions(music, MUSIC_FRAME_S, merge_gap_s=MUSIC_MERGE_GAP_S, min_s=MUSIC_MIN_S,
+                    duration=duration)
+
+
+def _regions(flags: np.ndarray, frame_s: float, *, merge_gap_s: float, min_s: float,
+             duration: float) -> list[Region]:
+    """Regions (seconds) covered by the set frames of ``flags`` (frame i spans i*frame_s onwards):
+    neighbours closer than ``merge_gap_s`` merge, regions shorter than ``min_s`` are dropped,
+    ends are clipped to ``duration``."""
     regions: list[tuple[float, float]] = []
-    for index in np.flatnonzero(music):
-        start = index * MUSIC_FRAME_S
-        if regions and start - regions[-1][1] < MUSIC_MERGE_GAP_S:
-            regions[-1] = (regions[-1][0], start + MUSIC_FRAME_S)
+    for index in np.flatnonzero(flags):
+        start = index * frame_s
+        if regions and start - regions[-1][1] < merge_gap_s:
+            regions[-1] = (regions[-1][0], start + frame_s)
         else:
-            regions.append((start, start + MUSIC_FRAME_S))
+            regions.append((start, start + frame_s))
     return [Region(start=round(a, 3), end=round(min(b, duration), 3)) for a, b in regions
-            if b - a >= MUSIC_MIN_S]
+            if b - a >= min_s]
