@@ -21,7 +21,7 @@ from . import service
 from .config import Services, Settings, build_services
 from .domain.errors import BadInput, MusicVidError
 from .domain.job import Job, Status
-from .mixing.presets import loudness_options
+from .mixing.presets import job_options
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Put fitting music under a video: analyse, plan, compose, mix.")
@@ -97,10 +97,12 @@ SOURCE_MUSIC_HELP = ("music already in the video's sound: keep it, duck it (ours
                      "replace it (muted there). Default duck")
 
 
-def _options(loudness: str | None, target_lufs: float | None, true_peak: float | None) -> dict:
-    """Job options from the loudness flags: the preset resolved, explicit values over it, ranges
-    checked before anything is uploaded (BadInput: exit 2)."""
-    return loudness_options({"loudness": loudness, "target_lufs": target_lufs, "true_peak_dbtp": true_peak})
+def _options(loudness: str | None, target_lufs: float | None, true_peak: float | None,
+             **other) -> dict:
+    """Job options from the flags, validated before anything is uploaded (BadInput: exit 2):
+    the preset resolved, explicit values over it, unset flags left out."""
+    return job_options({"loudness": loudness, "target_lufs": target_lufs, "true_peak_dbtp": true_peak,
+                        **other})
 
 
 @app.command()
@@ -120,8 +122,8 @@ def run(video: Path = typer.Argument(..., help="input video file"),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress on stderr")) -> None:
     """Score VIDEO end to end and write the result (default: VIDEO_musicvid.EXT beside it)."""
     services = _services()
-    options = {**_options(loudness, target_lufs, true_peak), **({"stems": True} if stems is not None else {}),
-               **loudness_options({"source_music": source_music, "preview": preview or None})}
+    options = _options(loudness, target_lufs, true_peak, source_music=source_music,
+                       stems=True if stems is not None else None, preview=preview or None)
     uri = service.upload_file(services, video, services.settings.user)
     job = service.submit_new(services, uri, prompt, services.settings.user, seed=seed, options=options)
     if not quiet:

@@ -10,7 +10,7 @@ from typing import Any
 from .config import Services
 from .domain.errors import BadInput, NotFound
 from .domain.job import Job, OperationType, Stage, Status, clean_prompt, parse_job_id
-from .mixing.presets import loudness_options
+from .mixing.presets import job_options
 
 VIDEO_EXTS = {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".3gp",
               ".flv", ".wmv", ".ogv"}
@@ -50,7 +50,7 @@ def submit_new(services: Services, s3_url: str, prompt: str, user_id: str, *, se
     if not services.objects.exists(key):
         raise BadInput("the uploaded video does not exist")
     job = Job(user_id=user_id, s3_url=s3_url, prompts=[clean_prompt(prompt)], seed=int(seed),
-              settings=loudness_options(options))
+              settings=job_options(options))
     return services.jobs.create(job)
 
 
@@ -62,7 +62,7 @@ def submit_regenerate(services: Services, job_id: str, prompt: str, user_id: str
     job_id = parse_job_id(job_id)
     services.jobs.get(job_id, user_id)  # NotFound for someone else's job
     text = clean_prompt(prompt)
-    changed = loudness_options(options)
+    changed = job_options(options)
 
     def change(job: Job) -> dict:
         out = {"prompts": [*job.prompts, text], "operation_type": OperationType.REGENERATE,

@@ -14,7 +14,7 @@ from musicvid_core.media import run_ffmpeg
 from musicvid_core.metrics import measure_loudness, speech_music_difference, video_packet_hashes
 from musicvid_core.mixing.compose import SPEECH_CLEARANCE_LU, compose, duck_depth
 from musicvid_core.mixing.filtergraph import duck_chain, duck_spans
-from musicvid_core.mixing.presets import LOUDNESS_PRESETS, loudness_options
+from musicvid_core.mixing.presets import LOUDNESS_PRESETS, job_options
 from musicvid_core.samples import espeak_available, make_video
 from tests.test_mixing_compose import SR, make_plan, media_of, write_clips
 
@@ -62,14 +62,14 @@ def test_depth_deepens_to_keep_the_clearance():
 
 
 # --- presets ---------------------------------------------------------------------------------
-def test_loudness_options():
-    assert loudness_options(None) == {}
-    assert loudness_options({"loudness": "broadcast"}) == {"target_lufs": -23.0, "true_peak_dbtp": -1.0}
-    assert loudness_options({"loudness": "apple", "true_peak_dbtp": -2, "target_lufs": None,
+def test_job_options():
+    assert job_options(None) == {}
+    assert job_options({"loudness": "broadcast"}) == {"target_lufs": -23.0, "true_peak_dbtp": -1.0}
+    assert job_options({"loudness": "apple", "true_peak_dbtp": -2, "target_lufs": None,
                              "stems": True}) == {"target_lufs": -16.0, "true_peak_dbtp": -2.0, "stems": True}
     for bad in ({"loudness": "tv"}, {"target_lufs": -3}, {"true_peak_dbtp": 1}, {"target_lufs": "loud"}):
         with pytest.raises(BadInput):
-            loudness_options(bad)
+            job_options(bad)
 
 
 # --- the metric ------------------------------------------------------------------------------

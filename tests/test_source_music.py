@@ -14,7 +14,7 @@ from musicvid_core.metrics import measure_loudness, video_packet_hashes
 from musicvid_core.metrics.speech import loudness_over
 from musicvid_core.mixing.compose import SOURCE_MUSIC_CLEARANCE_LU, compose, source_depth
 from musicvid_core.mixing.filtergraph import source_music_chain
-from musicvid_core.mixing.presets import loudness_options
+from musicvid_core.mixing.presets import job_options
 from musicvid_core.samples import espeak_available, make_video
 from tests.test_mixing_compose import SR, make_plan, write_clips
 
@@ -72,9 +72,9 @@ def test_source_depth_and_options():
     assert source_depth(original_lufs=-30, music_lufs=-14) == 12.0
     assert source_depth(original_lufs=-14, music_lufs=-20) == pytest.approx(6 + SOURCE_MUSIC_CLEARANCE_LU + 1)
     assert source_depth(original_lufs=-70, music_lufs=-14) == 12.0
-    assert loudness_options({"source_music": "replace"}) == {"source_music": "replace"}
+    assert job_options({"source_music": "replace"}) == {"source_music": "replace"}
     with pytest.raises(BadInput):
-        loudness_options({"source_music": "louder"})
+        job_options({"source_music": "louder"})
 
 
 # --- compose ---------------------------------------------------------------------------------

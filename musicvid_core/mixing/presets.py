@@ -26,8 +26,8 @@ TRUE_PEAK_RANGE_DBTP = (-9.0, 0.0)
 SOURCE_MUSIC_POLICIES = ("keep", "duck", "replace")  # Plan.source_music_policy
 
 
-def loudness_options(options: dict[str, Any] | None) -> dict[str, Any]:
-    """Job options with a ``loudness`` preset name resolved into ``target_lufs`` and
+def job_options(options: dict[str, Any] | None) -> dict[str, Any]:
+    """Validated job options (render settings a job carries): a ``loudness`` preset name resolved into ``target_lufs`` and
     ``true_peak_dbtp``; explicit values in ``options`` override the preset's. Other options pass
     through (``source_music`` must be one of SOURCE_MUSIC_POLICIES, ``preview`` becomes a bool).
     Raises BadInput for an unknown preset or policy or a value out of range."""
