@@ -1,9 +1,11 @@
 """Preview vs full render, end to end through the real pipeline (issue 4's preview aim: <= 25 %).
 
-    python bench/preview.py            # 60 s 1280x720 30 fps (x264 veryfast) input, 2 runs each
+    python bench/preview.py            # 60 s 1280x720 30 fps (x264 veryfast) input, 2 rounds
 
-Prints each run's wall time (upload to COMPLETED) and the stage split, then the ratio of medians.
-A benchmark: it asserts nothing.
+Each round, on one new job: a full `run` (the reference), a full `regenerate` with a new prompt,
+then the same as previews. And on a second new job: a first `run --preview` (which analyses and
+encodes the proxy in the same decode). Prints each wall time (submit to COMPLETED, stage split) and
+the ratios of the medians to the full run. A benchmark: it asserts nothing.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import time
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parent / "out"
+PROMPTS = ("warm acoustic, slow build", "dark synth pulse", "bright upbeat pop", "sad solo piano")
 
 
 def main() -> None:
@@ -29,29 +32,43 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as home:
         os.environ["MUSICVID_HOME"] = home
         services = build_services(Settings())
-        times: dict[bool, list[float]] = {False: [], True: []}
-        for _ in range(2):
-            for preview in (False, True):
-                stages: dict[str, float] = {}
+        services.warm()
+        times: dict[str, list[float]] = {}
 
-                def on(ev: dict, stages=stages) -> None:
-                    if ev.get("state") in ("Analyze", "GenerateAudio", "Mix"):
-                        now = time.perf_counter()
-                        if ev["type"] == "StateEntered":
-                            stages[ev["state"]] = now
-                        elif ev["type"] == "StateExited":
-                            stages[ev["state"]] = now - stages[ev["state"]]
+        def timed(name: str, job) -> None:
+            stages: dict[str, float] = {}
 
-                t0 = time.perf_counter()
-                uri = service.upload_file(services, video, "bench")
-                job = service.submit_new(services, uri, "warm acoustic", "bench", options={"preview": preview})
-                job = service.run(services, job, on)
-                wall = time.perf_counter() - t0
-                times[preview].append(wall)
-                split = " ".join(f"{k} {v:.2f}s" for k, v in stages.items())
-                print(f"{'preview' if preview else 'full':<8} {wall:6.2f}s  {job.status.value}  {split}")
-        full, prev = statistics.median(times[False]), statistics.median(times[True])
-        print(f"median full {full:.2f}s, preview {prev:.2f}s, preview/full = {prev / full:.0%}")
+            def on(ev: dict) -> None:
+                if ev.get("state") in ("Analyze", "GenerateAudio", "Mix"):
+                    now = time.perf_counter()
+                    if ev["type"] == "StateEntered":
+                        stages[ev["state"]] = now
+                    elif ev["type"] == "StateExited":
+                        stages[ev["state"]] = now - stages[ev["state"]]
+
+            t0 = time.perf_counter()
+            job = service.run(services, job, on)
+            wall = time.perf_counter() - t0
+            times.setdefault(name, []).append(wall)
+            split = " ".join(f"{k} {v:.2f}s" for k, v in stages.items())
+            print(f"{name:<20} {wall:6.2f}s  {job.status.value}  {split}", flush=True)
+
+        for round_ in range(2):
+            uri = service.upload_file(services, video, "bench")
+            job = service.submit_new(services, uri, PROMPTS[0], "bench")
+            timed("full run", job)
+            timed("full regenerate", service.submit_regenerate(services, job.job_id, PROMPTS[1], "bench"))
+            timed("preview regenerate", service.submit_regenerate(services, job.job_id, PROMPTS[2], "bench",
+                                                                  options={"preview": True}))
+            timed("preview regenerate", service.submit_regenerate(services, job.job_id, PROMPTS[3 - round_],
+                                                                  "bench"))
+            uri = service.upload_file(services, video, "bench")
+            timed("first preview run", service.submit_new(services, uri, PROMPTS[0], "bench",
+                                                          options={"preview": True}))
+        ref = statistics.median(times["full run"])
+        for name, values in times.items():
+            med = statistics.median(values)
+            print(f"median {name:<20} {med:6.2f}s  = {med / ref:4.0%} of the full run")
 
 
 if __name__ == "__main__":

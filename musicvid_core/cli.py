@@ -164,13 +164,18 @@ def regenerate(job_id: str = typer.Argument(..., help="the job to re-score"),
                loudness: str | None = typer.Option(None, help=LOUDNESS_HELP + " (default: keep the job's)"),
                target_lufs: float | None = typer.Option(None, help="integrated loudness target, LUFS"),
                true_peak: float | None = typer.Option(None, help="true-peak ceiling, dBTP"),
+               source_music: str | None = typer.Option(None, help=SOURCE_MUSIC_HELP + " (default: keep the job's)"),
+               preview: bool | None = typer.Option(None, "--preview/--full", help="a fast small proxy (the "
+                                                   "picture is encoded once per job, then copied) or the full "
+                                                   "render (default: as the job's last run)"),
                as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
                quiet: bool = typer.Option(False, "--quiet", "-q")) -> None:
     """Re-score a job with a new prompt (appended to its history). The previous output is kept
     until the new one succeeds."""
     services = _services()
     job = service.submit_regenerate(services, job_id, prompt, services.settings.user, seed=seed,
-                                    options=_options(loudness, target_lufs, true_peak))
+                                    options=_options(loudness, target_lufs, true_peak,
+                                                     source_music=source_music, preview=preview))
     job = service.run(services, job, _Progress(quiet))
     _emit(job, services, as_json, out)
 
@@ -228,6 +233,98 @@ def demo(prompt: str = typer.Option("warm acoustic, slow build, big finish", "--
     run(video=sample.path, prompt=prompt, out=out_dir / "demo_musicvid.mp4", seed=0, loudness=None,
         target_lufs=None, true_peak=None, stems=None, source_music=None, preview=False, as_json=False,
         quiet=False)
+
+
+@app.command()
+def serve(port: int = typer.Option(8000, help="TCP port (0: any free port)"),
+          host: str = typer.Option("127.0.0.1", help="interface to listen on (loopback by default)"),
+          public_url: str | None = typer.Option(None, help="URL clients use to reach this server "
+                                                           "(upload/download links); default http://HOST:PORT")) -> None:
+    """Serve the API (POST /uploads, POST /jobs, GET /jobs, GET /jobs/ID) on the embedded default.
+    Tokens come from `musicvid token`; jobs run in the background (MUSICVID_WORKERS at once)."""
+    from .api.server import make_server
+
+    server, local = make_server(Settings(), host=host, port=port, public_url=public_url)
+    err.print(f"musicvid API on http://{host}:{server.server_port} ({local.launcher.workers} workers); "
+              "Ctrl-C stops")
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+        local.launcher.shutdown(wait=False)
+
+
+@app.command()
+def token(user: str = typer.Option(..., "--user", "-u", help="the user id (the token's sub)"),
+          ttl: int = typer.Option(3600, help="seconds until it expires", min=1, max=7 * 86400)) -> None:
+    """Print a dev JWT for `musicvid serve`, signed by the local key kept under MUSICVID_HOME."""
+    from .api.auth import mint_token
+
+    settings = Settings()
+    kwargs = {k: v for k, v in (("issuer", settings.auth_issuer), ("audience", settings.auth_audience)) if v}
+    print(mint_token(settings.home, user, ttl_s=ttl, **kwargs))
+
+
+def _pairs(args: list[str]) -> dict[str, str]:
+    """``-p NAME VALUE`` (or ``--param``) pairs from the extra arguments (typer has no repeatable
+    two-value option); BadInput for anything else."""
+    out, i = {}, 0
+    while i < len(args):
+        if args[i] not in ("-p", "--param"):
+            raise BadInput(f"unexpected argument {args[i]!r}: parameters are given as -p NAME VALUE")
+        if i + 2 >= len(args):
+            raise BadInput(f"{args[i]} needs a NAME and a VALUE")
+        out[args[i + 1]] = args[i + 2]
+        i += 3
+    return out
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def experiment(ctx: typer.Context,
+               notebook: str = typer.Argument(..., help="a notebook path, or its name in notebooks/ "
+                                                         "(01_quickstart, quickstart, 01, ...); then -p NAME VALUE "
+                                                         "per parameter (lists as JSON/YAML: -p seeds '[0, 1]')"),
+               name: str | None = typer.Option(None, help="run name (default: the notebook's)"),
+               runs_dir: Path | None = typer.Option(None, help="where run folders go (default data/runs)"),
+               list_params: bool = typer.Option(False, "--list-params", help="show the notebook's parameters")) -> None:
+    """Run a notebook with papermill into data/runs/<timestamp>-<name>/ and print that folder.
+
+    The folder gets the executed notebook, its outputs and figures, and its results table."""
+    from . import experiments
+
+    if list_params:
+        for pname, p in experiments.notebook_parameters(notebook).items():
+            print(f"{pname}: {p['type']} = {p['default']}  # {p['help']}")
+        return
+    run = experiments.run_notebook(notebook, _pairs(list(ctx.args)), name=name, root=runs_dir)
+    err.print(f"{run.notebook.name}: {run.rows} result row(s) in {run.seconds:.0f} s -> {run.results}")
+    print(run.dir)
+
+
+@app.command()
+def batch(source: Path = typer.Argument(..., help="a folder of videos, or a .csv/.json manifest (columns video, "
+                                                  "prompt, and optionally seed, label, loudness, target_lufs, "
+                                                  "true_peak_dbtp, source_music)"),
+          prompt: str = typer.Option("", "--prompt", "-p", help="prompt for inputs without one"),
+          seed: int = typer.Option(0, help="seed for inputs without one"),
+          out: Path | None = typer.Option(None, "--out", "-o", help="output folder (default data/runs/<timestamp>-batch)"),
+          fmt: str = typer.Option("csv", "--format", help="results table: csv or parquet (CSV is always written)"),
+          quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress display")) -> None:
+    """Score every video of a folder or manifest; print the results table's path.
+
+    A failing input is recorded in its row with the reason and does not stop the batch; the exit
+    code is 1 when any input failed."""
+    from . import batch as batch_mod
+    from . import experiments
+
+    items = batch_mod.load_manifest(source, prompt=prompt, seed=seed)
+    out_dir = out if out is not None else experiments.new_run_dir("batch")
+    result = batch_mod.run_batch(_services(), items, out_dir, fmt=fmt, progress=not quiet)
+    err.print(f"{result.completed} completed, {result.failed} failed in {result.seconds:.0f} s; "
+              f"summary figure {result.figure}")
+    print(result.table)
+    if result.failed:
+        raise typer.Exit(1)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -57,3 +57,35 @@ def last_error_line(stderr: str) -> str:
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip() and not ln.startswith("frame=")
              and not ln.startswith("size=")]
     return lines[-1][:300] if lines else "no error output"
+
+
+# --- the preview proxy ---------------------------------------------------------------------------
+# A small H.264 copy of the picture for previews: at most PROXY_HEIGHT lines (even, aspect kept),
+# x264's fastest preset, every frame kept with its own timestamp, no audio. Built once per job (in
+# the analysis decode when possible, see analysis.features.analyze_video) and then stream-copied
+# into every preview, so iterating on the music never re-encodes the picture.
+PROXY_HEIGHT = 360
+PROXY_FILTER = f"scale=-2:'2*trunc(min({PROXY_HEIGHT},ih)/2)':flags=fast_bilinear"
+# H.264 decoding shortcuts when the proxy has a decode of its own: no deblocking.
+PROXY_DECODE_ARGS = ["-skip_loop_filter", "all", "-flags2", "+fast"]
+
+
+def proxy_output_args(dest: str) -> list[str]:
+    """ffmpeg output options writing the proxy of input 0's first video stream to ``dest`` (MP4).
+    Rotation (the display matrix) is carried over even when the input is read with -noautorotate."""
+    return ["-map", "0:v:0", "-vf", PROXY_FILTER, "-fps_mode", "passthrough", "-c:v", "libx264",
+            "-preset", "ultrafast", "-crf", "30", "-pix_fmt", "yuv420p", "-an", "-sn", "-dn",
+            "-f", "mp4", dest]
+
+
+def make_proxy(video: str | os.PathLike, dest: str | os.PathLike, *, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+    """Write the preview proxy of ``video`` to ``dest`` (atomically: a half-written proxy never
+    appears). Raises MediaToolError when ffmpeg fails or runs past ``timeout`` seconds."""
+    tmp = f"{os.fspath(dest)}.part"
+    try:
+        run_ffmpeg(["-y", "-noautorotate", *PROXY_DECODE_ARGS, "-i", os.fspath(video), *proxy_output_args(tmp)],
+                   timeout=timeout, what="preview proxy")
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -78,6 +78,7 @@ def test_corrupt_input_fails_cleanly(services, tmp_path):
 
 def test_failure_in_mix_rolls_back_partial_outputs(services, short_video, monkeypatch):
     import musicvid_core.mixing.compose as compose_mod
+    from musicvid_core.workflow.steps import features_cache_key
 
     def broken(video, media, plan, clips, out, **kw):
         out.write_bytes(b"partial")  # a half-written output must not survive
@@ -87,7 +88,8 @@ def test_failure_in_mix_rolls_back_partial_outputs(services, short_video, monkey
     job = _run(services, short_video.path)
     assert job.status == Status.FAILED
     assert (job.error.type, job.error.stage, job.error.message) == ("MixError", "mix", "mixer exploded")
-    assert services.objects.list(f"jobs/{job.job_id}") == []
+    # nothing of the attempt is left; the job's analysis cache (complete, input-derived) stays for a retry
+    assert services.objects.list(f"jobs/{job.job_id}") == [features_cache_key(job)]
     assert services.objects.exists(services.objects.key_from_uri(job.s3_url))
 
 
@@ -220,3 +222,39 @@ def test_source_music_is_ducked_end_to_end_and_preview(services, media_dir):
     assert job.metrics["source_music"]["policy"] == "replace"
     assert abs(stream_durations(out)["video"] - 6.0) <= 1 / 25 + 1e-6
     assert abs(measure_loudness(out).integrated_lufs + 14) <= 1.0
+
+
+def test_regeneration_reuses_analysis_and_preview_proxy(services, media_dir, monkeypatch):
+    """The features (and a preview's proxy) are made once per job: a regeneration re-plans and
+    re-renders without decoding the video again, and a preview copies the proxy's packets."""
+    import musicvid_core.analysis.features as features_mod
+    from musicvid_core.analysis.probe import probe
+    from musicvid_core.workflow.steps import features_cache_key, proxy_key
+
+    sample = make_video(media_dir / "proxy_src.mp4", (2, 2), size=(854, 480), fps=25, audio="tone")
+    job = _run(services, sample.path, options={"preview": True})
+    assert job.status == Status.COMPLETED, job.error
+    proxy = services.objects.local_path(proxy_key(job))
+    assert services.objects.exists(features_cache_key(job)) and proxy.is_file()
+    first = service.output_path(services, job)
+    assert first.stem == "output_preview" and (probe(first).width, probe(first).height) == (640, 360)
+    assert video_packet_hashes(first) == video_packet_hashes(proxy)
+    made = proxy.stat().st_mtime_ns
+
+    def no_decode(*a, **k):
+        raise AssertionError("the video was analysed again")
+
+    monkeypatch.setattr(features_mod, "analyze_video", no_decode)
+    monkeypatch.setattr("musicvid_core.media.make_proxy", no_decode)
+    job = service.run(services, service.submit_regenerate(services, job.job_id, "dark synth", "tester"))
+    assert job.status == Status.COMPLETED and job.attempt == 2, job.error
+    out = service.output_path(services, job)
+    assert video_packet_hashes(out) == video_packet_hashes(proxy) and proxy.stat().st_mtime_ns == made
+    durations = stream_durations(out)
+    assert abs(durations["video"] - 4.0) <= 1 / 25 + 1e-6 and abs(durations["audio"] - 4.0) <= 1 / 25 + 1e-6
+    assert abs(measure_loudness(out).integrated_lufs + 14) <= 1.0
+    # back to the full render: the input's packets again, still without a new analysis
+    job = service.run(services, service.submit_regenerate(services, job.job_id, "dark synth", "tester",
+                                                          options={"preview": False}))
+    assert job.status == Status.COMPLETED, job.error
+    assert video_packet_hashes(service.output_path(services, job)) == video_packet_hashes(sample.path)

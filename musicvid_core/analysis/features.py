@@ -14,6 +14,7 @@ Per frame we keep a few floats (cut score, motion, brightness), not pixels: memo
 from __future__ import annotations
 
 import math
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -28,7 +29,7 @@ from scenedetect.detectors import AdaptiveDetector
 
 from ..domain.errors import MediaToolError, UnsupportedMedia
 from ..domain.features import Curve, Cut, MediaInfo, VideoFeatures
-from ..media import DEFAULT_TIMEOUT_S, ffmpeg_exe, last_error_line
+from ..media import DEFAULT_TIMEOUT_S, ffmpeg_exe, last_error_line, proxy_output_args
 from . import audio
 from .probe import VIDEO_STREAM, probe
 
@@ -59,6 +60,7 @@ _STATS_FILE = "frames.txt"
 _LOUDNESS_FILE = "loudness.txt"
 _WAV_FILE = "speech.wav"
 _STDERR_FILE = "ffmpeg.log"
+_PROXY_FILE = "proxy.mp4"
 
 
 def analyze(path: str | Path, media: MediaInfo | None = None, *, analysis_fps: float | None = None,
@@ -78,14 +80,15 @@ def analysis_size(width: int, height: int) -> tuple[int, int]:
 
 
 def analyze_video(path: str | Path, media: MediaInfo, *, analysis_fps: float | None = None,
-                  timeout: float = DEFAULT_TIMEOUT_S) -> VideoFeatures:
+                  timeout: float = DEFAULT_TIMEOUT_S, proxy: str | Path | None = None) -> VideoFeatures:
     """Measure cuts, motion, brightness and (with audio) loudness and speech of the video at
     ``path``, described by ``media`` (from :func:`probe`), in one ffmpeg decode.
 
     Times are seconds from the first video frame; curves cover [0, media.duration]. With
     ``analysis_fps`` the frames are resampled to that rate first (cuts then land within one
-    analysis frame). Raises UnsupportedMedia when no frame decodes, MediaToolError when ffmpeg fails
-    or runs past ``timeout`` seconds.
+    analysis frame). With ``proxy``, the same decode also writes the preview proxy there (see
+    media.proxy_output_args; it appears only when the analysis succeeds). Raises UnsupportedMedia when
+    no frame decodes, MediaToolError when ffmpeg fails or runs past ``timeout`` seconds.
     """
     path = Path(path).resolve()  # ffmpeg runs in a scratch folder (see _command)
     width, height = analysis_size(media.width, media.height)
@@ -93,8 +96,10 @@ def analyze_video(path: str | Path, media: MediaInfo, *, analysis_fps: float | N
     with tempfile.TemporaryDirectory(prefix="musicvid-analysis-") as tmp:
         scratch = Path(tmp)
         frames = _FrameMeter(fps, (height, width))
-        _decode(_command(path, media, width, height, analysis_fps), scratch, width * height * 3,
-                frames.add, timeout)
+        cmd = _command(path, media, width, height, analysis_fps)
+        if proxy is not None:
+            cmd += proxy_output_args(_PROXY_FILE)
+        _decode(cmd, scratch, width * height * 3, frames.add, timeout)
         if frames.count == 0:
             raise UnsupportedMedia(f"{path.name}: no video frame could be decoded", path=str(path))
         times = _frame_times(scratch / _STATS_FILE, frames.count, fps)
@@ -108,6 +113,8 @@ def analyze_video(path: str | Path, media: MediaInfo, *, analysis_fps: float | N
             features.audio_integrated_lufs = integrated
             features.speech = audio.speech_regions(scratch / _WAV_FILE, origin, duration)
             features.music = audio.music_regions(scratch / _WAV_FILE, origin, duration, features.speech)
+        if proxy is not None:
+            shutil.move(scratch / _PROXY_FILE, proxy)
     return features
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 from ..domain.errors import MediaToolError, MixError
 from ..domain.features import MediaInfo
 from ..domain.plan import SPEECH_CLEARANCE_LU, Plan
-from ..media import run_ffmpeg
+from ..media import PROXY_DECODE_ARGS, PROXY_FILTER, run_ffmpeg
 from ..metrics.loudness import EBUR128_FILTER, LoudnessReport, parse_ebur128_summary
 from ..metrics.speech import loudness_over, speech_music_difference
 from ..metrics.streams import measure_output
@@ -61,13 +61,14 @@ MAX_DUCK_DB = 40.0  # Plan.duck_db's upper bound: deeper than this the music is 
 # measurement shows it would sit less than SOURCE_MUSIC_CLEARANCE_LU under ours there.
 SOURCE_MUSIC_MIN_DB = 12.0
 SOURCE_MUSIC_CLEARANCE_LU = 10.0
-# Preview (compose(preview=True)): a small proxy for iteration. The video is re-encoded to at most
-# PREVIEW_HEIGHT lines, aspect kept, with x264's fastest preset; the audio gets AAC's fast coder.
-PREVIEW_HEIGHT = 360
-PREVIEW_VIDEO_ARGS = ["-vf", f"scale=-2:'min({PREVIEW_HEIGHT},ih)':flags=fast_bilinear", "-c:v", "libx264",
-                      "-preset", "ultrafast", "-crf", "30", "-pix_fmt", "yuv420p"]
-# H.264 decoding shortcuts for the preview's input (about 10% of its final run): no deblocking.
-PREVIEW_DECODE_ARGS = ["-skip_loop_filter", "all", "-flags2", "+fast"]
+# Preview (compose(preview=True)): a small proxy for iteration. With ``picture`` (the job's proxy,
+# media.make_proxy) its packets are copied; without, the video is re-encoded the same way here.
+PREVIEW_VIDEO_ARGS = ["-vf", PROXY_FILTER, "-c:v", "libx264", "-preset", "ultrafast", "-crf", "30",
+                      "-pix_fmt", "yuv420p"]
+PREVIEW_DECODE_ARGS = PROXY_DECODE_ARGS
+# Previews mix at half the rate: every audio pass costs about half, and 24 kHz keeps what a
+# preview is for (balance, timing, ducking) up to 12 kHz.
+PREVIEW_SAMPLE_RATE = 24000
 PREVIEW_AUDIO_BITRATE = "128k"
 
 
@@ -80,7 +81,7 @@ def output_suffix(video: str | Path) -> str:
 def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: Path, *,
             target_lufs: float = -14.0, true_peak_dbtp: float = -1.0, sample_rate: int = 48000,
             audio_bitrate: str = "256k", timeout: float = 1800.0, stems_dir: Path | None = None,
-            preview: bool = False) -> dict:
+            preview: bool = False, picture: Path | None = None) -> dict:
     """Mix ``clips`` (one WAV per plan segment, clip i starting at segment i's start) under ``video``
     and write ``out``: the video stream copied packet for packet, one AAC audio track (the music plus
     the original sound) mastered to ``target_lufs`` (LUFS) under ``true_peak_dbtp`` (dBTP), exactly as
@@ -93,8 +94,11 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
     deeper when needed to keep it SPEECH_CLEARANCE_LU under the speech. During plan.source_music
     the original is ducked ("duck", by :func:`source_depth`), muted ("replace") or kept.
 
-    ``preview``: a fast proxy with the same mix: the video re-encoded small (PREVIEW_VIDEO_ARGS, so
-    its packets are NOT the input's), AAC at PREVIEW_AUDIO_BITRATE with the fast coder.
+    ``preview``: a fast proxy with the same mix: AAC at PREVIEW_AUDIO_BITRATE with the fast coder,
+    and the picture either copied from ``picture`` (the job's proxy, see media.make_proxy: the
+    iteration case, no video encode at all) or, without one, re-encoded small here
+    (PREVIEW_VIDEO_ARGS). Either way its packets are NOT the input's. ``picture`` must come from
+    ``video`` (same frames and timestamps); the sound is always mixed from ``video``.
 
     Returns the output's measured metrics: duration_s (video stream), audio_duration_s (decoded
     samples), integrated_lufs, true_peak_dbtp, lra_lu (decoded output, ebur128), gain_db (make-up gain
@@ -154,27 +158,36 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
 
             def master(gain_db: float) -> LoudnessReport:
                 return _master_pass(premaster_wav, master_wav, gain_db, limit_db=limit_db,
-                                    total=samples(media.duration, sample_rate), sample_rate=sample_rate,
-                                    timeout=remaining())
+                                    total=total, sample_rate=sample_rate, timeout=remaining())
 
-            gain, passes = _fit_gain(master, premaster, target_lufs=target_lufs, limit_db=limit_db)
-            limited = passes > 1  # the master WAV holds the mastered mix at ``gain``
+            total = samples(media.duration, sample_rate)
+            if preview:
+                # One estimate, no metered master pass: the gain from the premaster's loudness and the
+                # limiter run inside the final encode. Off by what the limiter takes (a few tenths of
+                # a LU on a music mix); the output is metered below all the same.
+                gain = 0.0 if premaster.integrated_lufs <= SILENCE_GATE_LUFS else target_lufs - premaster.integrated_lufs
+                passes, limited = 1, False
+            else:
+                gain, passes = _fit_gain(master, premaster, target_lufs=target_lufs, limit_db=limit_db)
+                limited = passes > 1  # the master WAV holds the mastered mix at ``gain``
             final_runs = 0
             while True:
-                _final_run(video, master_wav if limited else premaster_wav, tmp,
-                           gain_db=None if limited else gain, master_stem=stems.get("master"),
+                inline = master_chain(gain, limit_db=limit_db, sample_rate=sample_rate, total=total) if preview else None
+                _final_run(picture or video, master_wav if limited else premaster_wav, tmp,
+                           gain_db=None if limited else gain, chain=inline, master_stem=stems.get("master"),
                            duration=media.duration, muxer=_muxer(out), timeout=remaining(),
                            audio_bitrate=PREVIEW_AUDIO_BITRATE if preview else audio_bitrate,
-                           preview=preview)
+                           preview=preview, reencode=preview and picture is None)
                 final_runs += 1
                 loudness, durations = measure_output(tmp, timeout=remaining())
                 overshoot = loudness.true_peak_dbtp - true_peak_dbtp
                 if overshoot <= 0 or final_runs > MAX_PEAK_RETRIES:
                     break
                 limit_db -= overshoot + PEAK_RETRY_EXTRA_DB
-                master(gain)
-                passes += 1
-                limited = True
+                if not preview:
+                    master(gain)
+                    passes += 1
+                    limited = True
             os.replace(tmp, out)
     except MediaToolError as exc:
         raise MixError(f"mixing failed: {exc.message}", **{"video": str(video), **exc.context}) from exc
@@ -319,10 +332,12 @@ def _stem_paths(stems_dir: Path, media: MediaInfo) -> dict[str, Path]:
 
 
 def _final_run(video: Path, audio: Path, dest: Path, *, gain_db: float | None, master_stem: Path | None,
-               duration: float, audio_bitrate: str, muxer: str, timeout: float, preview: bool = False) -> None:
+               duration: float, audio_bitrate: str, muxer: str, timeout: float, preview: bool = False,
+               reencode: bool = False, chain: str | None = None) -> None:
     """Mux: the video's packets copied, the WAV ``audio`` encoded to AAC (with ``gain_db`` applied
-    first when given: the linear case, where no master WAV was written). No mixing happens here."""
-    chain = [f"volume={db(gain_db)}"] if gain_db is not None else []
+    first when given: the linear case, where no master WAV was written; or the filter ``chain``, a
+    preview's whole mastering, instead). No mixing happens here."""
+    chain = [chain] if chain else [f"volume={db(gain_db)}"] if gain_db is not None else []
     if master_stem is not None:
         chain.append("asplit=2[out][stem_master]")
         audio_map = ["-filter_complex", "[1:a]" + ",".join(chain), "-map", "0:v:0", "-map", "[out]"]
@@ -333,7 +348,7 @@ def _final_run(video: Path, audio: Path, dest: Path, *, gain_db: float | None, m
     # Only the first video stream and the new soundtrack are mapped: the original audio tracks,
     # data (timecode, GPS) and subtitle streams are not carried over. Stream copy keeps the display
     # matrix (rotation) and the codec tag.
-    video_args = PREVIEW_VIDEO_ARGS if preview else ["-c:v", "copy"]
+    video_args = PREVIEW_VIDEO_ARGS if reencode else ["-c:v", "copy"]
     audio_args = ["-c:a", "aac", "-b:a", audio_bitrate, *(["-aac_coder", "fast"] if preview else [])]
     out_args = [*audio_map, *video_args, *audio_args, "-t", f"{duration:.6f}"]
     if muxer in ("mp4", "mov"):
@@ -341,6 +356,6 @@ def _final_run(video: Path, audio: Path, dest: Path, *, gain_db: float | None, m
         # source's timecode tag.
         out_args += ["-movflags", "+faststart", "-write_tmcd", "0"]
     stem_args = ["-map", "[stem_master]", *_wav_args(master_stem)] if master_stem is not None else []
-    decode = PREVIEW_DECODE_ARGS if preview else []
+    decode = PREVIEW_DECODE_ARGS if reencode else []
     run_ffmpeg(["-y", *decode, "-i", str(video), "-i", str(audio), *out_args, "-f", muxer, str(dest), *stem_args],
                timeout=timeout, what="compose")

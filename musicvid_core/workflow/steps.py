@@ -14,6 +14,8 @@ lives under ``uploads/``, is never touched)::
     jobs/{job_id}/{attempt}/output{ext}          the scored video
     jobs/{job_id}/{attempt}/output_preview{ext}  ... or its small preview (job option ``preview``)
     jobs/{job_id}/{attempt}/stems/{name}.wav     the mixer's stems, when the job asks for them
+    jobs/{job_id}/cache/features-v{N}.json       the input's features, measured once per job
+    jobs/{job_id}/cache/proxy.mp4                the preview proxy (360p), encoded once per job
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from ..domain.errors import BadInput, InvalidTransition, MusicVidError
 from ..domain.features import VideoFeatures
 from ..domain.job import Job, JobError, Stage, Status
 from ..domain.plan import Plan
+from .async_music import advance, generator_is_async, submit_all
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +91,32 @@ def output_key(job: Job) -> str:
     return job.prefix + name + (ext if ext in OUTPUT_EXTS else ".mkv")
 
 
+# Per-job cache of what depends only on the (immutable) input: kept across attempts, so a
+# regeneration re-plans and re-renders but never re-analyses, and a preview's proxy is encoded once.
+# Outside every attempt prefix, so neither rollback nor the cleanup of superseded attempts touches it.
+# The version is bumped whenever analysis output changes meaning, so stale features are not reused.
+FEATURES_VERSION = 1
+
+
+def features_cache_key(job: Job) -> str:
+    return f"jobs/{job.job_id}/cache/features-v{FEATURES_VERSION}.json"
+
+
+def proxy_key(job: Job) -> str:
+    return f"jobs/{job.job_id}/cache/proxy.mp4"
+
+
+def _cached_features(services: Services, job: Job) -> VideoFeatures | None:
+    key = features_cache_key(job)
+    if not services.objects.exists(key):
+        return None
+    try:
+        return VideoFeatures.model_validate_json(services.objects.get_bytes(key))
+    except ValueError:  # unreadable (an older layout): measure again
+        log.warning("job %s: cached features unreadable, analysing again", job.job_id)
+        return None
+
+
 def _strip_uri(uri: str) -> str:
     return uri.split("://", 1)[-1]
 
@@ -131,18 +160,36 @@ def analyzer(event: dict, services: Services | None = None) -> dict:
     workflow's Map fans out over."""
     from ..analysis.features import analyze_video
     from ..analysis.probe import probe
+    from ..media import make_proxy
 
     services = _services(services)
     job = _enter(services, _job_for(event, services), Stage.ANALYZE)
-    timeout = services.settings.ffmpeg_timeout_s
-    with _workdir(services) as tmp:
-        video = _local(services, _input_key(services, job), tmp)
-        media = probe(video, timeout=timeout, label="the video")
-        if media.duration > services.settings.max_duration_s:
-            raise BadInput(f"video is {media.duration:.0f} s long; the limit is "
-                           f"{services.settings.max_duration_s:.0f} s")
-        features = analyze_video(video, media, timeout=timeout)
-    plan = services.planner.plan(features, job.prompt, job.seed)
+    features = _cached_features(services, job)
+    preview = bool(job.settings.get("preview"))
+    want_proxy = preview and not services.objects.exists(proxy_key(job))
+    if features is None or want_proxy:
+        timeout = services.settings.ffmpeg_timeout_s
+        with _workdir(services) as tmp:
+            video = _local(services, _input_key(services, job), tmp)
+            proxy = tmp / "proxy.mp4" if want_proxy else None
+            if features is None:
+                media = probe(video, timeout=timeout, label="the video")
+                if media.duration > services.settings.max_duration_s:
+                    raise BadInput(f"video is {media.duration:.0f} s long; the limit is "
+                                   f"{services.settings.max_duration_s:.0f} s")
+                # A preview's proxy comes out of the analysis decode itself: no second decode.
+                features = analyze_video(video, media, timeout=timeout, proxy=proxy)
+                services.objects.put_bytes(features_cache_key(job), features.model_dump_json().encode(),
+                                           "application/json")
+            elif proxy is not None:
+                make_proxy(video, proxy, timeout=timeout)
+            if proxy is not None:
+                services.objects.put_file(proxy_key(job), proxy, "video/mp4")
+    planner = services.planner
+    if hasattr(planner, "plan_for_job"):  # model planners: the video itself + the job's conversation
+        plan = planner.plan_for_job(job, features, services.objects)
+    else:
+        plan = planner.plan(features, job.prompt, job.seed)
     if job.settings.get("source_music"):  # the job's option over the planner's default
         plan = plan.model_copy(update={"source_music_policy": job.settings["source_music"]})
     services.objects.put_bytes(job.prefix + "features.json", features.model_dump_json().encode(),
@@ -150,6 +197,8 @@ def analyzer(event: dict, services: Services | None = None) -> dict:
     plan_url = services.objects.put_bytes(job.prefix + "plan.json",
                                           plan.model_dump_json(indent=1).encode(), "application/json")
     services.jobs.update(job.job_id, {"plan_url": plan_url})
+    if generator_is_async(services):  # queue every segment at the endpoint now (docs/backends.md)
+        submit_all(services, job, plan)
     return {"segments": [s.index for s in plan.segments], "plan_url": plan_url}
 
 
@@ -164,7 +213,13 @@ def audio_generator(event: dict, services: Services | None = None) -> dict:
     if not isinstance(index, int) or not 0 <= index < len(plan.segments):
         raise BadInput(f"segment index out of range: {index!r}")
     gen = services.generator
-    audio = gen.generate(plan, index, job.seed)
+    if getattr(gen, "is_async", False):  # the ASL Waits and calls again while this is pending
+        audio = advance(services, job, plan, index)
+        if audio is None:
+            return {"job_id": job.job_id, "attempt": job.attempt, "index": index, "pending": True,
+                    "wait_s": gen.poll_s}
+    else:
+        audio = gen.generate(plan, index, job.seed)
     key = f"{job.prefix}segments/{index:03d}.wav"
     with _workdir(services) as tmp:
         path = tmp / "clip.wav"
@@ -177,7 +232,7 @@ def av_operator(event: dict, services: Services | None = None) -> dict:
     """Mix the clips onto the video (video stream copied) and record the measured metrics. With the
     job option ``stems``, the mixer's stems are stored under the job's prefix (metrics["stems"]: name
     -> object URI)."""
-    from ..mixing.compose import compose
+    from ..mixing.compose import PREVIEW_SAMPLE_RATE, compose
 
     services = _services(services)
     job = _enter(services, _job_for(event, services), Stage.MIX)
@@ -189,16 +244,20 @@ def av_operator(event: dict, services: Services | None = None) -> dict:
         video = _local(services, _input_key(services, job), tmp)
         clips = [_local(services, f"{job.prefix}segments/{i:03d}.wav", tmp / f"c{i}")
                  for i in range(len(plan.segments))]
+        preview = bool(job.settings.get("preview"))
+        picture = (_local(services, proxy_key(job), tmp) if preview and services.objects.exists(proxy_key(job))
+                   else None)
         in_place = services.objects.local_path(key)
         out = in_place if in_place is not None else tmp / ("out" + Path(key).suffix)
         out.parent.mkdir(parents=True, exist_ok=True)
         metrics = compose(video, media, plan, clips, out,
                           target_lufs=float(job.settings.get("target_lufs", settings.target_lufs)),
                           true_peak_dbtp=float(job.settings.get("true_peak_dbtp", settings.true_peak_dbtp)),
-                          sample_rate=settings.sample_rate, audio_bitrate=settings.audio_bitrate,
+                          sample_rate=PREVIEW_SAMPLE_RATE if preview else settings.sample_rate,
+                          audio_bitrate=settings.audio_bitrate,
                           timeout=settings.ffmpeg_timeout_s,
                           stems_dir=tmp / "stems" if job.settings.get("stems") else None,
-                          preview=bool(job.settings.get("preview")))
+                          preview=preview, picture=picture)
         if in_place is None:
             services.objects.put_file(key, out, "video/mp4")
         if "stems" in metrics:
