@@ -16,6 +16,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from . import service
 from .config import Services, Settings, build_services
@@ -33,8 +34,29 @@ STAGE_LABELS = {"Start": "start", "Analyze": "analyse video + plan", "GenerateAu
                 "Mix": "mix + master", "Summarize": "summary", "HandleFailure": "roll back"}
 
 
-def _services() -> Services:
-    return build_services(Settings())
+def _services(planner: str | None = None, generator: str | None = None) -> Services:
+    """Services from the environment, with ``--planner``/``--generator`` over the settings
+    (BadInput, exit 2, for a name no registry knows)."""
+    from .config import GENERATORS, PLANNERS
+
+    overrides = {}
+    for kind, name, registry in (("planner", planner, PLANNERS), ("generator", generator, GENERATORS)):
+        if name:
+            if name not in registry:
+                raise BadInput(f"unknown {kind} {name!r}; choose one of: {', '.join(sorted(registry))}")
+            overrides[kind] = name
+    services = build_services(Settings(**overrides))
+    # Jobs a killed musicvid process left SCHEDULED or PROCESSING are settled by the next one.
+    from .workflow.recovery import reconcile
+
+    for job in reconcile(services):
+        err.print(f"job {job.job_id} {job.status.value}: {job.error.message if job.error else ''}",
+                  style="yellow", markup=False)
+    return services
+
+
+PLANNER_HELP = "planner: rules (default, offline), bedrock, bedrock-agent (default: MUSICVID_PLANNER)"
+GENERATOR_HELP = "music generator: procedural (default, offline), sagemaker, musicgen-local (default: MUSICVID_GENERATOR)"
 
 
 class _Progress:
@@ -55,7 +77,7 @@ class _Progress:
             if kind == "StateEntered" and state in STAGE_LABELS:
                 self.entered[state] = time.monotonic()
                 err.print(f"[dim]{time.monotonic() - self.t0:6.1f}s[/] {STAGE_LABELS[state]} …")
-            elif kind == "StateExited" and state == "GenerateSegment":
+            elif kind == "StateEntered" and state == "SegmentDone":  # not each poll of an async one
                 self.segments_done += 1
                 err.print(f"[dim]{time.monotonic() - self.t0:6.1f}s[/]   segment {self.segments_done} rendered")
             elif kind == "TaskRetry":
@@ -88,11 +110,14 @@ def _emit(job: Job, services: Services, as_json: bool, out: Path | None) -> None
     if job.status == Status.FAILED:
         e = job.error
         reason = f"{e.type} at {e.stage}: {e.message}" if e else "unknown reason"
-        err.print(f"[red]error:[/] job {job.job_id} failed: {reason}")
+        err.print(f"[red]error:[/] job {job.job_id} failed: {escape(reason)}")
         raise typer.Exit(1)
 
 
 LOUDNESS_HELP = "loudness preset: web (-14 LUFS), apple (-16), broadcast (-23); all -1 dBTP. Default web"
+HIT_HELP = "an accent at this moment, seconds from the video start (repeatable): a downbeat with a crash or stab"
+METRICS_HELP = ("measure the music (cut-beat hit rate, tempo, key, clicks) into the job's metrics; on with "
+                "--json. The first measurement in a fresh install compiles librosa's beat tracker (~20 s)")
 SOURCE_MUSIC_HELP = ("music already in the video's sound: keep it, duck it (ours leads by >= 10 LU) or "
                      "replace it (muted there). Default duck")
 
@@ -118,12 +143,19 @@ def run(video: Path = typer.Argument(..., help="input video file"),
         source_music: str | None = typer.Option(None, help=SOURCE_MUSIC_HELP),
         preview: bool = typer.Option(False, "--preview", help="fast small proxy (360p, quick encodes) for "
                                                               "iteration; default out VIDEO_preview.EXT"),
-        as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
+        planner: str | None = typer.Option(None, "--planner", help=PLANNER_HELP),
+        generator: str | None = typer.Option(None, "--generator", help=GENERATOR_HELP),
+        hit: list[float] | None = typer.Option(None, "--hit", help=HIT_HELP),
+        metrics: bool = typer.Option(False, "--metrics", help=METRICS_HELP),
+        as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout "
+                                                           "(with the music metrics)"),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress on stderr")) -> None:
     """Score VIDEO end to end and write the result (default: VIDEO_musicvid.EXT beside it)."""
-    services = _services()
+    services = _services(planner, generator)
     options = _options(loudness, target_lufs, true_peak, source_music=source_music,
-                       stems=True if stems is not None else None, preview=preview or None)
+                       stems=True if stems is not None else None, preview=preview or None,
+                       hits=service.clean_hits(hit) if hit else None,
+                       music_metrics=True if as_json or metrics else None)
     uri = service.upload_file(services, video, services.settings.user)
     job = service.submit_new(services, uri, prompt, services.settings.user, seed=seed, options=options)
     if not quiet:
@@ -158,7 +190,12 @@ def analyze(video: Path = typer.Argument(..., help="input video file"),
 
 @app.command()
 def regenerate(job_id: str = typer.Argument(..., help="the job to re-score"),
-               prompt: str = typer.Option(..., "--prompt", "-p", help="the new prompt"),
+               prompt: str | None = typer.Option(None, "--prompt", "-p", help="the new prompt (default: "
+                                                 "keep the job's; with --segment: for that segment only)"),
+               segment: int | None = typer.Option(None, "--segment", help="re-roll only this segment "
+                                                  "(0-based, as in the plan); the others stay bit-identical"),
+               hit: list[float] | None = typer.Option(None, "--hit", help=HIT_HELP + " (replaces the job's)"),
+               metrics: bool = typer.Option(False, "--metrics", help=METRICS_HELP),
                seed: int | None = typer.Option(None, help="new seed (default: keep the job's)"),
                out: Path | None = typer.Option(None, "--out", "-o", help="copy the result here"),
                loudness: str | None = typer.Option(None, help=LOUDNESS_HELP + " (default: keep the job's)"),
@@ -168,14 +205,18 @@ def regenerate(job_id: str = typer.Argument(..., help="the job to re-score"),
                preview: bool | None = typer.Option(None, "--preview/--full", help="a fast small proxy (the "
                                                    "picture is encoded once per job, then copied) or the full "
                                                    "render (default: as the job's last run)"),
+               planner: str | None = typer.Option(None, "--planner", help=PLANNER_HELP),
+               generator: str | None = typer.Option(None, "--generator", help=GENERATOR_HELP),
                as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
                quiet: bool = typer.Option(False, "--quiet", "-q")) -> None:
     """Re-score a job with a new prompt (appended to its history). The previous output is kept
     until the new one succeeds."""
-    services = _services()
+    services = _services(planner, generator)
     job = service.submit_regenerate(services, job_id, prompt, services.settings.user, seed=seed,
                                     options=_options(loudness, target_lufs, true_peak,
-                                                     source_music=source_music, preview=preview))
+                                                     source_music=source_music, preview=preview,
+                                                     music_metrics=as_json or metrics),
+                                    segment=segment, hits=hit or None)
     job = service.run(services, job, _Progress(quiet))
     _emit(job, services, as_json, out)
 
@@ -231,8 +272,8 @@ def demo(prompt: str = typer.Option("warm acoustic, slow build, big finish", "--
     sample = make_video(out_dir / "demo_input.mp4", (4, 3.5, 5, 4, 3.5), size=(640, 360), fps=30,
                         audio="speech")
     run(video=sample.path, prompt=prompt, out=out_dir / "demo_musicvid.mp4", seed=0, loudness=None,
-        target_lufs=None, true_peak=None, stems=None, source_music=None, preview=False, as_json=False,
-        quiet=False)
+        target_lufs=None, true_peak=None, stems=None, source_music=None, preview=False, planner=None,
+        generator=None, hit=None, metrics=False, as_json=False, quiet=False)
 
 
 @app.command()

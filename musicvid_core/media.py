@@ -12,6 +12,13 @@ from collections.abc import Sequence
 from .domain.errors import ConfigurationError, MediaToolError
 
 DEFAULT_TIMEOUT_S = 1800.0
+SCRATCH_PREFIX = "musicvid-"
+
+
+def scratch_prefix(kind: str = "") -> str:
+    """Prefix for this process's scratch folders in the temp dir: ``musicvid-{pid}-{kind}``. The pid
+    lets the next musicvid process remove a killed one's leftovers (workflow/recovery.py)."""
+    return f"{SCRATCH_PREFIX}{os.getpid()}-{kind}"
 
 
 @functools.lru_cache(maxsize=1)

@@ -29,7 +29,7 @@ from scenedetect.detectors import AdaptiveDetector
 
 from ..domain.errors import MediaToolError, UnsupportedMedia
 from ..domain.features import Curve, Cut, MediaInfo, VideoFeatures
-from ..media import DEFAULT_TIMEOUT_S, ffmpeg_exe, last_error_line, proxy_output_args
+from ..media import DEFAULT_TIMEOUT_S, ffmpeg_exe, last_error_line, proxy_output_args, scratch_prefix
 from . import audio
 from .probe import VIDEO_STREAM, probe
 
@@ -93,7 +93,7 @@ def analyze_video(path: str | Path, media: MediaInfo, *, analysis_fps: float | N
     path = Path(path).resolve()  # ffmpeg runs in a scratch folder (see _command)
     width, height = analysis_size(media.width, media.height)
     fps = float(analysis_fps if analysis_fps and analysis_fps < media.fps else media.fps)
-    with tempfile.TemporaryDirectory(prefix="musicvid-analysis-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=scratch_prefix("analysis-")) as tmp:
         scratch = Path(tmp)
         frames = _FrameMeter(fps, (height, width))
         cmd = _command(path, media, width, height, analysis_fps)

@@ -7,12 +7,14 @@ AWS) are substituted with ``musicvid:<Step>`` names that resolve to the handlers
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from ..adapters.local.leases import Heartbeat
 from ..config import Services
 from ..domain.errors import ConfigurationError
 from ..domain.job import TERMINAL, Job
@@ -55,17 +57,27 @@ def run_job(services: Services, job_id: str, on_event: Callable[[dict], None] | 
     threading.Thread(target=services.warm, name="musicvid-warm", daemon=True).start()
     machine = StateMachine(_definition(str(definition_path())), resolve,
                            time_scale=services.settings.retry_time_scale, on_event=on_event)
+    # The lease says this process runs the job (ConcurrentUpdate if another live one does); if this
+    # process dies, the next musicvid process to open the store settles the job (recovery.py).
+    leases = services.leases
+    lease = leases.acquire(job.job_id) if leases is not None else None
     try:
-        machine.run({"job_id": job.job_id, "attempt": job.attempt},
-                    name=f"{job.job_id}-{job.attempt}")
-    except ExecutionFailed as exc:
-        if exc.error != "JobFailed":  # an error the definition did not route to the handler
-            mark_failed(services, job_id, exc.error, str(exc.cause)[:500], services.jobs.get(job_id).stage.value)
+        with Heartbeat(leases, lease) if lease is not None else contextlib.nullcontext():
+            try:
+                machine.run({"job_id": job.job_id, "attempt": job.attempt},
+                            name=f"{job.job_id}-{job.attempt}")
+            except ExecutionFailed as exc:
+                if exc.error != "JobFailed":  # an error the definition did not route to the handler
+                    mark_failed(services, job_id, exc.error, str(exc.cause)[:500],
+                                services.jobs.get(job_id).stage.value)
+            finally:
+                job = services.jobs.get(job_id)
+                if job.status not in TERMINAL:
+                    mark_failed(services, job_id, "RunnerError", "the workflow ended without finishing the job",
+                                job.stage.value)
     finally:
-        job = services.jobs.get(job_id)
-        if job.status not in TERMINAL:
-            mark_failed(services, job_id, "RunnerError", "the workflow ended without finishing the job",
-                        job.stage.value)
+        if lease is not None:
+            leases.release(job.job_id, lease.owner)
     return services.jobs.get(job_id)
 
 

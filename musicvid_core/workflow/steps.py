@@ -34,6 +34,7 @@ from ..domain.errors import BadInput, InvalidTransition, MusicVidError
 from ..domain.features import VideoFeatures
 from ..domain.job import Job, JobError, Stage, Status
 from ..domain.plan import Plan
+from ..media import scratch_prefix
 from .async_music import advance, generator_is_async, submit_all
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ def _enter(services: Services, job: Job, stage: Stage) -> Job:
 
 @contextlib.contextmanager
 def _workdir(services: Services) -> Iterator[Path]:
-    tmp = Path(tempfile.mkdtemp(prefix="musicvid-"))
+    tmp = Path(tempfile.mkdtemp(prefix=scratch_prefix("step-")))
     try:
         yield tmp
     finally:
@@ -119,6 +120,24 @@ def _cached_features(services: Services, job: Job) -> VideoFeatures | None:
 
 def _strip_uri(uri: str) -> str:
     return uri.split("://", 1)[-1]
+
+
+def music_metrics(plan: Plan, clips: list[Path]) -> dict:
+    """musicvid_core.metrics.music's report on the music bus assembled from the segment clips
+    (before mixing: no ducking or fades), against the plan's measured cuts."""
+    import soundfile as sf
+
+    from ..metrics.music import assemble_music, music_report
+
+    audio, rates = [], set()
+    for path in clips:
+        data, rate = sf.read(path, dtype="float32", always_2d=True)
+        audio.append(data)
+        rates.add(rate)
+    if len(rates) != 1:
+        raise BadInput(f"segment clips have different sample rates: {sorted(rates)}")
+    rate = rates.pop()
+    return music_report(assemble_music(audio, plan, rate), rate, plan)
 
 
 def load_plan(services: Services, job: Job) -> Plan:
@@ -186,10 +205,21 @@ def analyzer(event: dict, services: Services | None = None) -> dict:
             if proxy is not None:
                 services.objects.put_file(proxy_key(job), proxy, "video/mp4")
     planner = services.planner
-    if hasattr(planner, "plan_for_job"):  # model planners: the video itself + the job's conversation
+    reroll = job.settings.get("reroll")
+    if reroll:  # one segment re-rolled over the previous attempt's plan (the others stay as they were)
+        from ..analysis.planner import reroll_segment
+
+        previous = Plan.parse(services.objects.get_bytes(reroll["from"] + "plan.json").decode())
+        plan = reroll_segment(previous, int(reroll["segment"]), features, prompt=reroll.get("prompt"),
+                              hits=job.settings.get("hits"))
+    elif hasattr(planner, "plan_for_job"):  # model planners: the video itself + the job's conversation
         plan = planner.plan_for_job(job, features, services.objects)
     else:
         plan = planner.plan(features, job.prompt, job.seed)
+    if job.settings.get("hits") is not None and not reroll:  # requested accents: refit the beat grids
+        from ..analysis.planner import lock_timing
+
+        plan = lock_timing(plan, features, hits=job.settings["hits"])
     if job.settings.get("source_music"):  # the job's option over the planner's default
         plan = plan.model_copy(update={"source_music_policy": job.settings["source_music"]})
     services.objects.put_bytes(job.prefix + "features.json", features.model_dump_json().encode(),
@@ -212,6 +242,11 @@ def audio_generator(event: dict, services: Services | None = None) -> dict:
     index = event.get("index")
     if not isinstance(index, int) or not 0 <= index < len(plan.segments):
         raise BadInput(f"segment index out of range: {index!r}")
+    key = f"{job.prefix}segments/{index:03d}.wav"
+    reroll = job.settings.get("reroll")
+    if reroll and index != reroll["segment"]:  # not re-rolled: the previous attempt's exact bytes
+        data = services.objects.get_bytes(f"{reroll['from']}segments/{index:03d}.wav")
+        return {"index": index, "clip_url": services.objects.put_bytes(key, data, "audio/wav")}
     gen = services.generator
     if getattr(gen, "is_async", False):  # the ASL Waits and calls again while this is pending
         audio = advance(services, job, plan, index)
@@ -220,7 +255,6 @@ def audio_generator(event: dict, services: Services | None = None) -> dict:
                     "wait_s": gen.poll_s}
     else:
         audio = gen.generate(plan, index, job.seed)
-    key = f"{job.prefix}segments/{index:03d}.wav"
     with _workdir(services) as tmp:
         path = tmp / "clip.wav"
         sf.write(path, audio, gen.sample_rate, subtype="FLOAT")
@@ -263,6 +297,8 @@ def av_operator(event: dict, services: Services | None = None) -> dict:
         if "stems" in metrics:
             metrics["stems"] = {name: services.objects.put_file(f"{job.prefix}stems/{name}.wav", path, "audio/wav")
                                 for name, path in metrics["stems"].items()}
+        if job.settings.get("music_metrics"):  # job option: librosa's analysis is not free
+            metrics["music"] = music_metrics(plan, clips)
     metrics = json.loads(json.dumps(metrics, default=float))  # plain JSON numbers for the store
     services.jobs.update(job.job_id, {"metrics": metrics})
     return {"output_url": services.objects.uri(key)}

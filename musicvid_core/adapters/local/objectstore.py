@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from ...domain.errors import BadInput
@@ -71,6 +72,20 @@ class FolderObjectStore(ObjectStore):
         n = sum(1 for p in base.rglob("*") if p.is_file())
         shutil.rmtree(base)
         return n
+
+    def sweep_temp(self, max_age_s: float = 600.0) -> int:
+        """Delete half-written temp files (``.tmp-*``, left by a process killed mid-write) older than
+        ``max_age_s`` seconds; a live writer's file is younger. Returns how many were removed."""
+        cutoff = time.time() - max_age_s
+        removed = 0
+        for path in self.root.rglob(".tmp-*"):
+            try:
+                if path.is_file() and path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:  # its writer finished meanwhile
+                continue
+        return removed
 
     def uri(self, key: str) -> str:
         return f"local://{validate_key(key)}"
