@@ -147,3 +147,99 @@ def make_long_video(dest: str | Path, seconds: float, *, size=(1280, 720), fps: 
     cheaply, which makes any fixed cost look larger next to one decode pass."""
     n = max(1, round(seconds / scene_s))
     return make_video(dest, [seconds / n] * n, size=size, fps=fps, audio=audio, preset=preset, crf=crf)
+
+
+# --- a hostile corpus ----------------------------------------------------------------------------
+# Inputs a server meets sooner or later. Each is cheap to make (seconds) and deterministic. The
+# expected outcome is what a person would want: a scored video where the input is a usable video,
+# else a FAILED job whose reason says what is wrong with the file (never a hang, never a crash).
+HOSTILE_KINDS: dict[str, str] = {
+    "zero_bytes": "fail",          # an empty file
+    "truncated": "fail",           # an MP4 cut off before its index (moov at the end)
+    "truncated_faststart": "fail", # index first, media data cut short: refused as truncated, not half-scored
+    "random_bytes": "fail",        # noise named .mp4
+    "audio_only": "fail",          # an M4A named .mp4
+    "still_image": "fail",         # a PNG: one picture, no duration
+    "huge_dimensions": "fail",     # a header declaring 12000x12000 (over our 8192 px limit)
+    "impossible_dimensions": "fail",  # a header declaring 30000x30000 (over ffmpeg's own limit)
+    "zero_duration": "fail",       # a container cut at 0 s: no stream, no frame
+    "vfr": "ok",                   # variable frame rate
+    "rotated": "ok",               # a display matrix turning the picture 90 degrees
+    "surround": "ok",              # 5.1 sound
+    "mono": "ok",                  # one-channel sound
+    "decode_errors": "ok",         # damaged packets inside a well-formed file
+}
+
+
+def make_hostile(kind: str, dest_dir: str | Path) -> Path:
+    """Write one input of the hostile corpus (see HOSTILE_KINDS) into ``dest_dir``; returns its path."""
+    import random
+
+    dest_dir = Path(dest_dir)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(kind)
+    lavfi_video = ["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25"]
+    x264 = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
+    if kind == "zero_bytes":
+        path = dest_dir / "zero.mp4"
+        path.write_bytes(b"")
+    elif kind in ("truncated", "truncated_faststart"):
+        full = dest_dir / f"{kind}_full.mp4"
+        flags = ["-movflags", "+faststart"] if kind == "truncated_faststart" else []
+        run_ffmpeg(["-y", *lavfi_video, "-f", "lavfi", "-i", "sine=f=440:r=48000", "-t", "4", *x264,
+                    "-c:a", "aac", *flags, str(full)], what="hostile sample")
+        data = full.read_bytes()
+        full.unlink()
+        path = dest_dir / f"{kind}.mp4"
+        path.write_bytes(data[: len(data) * 6 // 10])
+    elif kind == "random_bytes":
+        path = dest_dir / "random.mp4"
+        path.write_bytes(rng.randbytes(64 * 1024))
+    elif kind == "audio_only":
+        path = dest_dir / "audio_only.mp4"
+        run_ffmpeg(["-y", "-f", "lavfi", "-i", "sine=f=440:r=48000", "-t", "3", "-c:a", "aac", str(path)],
+                   what="hostile sample")
+    elif kind == "still_image":
+        path = dest_dir / "still.png"
+        run_ffmpeg(["-y", "-f", "lavfi", "-i", "testsrc2=size=320x180", "-frames:v", "1", str(path)],
+                   what="hostile sample")
+    elif kind in ("huge_dimensions", "impossible_dimensions"):
+        # A Y4M stream header promising enormous 4:2:0 frames, followed by a few bytes: the declared
+        # size is what a careless decoder would allocate.
+        side = b"12000" if kind == "huge_dimensions" else b"30000"
+        path = dest_dir / f"{kind}.y4m"
+        path.write_bytes(b"YUV4MPEG2 W" + side + b" H" + side + b" F25:1 Ip A1:1 C420jpeg\nFRAME\n" + bytes(4096))
+    elif kind == "zero_duration":
+        path = dest_dir / "zero_duration.mp4"
+        run_ffmpeg(["-y", *lavfi_video, "-f", "lavfi", "-i", "sine=r=48000", "-t", "0", *x264, "-c:a", "aac",
+                    str(path)], what="hostile sample")
+    elif kind == "vfr":
+        path = dest_dir / "vfr.mp4"
+        # frame intervals alternate 20 ms / 60 ms / 40 ms: timestamps, not a rate, place the frames
+        run_ffmpeg(["-y", *lavfi_video, "-f", "lavfi", "-i", "sine=f=330:r=48000", "-t", "4",
+                    "-vf", "setpts='(N*0.04+0.02*mod(N\\,3)-0.02)/TB'", "-fps_mode", "vfr", *x264,
+                    "-c:a", "aac", "-shortest", str(path)], what="hostile sample")
+    elif kind == "rotated":
+        plain = dest_dir / "rotated_src.mp4"
+        run_ffmpeg(["-y", *lavfi_video, "-f", "lavfi", "-i", "sine=r=48000", "-t", "3", *x264, "-c:a", "aac",
+                    str(plain)], what="hostile sample")
+        path = dest_dir / "rotated.mp4"
+        run_ffmpeg(["-y", "-display_rotation", "90", "-i", str(plain), "-c", "copy", str(path)], what="hostile sample")
+        plain.unlink()
+    elif kind in ("surround", "mono"):
+        path = dest_dir / f"{kind}.mp4"
+        layout = "5.1" if kind == "surround" else "mono"
+        run_ffmpeg(["-y", *lavfi_video, "-f", "lavfi", "-i", f"sine=f=220:r=48000,aformat=channel_layouts={layout}",
+                    "-t", "3", *x264, "-c:a", "aac", str(path)], what="hostile sample")
+    elif kind == "decode_errors":
+        path = dest_dir / "damaged.mp4"
+        run_ffmpeg(["-y", *lavfi_video, "-f", "lavfi", "-i", "sine=r=48000", "-t", "4", *x264, "-g", "250",
+                    "-c:a", "aac", "-movflags", "+faststart", str(path)], what="hostile sample")
+        data = bytearray(path.read_bytes())
+        start = data.find(b"mdat") + 4 + len(data) // 3  # well inside the media data, index intact
+        for offset in range(start, min(len(data), start + 20000), 97):
+            data[offset] = rng.randrange(256)
+        path.write_bytes(bytes(data))
+    else:
+        raise ValueError(f"unknown hostile kind {kind!r}; one of {', '.join(HOSTILE_KINDS)}")
+    return path

@@ -39,6 +39,10 @@ _ROTATE_TAG_RE = re.compile(r"^\s*rotate\s*:\s*(-?\d+)", re.MULTILINE)
 _TB_RE = re.compile(r"^#tb 0: (\d+)/(\d+)", re.MULTILINE)
 _NOPTS = -(2**63)  # AV_NOPTS_VALUE as framecrc prints it
 
+_INVALID_SIZE_RE = re.compile(r"Picture size (\d+x\d+) is invalid")
+# Demuxers of single pictures and image sequences (ffmpeg names most of them "<codec>_pipe").
+_IMAGE_DEMUXERS = frozenset({"image2", "image2pipe", "tiff", "svg"})
+
 # Phrases in ffmpeg's stderr that mean the file stops before its index says it should.
 _TRUNCATION_MARKERS = ("moov atom not found", "partial file", "truncated")
 
@@ -89,10 +93,17 @@ def _parse_header(stderr: str, path: Path, name: str) -> dict:
         if truncated and ("moov atom" not in low or _starts_like_isobmff(path)):
             raise UnsupportedMedia(f"{name} is truncated or incomplete (ffmpeg: "
                                    f"{_first_marker_line(stderr)})", path=str(path))
+        size = _INVALID_SIZE_RE.search(stderr)
+        if size:
+            raise UnsupportedMedia(f"{name} declares a {size.group(1)} picture, larger than any decoder "
+                                   f"accepts (the limit here is {MAX_DIMENSION} px a side)", path=str(path))
         if "invalid data found" in low or truncated:
             raise UnsupportedMedia(f"{name} is not a media file ffmpeg can read (invalid data)",
                                    path=str(path))
         raise UnsupportedMedia(f"{name} cannot be opened as media: {last_error_line(stderr)}",
+                               path=str(path))
+    if found.group(1) in _IMAGE_DEMUXERS or found.group(1).endswith("_pipe"):
+        raise UnsupportedMedia(f"{name} is a still image ({found.group(1).removesuffix('_pipe')}), not a video",
                                path=str(path))
     info: dict = {"container": found.group(1), "container_duration": 0.0, "audio": [],
                   "rotation": 0}
