@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -21,35 +20,9 @@ from musicvid_core.domain import Status
 from musicvid_core.domain.errors import ConcurrentUpdate
 from musicvid_core.samples import make_video
 from musicvid_core.workflow.recovery import reconcile, sweep_scratch
+from tests.crash_child import STAGES
 
-# The child runs the real CLI; a wrapper around one step handler announces that the stage began
-# (a marker file) and then waits to be killed, so the kill lands inside that stage every time.
-CHILD = textwrap.dedent("""
-    import sys, time
-    from pathlib import Path
-    from musicvid_core.workflow import steps
-    stage, marker = sys.argv[1], Path(sys.argv[2])
-    step, action = (stage.split(":") + [None])[:2]
-    real = steps.HANDLERS[step]
-    def hooked(event, services=None):
-        if action is None or event.get("action") == action:
-            if step == "AVOperator":  # die with the mixer's partial output on disk
-                import musicvid_core.mixing.compose as c
-                def stuck(video, media, plan, clips, out, **kw):
-                    out.write_bytes(b"partial")
-                    marker.write_text("in")
-                    time.sleep(120)
-                c.compose = stuck
-                return real(event, services)
-            marker.write_text("in")
-            time.sleep(120)
-        return real(event, services)
-    steps.HANDLERS[step] = hooked
-    from musicvid_core.cli import main
-    main(sys.argv[3:])
-""")
-
-STAGES = ["Coordinator:start", "Analyzer", "AudioGenerator", "AVOperator", "Coordinator:summary"]
+CHILD = str(Path(__file__).with_name("crash_child.py"))
 
 
 @pytest.fixture()
@@ -72,7 +45,7 @@ def _cli(*args, env=None, check=True):
 def test_sigkill_in_each_stage_is_settled_by_the_next_process(home, tmp_path, stage):
     video = make_video(tmp_path / "in.mp4", (2, 2), size=(320, 180), fps=25, audio="tone").path
     marker = tmp_path / "marker"
-    child = subprocess.Popen([sys.executable, "-c", CHILD, stage, str(marker), "run", str(video), "-p", "calm piano",
+    child = subprocess.Popen([sys.executable, CHILD, stage, str(marker), "run", str(video), "-p", "calm piano",
                               "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy())
     deadline = time.monotonic() + 120
     while not marker.exists():
