@@ -161,6 +161,7 @@ MUSIC_CHANGE_COS = 0.8  # some chroma within +-4 s this different: the harmony m
 MUSIC_CHANGE_WINDOW_S = 4.0
 MUSIC_MERGE_GAP_S = 1.0
 MUSIC_MIN_S = 2.0
+MUSIC_BLOCK_FRAMES = 240  # frames analysed per block (60 s)
 
 
 def music_regions(wav: str | Path, origin: float, duration: float,
@@ -189,26 +190,36 @@ def music_regions(wav: str | Path, origin: float, duration: float,
         return []
     frame = round(VAD_RATE * MUSIC_FRAME_S)
     skip = max(0, round(origin * VAD_RATE))
-    with sf.SoundFile(str(wav)) as f:
-        f.seek(min(skip, f.frames))
-        x = f.read(max(0, min(f.frames - skip, round(duration * VAD_RATE))), dtype="float32")
-    n = len(x) // frame
-    if n < 3:
-        return []
-    frames = x[:n * frame].reshape(n, frame).astype(np.float64)
-    level = 10 * np.log10(np.mean(frames ** 2, axis=1) + 1e-12)
     nfft = 4096
-    power = np.abs(np.fft.rfft(frames * np.hanning(frame), n=nfft, axis=1)) ** 2
     freqs = np.fft.rfftfreq(nfft, 1 / VAD_RATE)
     band = (freqs >= 80) & (freqs <= 4000)
-    p = power[:, band] + 1e-12
-    flatness = np.exp(np.mean(np.log(p), axis=1)) / np.mean(p, axis=1)
     cband = (freqs >= 80) & (freqs <= 2000)
     pitch_class = np.round(12 * np.log2(freqs[cband] / 440.0)).astype(int) % 12
-    chroma = np.zeros((n, 12))
-    for pc in range(12):
-        chroma[:, pc] = np.sum(np.sqrt(power[:, cband][:, pitch_class == pc]), axis=1)
-    chroma /= np.linalg.norm(chroma, axis=1, keepdims=True) + 1e-12
+    window = np.hanning(frame)
+    levels, flatnesses, chromas = [], [], []
+    # Block by block (MUSIC_BLOCK_FRAMES at a time), keeping three numbers and a chroma per frame:
+    # memory stays flat however long the video (a whole 30 min spectrum would be ~0.5 GB).
+    with sf.SoundFile(str(wav)) as f:
+        f.seek(min(skip, f.frames))
+        left = max(0, min(f.frames - skip, round(duration * VAD_RATE)))
+        while left >= frame:
+            x = f.read(min(left, MUSIC_BLOCK_FRAMES * frame), dtype="float32")
+            left -= len(x)
+            k = len(x) // frame
+            if k == 0:
+                break
+            frames = x[:k * frame].reshape(k, frame).astype(np.float64)
+            levels.append(10 * np.log10(np.mean(frames ** 2, axis=1) + 1e-12))
+            power = np.abs(np.fft.rfft(frames * window, n=nfft, axis=1)) ** 2
+            p = power[:, band] + 1e-12
+            flatnesses.append(np.exp(np.mean(np.log(p), axis=1)) / np.mean(p, axis=1))
+            cpower = np.sqrt(power[:, cband])
+            chroma = np.stack([np.sum(cpower[:, pitch_class == pc], axis=1) for pc in range(12)], axis=1)
+            chromas.append(chroma / (np.linalg.norm(chroma, axis=1, keepdims=True) + 1e-12))
+    n = sum(len(v) for v in levels)
+    if n < 3:
+        return []
+    level, flatness, chroma = np.concatenate(levels), np.concatenate(flatnesses), np.concatenate(chromas)
     times = np.arange(n) * MUSIC_FRAME_S
     candidate = (level > MUSIC_FLOOR_DBFS) & (flatness < MUSIC_FLATNESS_MAX)
     for region in speech or []:
