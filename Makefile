@@ -4,12 +4,19 @@ PY      := $(VENV)/bin/python
 PIP     := $(PY) -m pip
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install system-deps demo test lint bench samples clean
+.PHONY: install system-deps demo test lint bench samples clean experiments lab kernel package
 
 $(VENV)/.installed: pyproject.toml Makefile
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e ".[local,dev]"
+	$(PIP) install -q -e ".[local,dev,notebooks,aws,musicgen,api,serve]"
+	# asl-validator (npm) checks infra/workflow.asl.json in the tests; best effort without npm.
+	-command -v npm >/dev/null 2>&1 && npm ci --prefix infra --no-audit --no-fund --silent
+	# The notebooks' kernel, "Python (musicvid)", registered inside the venv (jupyter lab from the
+	# venv finds it; `make kernel` registers it for a Jupyter installed elsewhere).
+	$(PY) -m ipykernel install --sys-prefix --name musicvid --display-name "Python (musicvid)" >/dev/null
+	# .gitattributes names the nbstripout filter; this defines it in .git/config (skipped outside git).
+	-[ -d .git ] && $(VENV)/bin/nbstripout --install >/dev/null 2>&1
 	# tinysoundfont renders the SoundFont (~100x real time, no system libraries). Every release
 	# declares pyaudio (live playback, which we never use; it needs portaudio headers to build),
 	# so it is installed without dependencies. Its one real dependency is numpy, already present.
@@ -32,15 +39,44 @@ test: install system-deps
 	$(PY) -m pytest -q
 
 lint: install
-	$(VENV)/bin/ruff check musicvid_core tests bench data
+	$(VENV)/bin/ruff check musicvid_core tests bench data chalice_app infra
 
 bench: install
 	$(PY) bench/pipeline.py
 	$(PY) bench/music_render.py
 	$(PY) bench/mixing.py
 
+# Every notebook run by papermill with its defaults into data/runs/<timestamp>-<name>/.
+experiments: install system-deps
+	@for nb in notebooks/0*.ipynb; do $(VENV)/bin/musicvid experiment $$nb || exit 1; done
+
+lab: install
+	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/
+
+kernel: install
+	$(PY) -m ipykernel install --user --name musicvid --display-name "Python (musicvid)"
+
 samples: install system-deps
 	$(PY) data/make_samples.py
+
+# The AWS stack, offline: Chalice's SAM template merged with infra/ (bucket, table, Cognito, the state
+# machine from infra/workflow.asl.json, per-function IAM, the ffmpeg layer), then linted. Output in
+# build/package/ (sam.json, deployment.zip, ffmpeg-layer/); deploy with `sam deploy` (docs/deploy.md).
+# The browser origin allowed by CORS: Chalice bakes it into the API's preflight at package time.
+package: export MUSICVID_CORS_ORIGIN ?= http://localhost:3000
+package: install
+	rm -rf build/package chalice_app/vendor && mkdir -p build chalice_app/vendor
+	cp -r musicvid_core chalice_app/vendor/ && find chalice_app/vendor -name __pycache__ -prune -exec rm -rf {} +
+	$(PY) infra/build_template.py build/resources.json
+	cd chalice_app && AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} ../$(VENV)/bin/chalice package \
+	  --merge-template ../build/resources.json ../build/package
+	mkdir -p build/package/ffmpeg-layer/bin
+	cp "$$($(PY) -c 'import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())')" build/package/ffmpeg-layer/bin/ffmpeg
+	$(VENV)/bin/cfn-lint build/package/sam.json
+	cd infra && npx --no-install asl-validator --json-path workflow.asl.json
+	rm -rf chalice_app/vendor
+	@unzip -l build/package/deployment.zip | tail -1 | awk '{printf "deployment.zip unzipped: %.1f MB\n", $$1/1e6}'
+	@du -sh build/package/ffmpeg-layer | awk '{print "ffmpeg layer unzipped: " $$1}'
 
 clean:
 	rm -rf $(VENV) data/samples data/out bench/out .pytest_cache

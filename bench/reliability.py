@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import resource
 import signal
 import subprocess
@@ -85,6 +86,30 @@ def kill(runs: int) -> list[dict]:
                 counts[_outcome(services, job_id)] += 1
             rows.append(_row(f"SIGKILL during {stage}, then `musicvid jobs`", runs, counts,
                              f"python bench/reliability.py kill --runs {runs}"))
+        # Unannounced: a plain `musicvid run` killed at a random moment (often inside an ffmpeg run).
+        rng = random.Random(0)
+        counts = Counter()
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "musicvid_core.cli", "run", str(video), "-p", "calm", "--quiet"], env=env,
+                       capture_output=True, timeout=300)
+        whole = time.perf_counter() - t0
+        for _ in range(runs * 3):
+            before = {j.job_id for j in services.jobs.unfinished()}
+            child = subprocess.Popen([sys.executable, "-m", "musicvid_core.cli", "run", str(video), "-p", "calm",
+                                      "--quiet"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(rng.uniform(0.5, whole))
+            child.send_signal(signal.SIGKILL)
+            child.wait()
+            subprocess.run([sys.executable, "-m", "musicvid_core.cli", "jobs", "--limit", "1"], env=env,
+                           capture_output=True, timeout=120)
+            newest, _ = services.jobs.list_for_user("bench", limit=1)
+            if newest and newest[0].job_id not in before:
+                counts[_outcome(services, newest[0].job_id)] += 1
+            else:
+                counts["not started"] += 1
+        rows.append(_row(f"SIGKILL at a random moment of a {whole:.0f} s `musicvid run`", runs * 3, counts,
+                         f"python bench/reliability.py kill --runs {runs}",
+                         f"{counts['not started']} killed before submitting" if counts["not started"] else ""))
     return rows
 
 
@@ -125,13 +150,23 @@ def long(minutes: float) -> list[dict]:
                     "-g", "50", "-c:a", "aac", "-b:a", "64k", str(video)], what="long sample", timeout=3600)
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["MUSICVID_HOME"] = str(Path(tmp) / "home")
+        rss_log = Path(tmp) / "ffmpeg_rss.log"
+        if Path("/usr/bin/time").exists():  # each ffmpeg's own peak RSS (as bench/pipeline.py does)
+            from musicvid_core.media import ffmpeg_exe
+
+            wrapper = Path(tmp) / "ffmpeg"
+            wrapper.write_text(f'#!/bin/sh\nexec /usr/bin/time -f %M -a -o "{rss_log}" "{ffmpeg_exe()}" "$@"\n')
+            wrapper.chmod(0o755)
+            os.environ["MUSICVID_FFMPEG"] = str(wrapper)
+            ffmpeg_exe.cache_clear()
         services = build_services(Settings())
         t0 = time.perf_counter()
         uri = service.upload_file(services, video, "bench")
         job = service.run(services, service.submit_new(services, uri, "calm piano", "bench"))
         wall = time.perf_counter() - t0
         self_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        peaks = [int(v) for v in rss_log.read_text().split() if v.isdigit()] if rss_log.exists() else []
+        child_mb = max(peaks, default=0) / 1024
         counts = Counter({_outcome(services, job.job_id): 1})
         note = (f"{wall:.0f} s wall ({minutes * 60 / wall:.1f}x real time); peak RSS python {self_mb:.0f} MB, "
                 f"largest ffmpeg {child_mb:.0f} MB; {job.error.message if job.error else 'output scored'}")

@@ -209,8 +209,8 @@ def regenerate(job_id: str = typer.Argument(..., help="the job to re-score"),
                generator: str | None = typer.Option(None, "--generator", help=GENERATOR_HELP),
                as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
                quiet: bool = typer.Option(False, "--quiet", "-q")) -> None:
-    """Re-score a job with a new prompt (appended to its history). The previous output is kept
-    until the new one succeeds."""
+    """Re-score a job with a new prompt (appended to its history), or re-roll one --segment (the
+    others stay bit-identical). The previous output is kept until the new one succeeds."""
     services = _services(planner, generator)
     job = service.submit_regenerate(services, job_id, prompt, services.settings.user, seed=seed,
                                     options=_options(loudness, target_lufs, true_peak,
@@ -285,8 +285,11 @@ def serve(port: int = typer.Option(8000, help="TCP port (0: any free port)"),
     Tokens come from `musicvid token`; jobs run in the background (MUSICVID_WORKERS at once)."""
     from .api.server import make_server
 
-    server, local = make_server(Settings(), host=host, port=port, public_url=public_url)
-    err.print(f"musicvid API on http://{host}:{server.server_port} ({local.launcher.workers} workers); "
+    try:
+        server, local = make_server(Settings(), host=host, port=port, public_url=public_url)
+    except OSError as exc:
+        raise BadInput(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    err.print(f"musicvid API on http://{host}:{server.port} ({local.launcher.workers} workers); "
               "Ctrl-C stops")
     try:
         server.serve_forever()
@@ -350,6 +353,8 @@ def batch(source: Path = typer.Argument(..., help="a folder of videos, or a .csv
           seed: int = typer.Option(0, help="seed for inputs without one"),
           out: Path | None = typer.Option(None, "--out", "-o", help="output folder (default data/runs/<timestamp>-batch)"),
           fmt: str = typer.Option("csv", "--format", help="results table: csv or parquet (CSV is always written)"),
+          music_metrics: bool = typer.Option(True, help="measure cut-beat hit rate, tempo and key on each "
+                                                        "result (beat tracking: ~40% of the time on short clips)"),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress display")) -> None:
     """Score every video of a folder or manifest; print the results table's path.
 
@@ -360,7 +365,8 @@ def batch(source: Path = typer.Argument(..., help="a folder of videos, or a .csv
 
     items = batch_mod.load_manifest(source, prompt=prompt, seed=seed)
     out_dir = out if out is not None else experiments.new_run_dir("batch")
-    result = batch_mod.run_batch(_services(), items, out_dir, fmt=fmt, progress=not quiet)
+    result = batch_mod.run_batch(_services(), items, out_dir, fmt=fmt, progress=not quiet,
+                                 measure_music=music_metrics)
     err.print(f"{result.completed} completed, {result.failed} failed in {result.seconds:.0f} s; "
               f"summary figure {result.figure}")
     print(result.table)

@@ -30,3 +30,16 @@ def short_video(media_dir):
     from musicvid_core.samples import make_video
 
     return make_video(media_dir / "short.mp4", (2, 2, 2), audio="tone")
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    """moto's in-memory AWS (S3, DynamoDB, Step Functions, IAM) with fake credentials; yields boto3."""
+    moto = pytest.importorskip("moto")
+    for var, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                       ("AWS_SESSION_TOKEN", "testing"), ("AWS_DEFAULT_REGION", "us-east-1")):
+        monkeypatch.setenv(var, value)
+    with moto.mock_aws():
+        import boto3
+
+        yield boto3

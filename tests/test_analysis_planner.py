@@ -103,9 +103,12 @@ def test_tempo_follows_motion_within_the_style_range(planner):
     assert lo <= calm < busy <= hi
 
 
-def test_one_tempo_for_all_segments(planner):
+def test_one_tempo_family_for_all_segments(planner):
+    # One asked tempo; the cut fit may nudge each segment's nominal tempo by a few percent only.
     plan = planner.plan(features(90.0, [(30.0, 1), (60.0, 1)], motion=lambda t: t / 90), "rock", 0)
-    assert len({s.bpm for s in plan.segments}) == 1
+    tempos = [s.bpm for s in plan.segments]
+    assert max(tempos) / min(tempos) < 1.03
+    assert len({s.key for s in plan.segments}) == 1
 
 
 def test_dark_picture_or_sad_mood_is_minor(planner):

@@ -86,6 +86,8 @@ def test_a_live_owner_keeps_its_job_and_a_dead_one_loses_it(home, tmp_path):
         from musicvid_core.adapters.local.leases import _proc_start
 
         live = Owner(socket.gethostname(), sleeper.pid, _proc_start(sleeper.pid))
+        assert services.leases.get(job.job_id).owner == Owner.me()  # leased from before it existed
+        services.leases.release(job.job_id)  # hand it to the other (live) process
         services.leases.acquire(job.job_id, live)
         with pytest.raises(ConcurrentUpdate):
             services.leases.acquire(job.job_id)  # someone alive runs it
@@ -121,11 +123,24 @@ def test_orphaned_scheduled_job_fails_after_grace(home, tmp_path, monkeypatch):
     services = build_services(Settings())
     video = make_video(tmp_path / "in.mp4", (2,), size=(160, 90), fps=25, audio="none").path
     job = service.submit_new(services, service.upload_file(services, video, "tester"), "x", "tester")
-    assert reconcile(services) == []  # just submitted: its runner may be about to start
+    assert reconcile(services) == []  # held by this live process
+    services.leases.release(job.job_id)  # as a job written without an owner (another tool, an old version)
+    assert reconcile(services) == []  # within the grace period: left alone
     time.sleep(0.6)
     (settled,) = reconcile(services)
     assert settled.job_id == job.job_id and settled.status == Status.FAILED
     assert "before running it" in settled.error.message
+
+
+def test_a_submitter_that_dies_before_running_its_job_is_noticed_at_once(home, tmp_path):
+    video = make_video(tmp_path / "in.mp4", (2,), size=(160, 90), fps=25, audio="none").path
+    script = ("import sys; from musicvid_core import service; from musicvid_core.config import default_services as d;"
+              "s = d(); print(service.submit_new(s, service.upload_file(s, sys.argv[1], 'tester'), 'x', 'tester').job_id)")
+    job_id = subprocess.run([sys.executable, "-c", script, str(video)], capture_output=True, text=True,
+                            check=True, timeout=120).stdout.strip()
+    services = build_services(Settings())
+    (settled,) = reconcile(services)  # no grace needed: its lease names a dead process
+    assert settled.job_id == job_id and settled.error.type == "WorkerLost"
 
 
 def test_scratch_of_dead_processes_is_swept(tmp_path):

@@ -102,7 +102,7 @@ class RulePlanner:
                 accents=[t for t in cut_times if start + 1e-3 < t < end - 1e-3],
                 prompt=_describe(style, mood, bpm, key, text_instruments, energy, intent.arc,
                                  last=i == len(bounds) - 2)))
-        return Plan(duration=duration, prompt=prompt, seed=seed, segments=segments,
+        plan = Plan(duration=duration, prompt=prompt, seed=seed, segments=segments,
                     understood=dict(intent.understood), cuts=cut_times,
                     # short clips: fades that fit (the defaults suit clips of 8 s and more)
                     fade_in_s=min(0.5, duration / 8), fade_out_s=min(2.0, duration / 4),
@@ -110,6 +110,7 @@ class RulePlanner:
                     source_music=list(features.music),
                     source_music_policy=getattr(self.settings, "source_music", "duck"),
                     planner=self.name)
+        return lock_timing(plan, features)
 
     def _ducking(self, features: VideoFeatures) -> dict:
         """The plan's ducking fields: attack and release from the settings, depth from
@@ -121,6 +122,116 @@ class RulePlanner:
 
         return {"duck_db": duck_db(features, setting("duck_db")), "duck_attack_s": setting("duck_attack_s"),
                 "duck_release_s": setting("duck_release_s")}
+
+
+def reroll_segment(plan: Plan, index: int, features: VideoFeatures | None = None, *,
+                   prompt: str | None = None, hits: list[float] | None = None) -> Plan:
+    """The plan with segment ``index`` re-rolled: its ``variation`` bumped (the composer draws new
+    random choices) and, with ``prompt``, its style, mood, tempo, energy and instruments taken from
+    that prompt; the key stays the plan's (its mode changes only when the prompt names one, or a
+    key when it names one) so the segment still belongs with its neighbours. Its beat grid is
+    refitted (with ``hits`` inside it). The other segments are returned unchanged. Raises
+    BadInput for an index outside the plan."""
+    from ..domain.errors import BadInput
+    from ..music.prompt import parse_prompt
+    from ..music.styles import DEFAULT_STYLE, STYLES
+
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(plan.segments):
+        raise BadInput(f"segment {index!r} is outside the plan (0..{len(plan.segments) - 1})")
+    seg = plan.segments[index]
+    update: dict = {"variation": seg.variation + 1}
+    understood = dict(plan.understood)
+    explicit = None
+    if prompt:
+        intent = parse_prompt(prompt)
+        style = STYLES.get(intent.style) or STYLES[DEFAULT_STYLE]
+        motion = _mean(features.motion, seg.start, seg.end, default=MOTION_NEUTRAL) if features else MOTION_NEUTRAL
+        tonic, mode = seg.key.split()
+        key = intent.key or f"{tonic} {intent.mode or mode}"
+        mood = intent.mood if intent.mood != "neutral" else style.default_mood
+        bpm = choose_bpm(intent, style, motion)
+        energy = round(_clip(intent.energy, MIN_ENERGY) if intent.energy is not None else seg.energy, 3)
+        update.update(style=style.name, mood=mood, bpm=bpm, key=key, energy=energy,
+                      instruments=list(intent.instruments),
+                      prompt=_describe(style, mood, bpm, key, intent.instruments or _style_instrument_names(style),
+                                       energy, None, last=False))
+        explicit = intent.bpm is not None
+        understood["segments"] = {**understood.get("segments", {}), str(index): intent.understood}
+    segments = [s.model_copy(update=update) if s.index == index else s for s in plan.segments]
+    plan = plan.model_copy(update={"segments": segments, "understood": understood})
+    return lock_timing(plan, features, hits=hits, only={index}, explicit=explicit)
+
+
+def lock_timing(plan: Plan, features: VideoFeatures | None = None, *, hits: list[float] | None = None,
+                only: set[int] | None = None, explicit: bool | None = None) -> Plan:
+    """The plan with each segment's tempo and beat grid fitted to its scene cuts (and ``hits``,
+    seconds from the video start, which replace the plan's requested accents when given) by
+    :func:`musicvid_core.music.timing.fit_beats`; the per-bar energy curve re-drawn on the fitted
+    bars (from ``features.motion`` when given, else resampled from the old curve). ``only``: the
+    segment indexes to refit (the others are returned unchanged); ``explicit``: whether the
+    tempo was asked for exactly (default: whether the prompt named one). Works on any planner's plan."""
+    from ..music.prompt import resolve_style
+    from ..music.timing import Anchor, fit_beats
+
+    hits = sorted({round(float(h), 6) for h in (plan.hits if hits is None else hits)
+                   if 0.0 <= float(h) < plan.duration})
+    strength = {c.time: c.strength for c in features.cuts} if features is not None else {}
+    if explicit is None:
+        explicit = plan.understood.get("bpm") is not None
+    arc = plan.understood.get("arc")
+    last = len(plan.segments) - 1
+    segments = []
+    for seg in plan.segments:
+        if only is not None and seg.index not in only:
+            segments.append(seg)
+            continue
+        style = resolve_style(seg.style, seg.prompt)
+        cuts = [t for t in plan.cuts if seg.start + 1e-3 < t < seg.end - 1e-3]
+        mine = [h for h in hits if seg.start - 1e-3 <= h < seg.end - 1e-3]
+        anchors = [Anchor(t - seg.start, strength.get(t, 1.0)) for t in cuts]
+        anchors += [Anchor(h - seg.start, 1.0, hit=True) for h in mine]
+        fit = fit_beats(seg.duration, anchors, bpm=seg.bpm, bpm_range=style.bpm_range, explicit=explicit,
+                        end_on_bar=seg.index != last)
+        beats = [t for t in (round(seg.start + b, 6) for b in fit.beats) if t < seg.end]
+        bars = beats[::BEATS_PER_BAR]
+        if features is not None:
+            curve = _bar_energies_at(features.motion, bars, seg.end, seg.energy, arc, plan.duration)
+        else:
+            curve = _resample_curve(seg, bars)
+        # A hit on the segment's first beat is marked by the segment-start accent already.
+        segments.append(seg.model_copy(update={
+            "bpm": fit.bpm, "beats": beats, "energy_curve": curve, "hits": mine,
+            "accents": sorted({*cuts, *(h for h in mine if h > seg.start + 1e-3)})}))
+    return plan.model_copy(update={"segments": segments, "hits": hits})
+
+
+def _bar_energies_at(motion: Curve, bars: list[float], end: float, energy: float, arc: str | None,
+                     duration: float) -> list[float]:
+    """Per-bar energy (0..1) on bars starting at ``bars`` (seconds) and ending at ``end``: the
+    segment's energy, plus the arc's slope across the segment, plus how much more (or less) each
+    bar moves than the segment does."""
+    start = bars[0]
+    seg_motion = _mean(motion, start, end, default=MOTION_NEUTRAL)
+    mid_arc = _arc(arc, (start + end) / 2 / duration)
+    out = []
+    for a, z in zip(bars, [*bars[1:], end]):
+        bar_arc = _arc(arc, (a + z) / 2 / duration)
+        bar_motion = _mean(motion, a, z, default=seg_motion)
+        out.append(round(_clip(energy + bar_arc - mid_arc + BAR_MOTION_WEIGHT * (bar_motion - seg_motion)), 3))
+    return out
+
+
+def _resample_curve(seg: Segment, bars: list[float]) -> list[float]:
+    """The segment's old per-bar energies read at the middle of each new bar."""
+    if not seg.energy_curve:
+        return []
+    old_bars = seg.beats[::BEATS_PER_BAR] if seg.beats else [
+        seg.start + k * BEATS_PER_BAR * 60.0 / seg.bpm for k in range(len(seg.energy_curve))]
+    out = []
+    for a, z in zip(bars, [*bars[1:], seg.end]):
+        k = bisect.bisect_right(old_bars, (a + z) / 2) - 1
+        out.append(seg.energy_curve[max(0, min(k, len(seg.energy_curve) - 1))])
+    return out
 
 
 def duck_db(features: VideoFeatures, default: float) -> float:

@@ -121,5 +121,12 @@ class ConfigurationError(MusicVidError):
     code = "configuration_error"
 
 
+class ExperimentError(MusicVidError):
+    """A notebook run by papermill (``musicvid experiment``) failed in a cell or wrote no results
+    table; ``context`` has the executed notebook's path."""
+
+    code = "experiment_failed"
+
+
 # Names the workflow retries: keep in sync with infra/workflow.asl.json (a test checks).
 RETRYABLE_ERROR_NAMES = ("TransientError", "TransientBackendError")

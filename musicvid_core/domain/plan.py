@@ -34,6 +34,14 @@ class Segment(BaseModel):
     # Seconds (from video start) where the segment should accent: scene cuts inside it.
     accents: list[float] = Field(default_factory=list)
     gain_db: float = Field(default=0.0, ge=-60, le=12)  # music level trim for this segment
+    # The cut-locked beat grid (music/timing.py): every beat's time in seconds from the video start,
+    # the first at ``start``, every 4th a bar line; local tempo may drift a little from ``bpm`` so that
+    # cuts land on beats. Empty = an even grid at ``bpm`` from ``start``.
+    beats: list[float] = Field(default_factory=list)
+    # Seconds (from video start) where the user asked for an accent (``--hit``): a downbeat with a
+    # crash or a stab. Also listed in ``accents``.
+    hits: list[float] = Field(default_factory=list)
+    variation: int = Field(default=0, ge=0)  # bumped by a per-segment re-roll: new random choices
 
     @property
     def duration(self) -> float:
@@ -52,6 +60,12 @@ class Segment(BaseModel):
             raise ValueError(f"segment {self.index} has no duration ({self.start}..{self.end})")
         if any(not 0 <= e <= 1 for e in self.energy_curve):
             raise ValueError("energy_curve values must be within 0..1")
+        if self.beats:
+            if any(b <= a for a, b in zip(self.beats, self.beats[1:])):
+                raise ValueError(f"segment {self.index}: beats must be strictly increasing")
+            if abs(self.beats[0] - self.start) > 1e-3 or self.beats[-1] >= self.end:
+                raise ValueError(f"segment {self.index}: beats must start at the segment start and "
+                                 "stay before its end")
         return self
 
 
@@ -63,6 +77,7 @@ class Plan(BaseModel):
     # What the planner understood of the prompt (style, tempo, key, ... and words it ignored).
     understood: dict = Field(default_factory=dict)
     cuts: list[float] = Field(default_factory=list)  # measured scene cuts, seconds
+    hits: list[float] = Field(default_factory=list)  # requested accents (``--hit``), seconds
     # Mix controls (deepened by the mixing issue): seconds and dB.
     fade_in_s: float = Field(default=0.5, ge=0)
     fade_out_s: float = Field(default=2.0, ge=0)

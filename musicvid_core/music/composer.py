@@ -14,6 +14,7 @@ from the seed and the index, in a fixed order.
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
 import re
@@ -57,7 +58,9 @@ PHRASE_BARS = 4
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class BeatGrid:
-    """Beat and bar start times of a segment, seconds from its start (bar 0 starts at 0)."""
+    """Beat and bar start times of a segment, seconds from its start (bar 0 starts at 0). The beats
+    may be unevenly spaced (a cut-locked grid drifts a little around ``bpm``); times between beats
+    are interpolated, times past the last beat continue at the last beat's length."""
 
     bpm: float
     meter: int
@@ -67,31 +70,54 @@ class BeatGrid:
 
     @property
     def beat_s(self) -> float:
+        """The nominal beat length, seconds (60 / bpm)."""
         return 60.0 / self.bpm
 
     @property
     def step_s(self) -> float:
         return self.beat_s / STEPS_PER_BEAT
 
+    def beat_time(self, position: float) -> float:
+        """Seconds of beat ``position`` (a beat index, may be fractional or past the end)."""
+        beats = self.beats
+        k = math.floor(position)
+        if k < 0:
+            return position * self.beat_s
+        if k + 1 < len(beats):
+            return beats[k] + (position - k) * (beats[k + 1] - beats[k])
+        last = beats[-1] - beats[-2] if len(beats) > 1 else self.beat_s
+        return beats[-1] + (position - len(beats) + 1) * last
+
     def time(self, bar: int, step: float) -> float:
         """Seconds of 16th-note ``step`` (may be fractional) of ``bar``, unswung."""
-        return self.bars[bar] + step * self.step_s
+        return self.beat_time(bar * self.meter + step / STEPS_PER_BEAT)
 
     def bar_at(self, t: float) -> int:
         """Index of the bar that contains time ``t`` (seconds)."""
-        return max(0, min(len(self.bars) - 1, int(t / (self.beat_s * self.meter) + 1e-9)))
+        return max(0, min(len(self.bars) - 1, bisect.bisect_right(self.bars, t + 1e-9) - 1))
+
+    def nearest_beat(self, t: float) -> int:
+        """Index of the beat closest to ``t`` (seconds)."""
+        k = bisect.bisect_left(self.beats, t)
+        options = [i for i in (k - 1, k) if 0 <= i < len(self.beats)]
+        return min(options, key=lambda i: abs(self.beats[i] - t))
 
 
-def beat_grid(bpm: float, duration: float, meter: int = 4) -> BeatGrid:
+def beat_grid(bpm: float, duration: float, meter: int = 4, beats: list[float] | None = None) -> BeatGrid:
     """The beat/bar grid of a segment: ``bpm`` beats per minute, ``duration`` seconds, ``meter``
-    beats per bar. The one place beat times are computed, so locking them to picture cuts later
-    changes only this function. Raises ValueError for a non-positive argument."""
+    beats per bar; ``beats`` (seconds from the segment start, the cut-locked grid of
+    ``Segment.beats``) when given, else an even grid. The one place beat times are computed.
+    Raises ValueError for a non-positive argument or beats that do not start at 0 and increase."""
     if bpm <= 0 or duration <= 0 or meter < 1:
         raise ValueError(f"beat grid needs positive bpm, duration and meter, got {bpm}, {duration}, {meter}")
-    beat = 60.0 / bpm
-    n_beats = max(1, math.ceil(duration / beat - 1e-9))
-    beats = tuple(i * beat for i in range(n_beats))
-    return BeatGrid(bpm=bpm, meter=meter, duration=duration, beats=beats, bars=beats[::meter])
+    if beats:
+        if abs(beats[0]) > 1e-3 or any(b <= a for a, b in zip(beats, beats[1:])):
+            raise ValueError("beats must start at 0 and strictly increase")
+        grid = tuple(b for b in beats if b < duration)
+    else:
+        beat = 60.0 / bpm
+        grid = tuple(i * beat for i in range(max(1, math.ceil(duration / beat - 1e-9))))
+    return BeatGrid(bpm=bpm, meter=meter, duration=duration, beats=grid, bars=grid[::meter])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -240,7 +266,9 @@ def _chords_pulse8(e, rng, span, chord_start):
 
 
 def _chords_stabs(e, rng, span, chord_start):
-    steps = (2, 10) if e < 0.45 else (2, 6, 10, 14)
+    # Anchored on the downbeat, then syncopated: with the bass already on the off-beats, stabs on
+    # every off-beat too would make the off-beat sound like the beat.
+    steps = (0, 10) if e < 0.45 else (0, 3, 6, 10)
     return [(s, 1.2, 1.0, "block") for s in steps]
 
 
@@ -435,8 +463,9 @@ class _Composer:
         self.index = index
         self.style = resolve_style(seg.style, seg.prompt)
         # Hash-free seed derivation: stable across processes (unlike hash()) and distinct per segment.
-        self.rng = random.Random(seed * 1_000_003 + index)
-        self.grid = beat_grid(seg.bpm, seg.duration)
+        # A re-rolled segment (variation > 0) draws a different, still reproducible, sequence.
+        self.rng = random.Random(seed * 1_000_003 + index + seg.variation * 1_000_000_007)
+        self.grid = beat_grid(seg.bpm, seg.duration, beats=[b - seg.start for b in seg.beats] or None)
         self.duration = seg.duration
         self.tonic, self.mode = parse_key(seg.key)
         self.roles, self.named = assign_roles(self.style, seg.instruments)
@@ -444,6 +473,7 @@ class _Composer:
         self.progression = [chord_from_numeral(n, self.tonic, self.mode) for n in progression]
         self.instruments: dict[str, pretty_midi.Instrument] = {}
         self.fill_windows: list[tuple[float, float]] = []  # (start, end) s where the groove yields
+        self.sections: list[int] = []  # bars where an accent on the bar line restarts the harmony
 
     # --- helpers ---------------------------------------------------------------------------
     def energy(self, bar: int) -> float:
@@ -457,7 +487,9 @@ class _Composer:
         return role in self.named or e >= self.style.min_energy.get(role, default)
 
     def chord(self, bar: int) -> Chord:
-        return self.progression[(bar // self.style.bars_per_chord) % len(self.progression)]
+        # A strong accent on a bar line opens a new section: the progression starts again there.
+        since = bar - max((b for b in self.sections if b <= bar), default=0)
+        return self.progression[(since // self.style.bars_per_chord) % len(self.progression)]
 
     def t(self, bar: int, step: float) -> float:
         """Seconds of ``step`` in ``bar`` with the style's swing applied to off-beat notes."""
@@ -501,6 +533,8 @@ class _Composer:
         pm.key_signature_changes.append(
             pretty_midi.KeySignature(pretty_midi.key_name_to_key_number(self.seg.key), 0.0))
         accents = self._accent_times()
+        self.sections = sorted({self.grid.bar_at(t) for t in accents
+                                if any(abs(t - b) < 1e-3 for b in self.grid.bars)} - {0})
         self._plan_fills(accents)
         # Fixed order: each part draws from the one RNG, so the order is part of determinism.
         self._drums()
@@ -517,9 +551,14 @@ class _Composer:
         return pm
 
     def _accent_times(self) -> list[float]:
-        """Segment-relative seconds to mark: the segment start (after the first) and every cut."""
+        """Segment-relative seconds to mark: the segment start (after the first) and every cut or
+        hit (the planner's grid puts fitted cuts exactly on a beat; an accent within a 16th note of
+        a beat is moved onto it, one further away is marked where it is)."""
         times = [0.0] if self.index > 0 else []
-        times += [a - self.seg.start for a in self.seg.accents]
+        for a in self.seg.accents:
+            t = a - self.seg.start
+            beat = self.grid.beats[self.grid.nearest_beat(t)]
+            times.append(beat if abs(beat - t) <= self.grid.step_s else t)
         out: list[float] = []
         for t in sorted(x for x in times if 0.0 <= x < self.duration - MIN_NOTE_S):
             if not out or t - out[-1] > self.grid.step_s:
@@ -532,16 +571,17 @@ class _Composer:
         g = self.grid
         if "drums" not in self.roles:
             return
-        for t in accents:
-            if t >= g.beat_s:
-                self.fill_windows.append((t - g.beat_s, t))
+        for t in accents:  # the fill starts on the last beat at least two 16ths before the accent
+            before = [b for b in g.beats if b <= t - 2 * g.step_s + 1e-6]
+            if before and t - before[-1] <= 2 * g.beat_s:
+                self.fill_windows.append((before[-1], t))
         for bar in range(PHRASE_BARS - 1, len(g.bars) - 1, PHRASE_BARS):
             e = self.energy(bar)
             if self.plays("drums", e) and e >= 0.5:
                 steps = 8 if e >= 0.8 else 4
                 end = g.bars[bar + 1]
                 if not any(a - 1e-6 <= end <= b + 1e-6 for a, b in self.fill_windows):
-                    self.fill_windows.append((end - steps * g.step_s, end))
+                    self.fill_windows.append((g.time(bar, 16 - steps), end))
 
     def _in_fill(self, t: float) -> bool:
         return any(a - 1e-6 <= t < b - 1e-6 for a, b in self.fill_windows)
@@ -588,8 +628,8 @@ class _Composer:
         """16th notes over [start, end), the style's fill drums from first to last, rising in velocity."""
         if not self.style.fill:
             return
-        step = self.grid.step_s
-        n = max(1, round((end - start) / step))
+        n = max(1, round((end - start) / self.grid.step_s))
+        step = (end - start) / n  # the grid's local 16th note
         for i in range(n):
             drum = self.style.fill[min(i * len(self.style.fill) // n, len(self.style.fill) - 1)]
             t = start + i * step

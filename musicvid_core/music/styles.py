@@ -131,10 +131,13 @@ STYLES: dict[str, Style] = {
             bpm_range=(118, 130), default_bpm=124, default_mode="minor", default_mood="energetic",
             instruments={"drums": 24, "bass": 38, "chords": 90, "pad": 89, "lead": 81},
             grooves={
+                # Closed hats on the beats keep the pulse on the kick: with only the open hat,
+                # the stabs and the bass on the off-beats, a listener (and a beat tracker) can
+                # hear the off-beats as the beat.
                 "main": {"kick": "X...X...X...X...", "clap": "....X.......X...",
-                         "ohat": "..x...x...x...x."},
+                         "ohat": "..o...o...o...o.", "hat": "X...X...X...X..."},
                 "peak": {"kick": "X...X...X...X...", "clap": "....X.......X...",
-                         "ohat": "..X...X...X...X.", "hat": ".x.x.x.x.x.x.x.x"},
+                         "ohat": "..o...o...o...o.", "hat": "X.o.X.o.X.o.X.o."},
             },
             fill=("snare",),
             progressions={
@@ -144,7 +147,7 @@ STYLES: dict[str, Style] = {
             bars_per_chord=2, chord_pattern="stabs", bass_pattern="offbeat", lead_rhythm="riff",
             spread="close", registers={"bass": (33, 50), "chords": (55, 76), "lead": (67, 84)},
             humanize_s=0.0, density=0.6, min_energy={"drums": 0.12, "lead": 0.6}, reverb=0.25,
-            balance={"drums": 0.0, "bass": -4.0, "chords": -11.0, "pad": -15.0, "lead": -6.0},
+            balance={"drums": 0.0, "bass": -9.0, "chords": -12.0, "pad": -15.0, "lead": -6.0},
         ),
         Style(
             name="ambient", label="Ambient",
@@ -152,8 +155,12 @@ STYLES: dict[str, Style] = {
                       "soundscape", "new age", "spacey", "floating"),
             bpm_range=(56, 80), default_bpm=68, default_mode="major", default_mood="calm",
             # A low pad drone, glassy chords, a halo pad above and sparse crystal bells.
-            instruments={"bass": 89, "chords": 92, "pad": 94, "lead": 98},
-            grooves={}, fill=(),
+            # A soft shaker pulse (and a ghost kick on the bar line) keeps the beat audible under the
+            # pads, so cuts are felt on it; it enters only above the calmest energies.
+            instruments={"drums": 0, "bass": 89, "chords": 92, "pad": 94, "lead": 98},
+            grooves={"main": {"kick": "o...............", "shaker": "x.o.x.o.x.o.x.o."},
+                     "peak": {"kick": "o.......o.......", "shaker": "x.oox.oox.oox.oo"}},
+            fill=(),
             progressions={
                 "major": (("Imaj7", "IVmaj7"), ("Iadd9", "IVadd9", "vi7", "IVmaj7"), ("I", "iii7", "IV", "I")),
                 "minor": (("i7", "VImaj7"), ("iadd9", "iv7", "VImaj7", "VII"), ("i", "VI", "III", "VII")),
@@ -161,8 +168,8 @@ STYLES: dict[str, Style] = {
             bars_per_chord=2, chord_pattern="sustain", bass_pattern="sustain", lead_rhythm="sparse",
             spread="open", registers={"bass": (36, 50), "chords": (55, 76), "pad": (60, 84),
                                       "lead": (72, 91)},
-            humanize_s=0.015, density=0.25, min_energy={"lead": 0.25}, reverb=0.9,
-            balance={"bass": -2.0, "chords": 0.0, "pad": -1.0, "lead": -3.0},
+            humanize_s=0.015, density=0.25, min_energy={"drums": 0.15, "lead": 0.25}, reverb=0.9,
+            balance={"drums": -6.0, "bass": -2.0, "chords": 0.0, "pad": -1.0, "lead": -3.0},
         ),
         Style(
             name="rock", label="Rock",
@@ -228,7 +235,7 @@ STYLES: dict[str, Style] = {
             fill=("snare",),
             progressions={
                 "major": (("ii7", "V7", "Imaj7", "VI7"), ("Imaj7", "vi7", "ii7", "V7"),
-                          ("iii7", "VI7", "ii7", "V7")),
+                          ("Imaj7", "VI7", "ii7", "V7")),
                 "minor": (("iiø7", "V7", "i7", "i7"), ("i7", "iv7", "iiø7", "V7"),
                           ("i7", "VI7", "iiø7", "V7")),
             },

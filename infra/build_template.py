@@ -1,0 +1,204 @@
+"""Write the CloudFormation merge template for ``chalice package --merge-template`` (``make package``).
+
+Chalice generates the six functions (APIHandler + five step Lambdas) and the REST API; this adds
+what the app runs on, and wires it in by merging into Chalice's own resources:
+
+- S3 bucket (SSE AES256, public access blocked, TLS only, CORS for browser POST uploads, lifecycle),
+- DynamoDB job table (``job_id`` key, GSI ``by_user`` = user_id + created_key, PITR, conditional writes
+  are the adapter's), Cognito user pool + app client (the API's authorizer and the app's JWT check),
+- the Step Functions state machine *from infra/workflow.asl.json* with DefinitionSubstitutions to
+  the Chalice functions' ARNs (the one definition, embedded at build time),
+- one least-privilege IAM role per function, an ffmpeg layer only for av_operator,
+- API Gateway DEFAULT_4XX/5XX responses with CORS headers and a JSON ``{"error", "message"}`` body.
+
+Usage: ``MUSICVID_CORS_ORIGIN=https://app.example python infra/build_template.py OUT.json [--no-ffmpeg-layer]``
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+INFRA = Path(__file__).resolve().parent
+STEPS = {"Coordinator": "Coordinator", "Analyzer": "Analyzer", "AudioGenerator": "AudioGenerator",
+         "AVOperator": "AvOperator", "FailureHandler": "FailureHandler"}  # ASL step -> Chalice logical id
+FUNCTIONS = ["APIHandler", *STEPS.values()]
+
+
+def _arn(resource: str, suffix: str = "") -> dict:
+    return {"Fn::Sub": f"${{{resource}.Arn}}{suffix}"}
+
+
+def _bucket(suffix: str) -> dict:
+    return {"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::${{MediaBucket}}{suffix}"}
+
+
+TABLE = _arn("JobsTable")
+INDEX = _arn("JobsTable", "/index/*")
+JOBS_RW = ["dynamodb:GetItem", "dynamodb:PutItem"]
+
+# What each function may do, and nothing more.
+POLICIES: dict[str, list[dict]] = {
+    "APIHandler": [
+        # presigned POST/GET are signed with this role: it must itself be allowed what they grant
+        {"Effect": "Allow", "Action": ["s3:PutObject"], "Resource": _bucket("/uploads/*")},
+        {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": [_bucket("/uploads/*"), _bucket("/jobs/*")]},
+        {"Effect": "Allow", "Action": [*JOBS_RW, "dynamodb:Query"], "Resource": [TABLE, INDEX]},
+        {"Effect": "Allow", "Action": ["states:StartExecution"], "Resource": {"Ref": "StateMachine"}},
+    ],
+    "Coordinator": [
+        {"Effect": "Allow", "Action": ["s3:GetObject", "s3:DeleteObject"], "Resource": _bucket("/jobs/*")},
+        {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": _bucket(""),
+         "Condition": {"StringLike": {"s3:prefix": "jobs/*"}}},
+        {"Effect": "Allow", "Action": JOBS_RW, "Resource": TABLE},
+    ],
+    "Analyzer": [
+        {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": _bucket("/uploads/*")},
+        {"Effect": "Allow", "Action": ["s3:PutObject"], "Resource": _bucket("/jobs/*")},
+        {"Effect": "Allow", "Action": JOBS_RW, "Resource": TABLE},
+    ],
+    "AudioGenerator": [
+        {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": _bucket("/jobs/*")},
+        {"Effect": "Allow", "Action": JOBS_RW, "Resource": TABLE},
+    ],
+    "AvOperator": [
+        {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": [_bucket("/uploads/*"), _bucket("/jobs/*")]},
+        {"Effect": "Allow", "Action": ["s3:PutObject"], "Resource": _bucket("/jobs/*")},
+        {"Effect": "Allow", "Action": JOBS_RW, "Resource": TABLE},
+    ],
+    "FailureHandler": [
+        {"Effect": "Allow", "Action": ["s3:DeleteObject"], "Resource": _bucket("/jobs/*")},
+        {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": _bucket(""),
+         "Condition": {"StringLike": {"s3:prefix": "jobs/*"}}},
+        {"Effect": "Allow", "Action": JOBS_RW, "Resource": TABLE},
+    ],
+}
+
+
+def _role(name: str, statements: list[dict], service: str = "lambda.amazonaws.com") -> dict:
+    role = {"Type": "AWS::IAM::Role", "Properties": {
+        "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]},
+        "Policies": [{"PolicyName": f"musicvid-{name}",
+                      "PolicyDocument": {"Version": "2012-10-17", "Statement": statements}}]}}
+    if service == "lambda.amazonaws.com":
+        role["Properties"]["ManagedPolicyArns"] = [
+            {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"}]
+    return role
+
+
+def template(ffmpeg_layer: str | None = "./ffmpeg-layer", cors_origin: str = "http://localhost:3000") -> dict:
+    issuer = {"Fn::Sub": "https://cognito-idp.${AWS::Region}.amazonaws.com/${UserPool}"}
+    env = {"MUSICVID_BUCKET": {"Ref": "MediaBucket"}, "MUSICVID_TABLE": {"Ref": "JobsTable"},
+           "MUSICVID_REGION": {"Ref": "AWS::Region"}, "MUSICVID_AUTH_ISSUER": issuer,
+           "MUSICVID_AUTH_AUDIENCE": {"Ref": "UserPoolClient"},
+           "MUSICVID_AUTH_JWKS_URL": {"Fn::Sub": "https://cognito-idp.${AWS::Region}.amazonaws.com/${UserPool}/.well-known/jwks.json"},
+           "MUSICVID_CORS_ORIGIN": {"Ref": "CorsOrigin"},
+           "MUSICVID_OBJECT_STORE": "s3", "MUSICVID_JOB_STORE": "dynamodb", "MUSICVID_LAUNCHER": "stepfunctions"}
+    resources: dict = {
+        "MediaBucket": {"Type": "AWS::S3::Bucket", "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain",
+                        "Properties": {
+            "BucketEncryption": {"ServerSideEncryptionConfiguration": [
+                {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
+            "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "BlockPublicPolicy": True,
+                                               "IgnorePublicAcls": True, "RestrictPublicBuckets": True},
+            "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+            "CorsConfiguration": {"CorsRules": [{"AllowedMethods": ["POST", "GET"], "AllowedOrigins": [{"Ref": "CorsOrigin"}],
+                                                 "AllowedHeaders": ["*"], "MaxAge": 600}]},
+            "LifecycleConfiguration": {"Rules": [
+                {"Id": "abort-incomplete-uploads", "Status": "Enabled",
+                 "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}},
+                {"Id": "expire-uploads", "Status": "Enabled", "Prefix": "uploads/",
+                 "ExpirationInDays": {"Ref": "UploadRetentionDays"}},
+                {"Id": "expire-job-outputs", "Status": "Enabled", "Prefix": "jobs/",
+                 "ExpirationInDays": {"Ref": "OutputRetentionDays"}},
+            ]}}},
+        "MediaBucketPolicy": {"Type": "AWS::S3::BucketPolicy", "Properties": {
+            "Bucket": {"Ref": "MediaBucket"},
+            "PolicyDocument": {"Version": "2012-10-17", "Statement": [
+                {"Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+                 "Resource": [_bucket(""), _bucket("/*")], "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}}},
+        "JobsTable": {"Type": "AWS::DynamoDB::Table", "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain",
+                      "Properties": {
+            "BillingMode": "PAY_PER_REQUEST",
+            "AttributeDefinitions": [{"AttributeName": n, "AttributeType": "S"} for n in ("job_id", "user_id", "created_key")],
+            "KeySchema": [{"AttributeName": "job_id", "KeyType": "HASH"}],
+            "GlobalSecondaryIndexes": [{"IndexName": "by_user", "Projection": {"ProjectionType": "ALL"},
+                                        "KeySchema": [{"AttributeName": "user_id", "KeyType": "HASH"},
+                                                      {"AttributeName": "created_key", "KeyType": "RANGE"}]}],
+            "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+            "SSESpecification": {"SSEEnabled": True}}},
+        "UserPool": {"Type": "AWS::Cognito::UserPool", "Properties": {
+            "UserPoolName": {"Fn::Sub": "${AWS::StackName}-users"},
+            "UsernameAttributes": ["email"], "AutoVerifiedAttributes": ["email"],
+            "Policies": {"PasswordPolicy": {"MinimumLength": 12, "RequireLowercase": True, "RequireNumbers": True,
+                                            "RequireUppercase": True, "RequireSymbols": False}}}},
+        "UserPoolClient": {"Type": "AWS::Cognito::UserPoolClient", "Properties": {
+            "UserPoolId": {"Ref": "UserPool"}, "GenerateSecret": False,
+            "ExplicitAuthFlows": ["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+            "PreventUserExistenceErrors": "ENABLED", "IdTokenValidity": 60, "AccessTokenValidity": 60,
+            "TokenValidityUnits": {"IdToken": "minutes", "AccessToken": "minutes"}}},
+        "StateMachineRole": _role("states", [
+            {"Effect": "Allow", "Action": "lambda:InvokeFunction",
+             "Resource": [_arn(f) for f in STEPS.values()] + [_arn(f, ":*") for f in STEPS.values()]}],
+            service="states.amazonaws.com"),
+        "StateMachine": {"Type": "AWS::StepFunctions::StateMachine", "Properties": {
+            "RoleArn": _arn("StateMachineRole"),
+            "Definition": json.loads((INFRA / "workflow.asl.json").read_text()),
+            "DefinitionSubstitutions": {f"{step}FunctionArn": _arn(fn) for step, fn in STEPS.items()}}},
+        "GatewayDefault4XX": _gateway_response("DEFAULT_4XX"),
+        "GatewayDefault5XX": _gateway_response("DEFAULT_5XX"),
+        "RestAPI": {"Properties": {"DefinitionBody": {"securityDefinitions": {"MusicvidUsers": {
+            "x-amazon-apigateway-authorizer": {"type": "cognito_user_pools",
+                                               "providerARNs": [_arn("UserPool")]}}}}}},
+    }
+    for fn in FUNCTIONS:
+        resources[f"{fn}Role"] = _role(fn, POLICIES[fn])
+        props: dict = {"Role": _arn(f"{fn}Role"), "Environment": {"Variables": env}}
+        if fn != "APIHandler":
+            props["Environment"] = {"Variables": {k: v for k, v in env.items() if "AUTH" not in k and "CORS" not in k}}
+        resources[fn] = {"Properties": props}
+    resources["APIHandler"]["Properties"]["Environment"]["Variables"]["MUSICVID_STATE_MACHINE_ARN"] = {"Ref": "StateMachine"}
+    if ffmpeg_layer:
+        resources["FfmpegLayer"] = {"Type": "AWS::Serverless::LayerVersion", "Properties": {
+            "Description": "static ffmpeg (bin/ffmpeg) for av_operator", "ContentUri": ffmpeg_layer,
+            "CompatibleRuntimes": ["python3.11"], "CompatibleArchitectures": ["x86_64"]}}
+        resources["AvOperator"]["Properties"]["Layers"] = [{"Ref": "FfmpegLayer"}]
+        resources["AvOperator"]["Properties"]["Environment"]["Variables"]["IMAGEIO_FFMPEG_EXE"] = "/opt/bin/ffmpeg"
+    return {
+        "Parameters": {
+            "CorsOrigin": {"Type": "String", "Default": cors_origin,
+                           "Description": "the web origin allowed to call the API and POST uploads (keep it equal "
+                                          "to MUSICVID_CORS_ORIGIN at `make package`: Chalice bakes preflight in)"},
+            "UploadRetentionDays": {"Type": "Number", "Default": 30, "MinValue": 1},
+            "OutputRetentionDays": {"Type": "Number", "Default": 90, "MinValue": 1},
+        },
+        "Resources": resources,
+        "Outputs": {"UserPoolId": {"Value": {"Ref": "UserPool"}},
+                    "UserPoolClientId": {"Value": {"Ref": "UserPoolClient"}},
+                    "BucketName": {"Value": {"Ref": "MediaBucket"}},
+                    "StateMachineArn": {"Value": {"Ref": "StateMachine"}}},
+    }
+
+
+def _gateway_response(kind: str) -> dict:
+    return {"Type": "AWS::ApiGateway::GatewayResponse", "Properties": {
+        "RestApiId": {"Ref": "RestAPI"}, "ResponseType": kind,
+        "ResponseParameters": {"gatewayresponse.header.Access-Control-Allow-Origin": {"Fn::Sub": "'${CorsOrigin}'"},
+                               "gatewayresponse.header.Access-Control-Allow-Headers": "'Authorization,Content-Type'"},
+        "ResponseTemplates": {"application/json":
+                              '{"error": "$context.error.responseType", "message": $context.error.messageString}'}}}
+
+
+def main(argv: list[str]) -> None:
+    if not argv:
+        raise SystemExit("usage: build_template.py OUT.json [--no-ffmpeg-layer]")
+    layer = None if "--no-ffmpeg-layer" in argv else "./ffmpeg-layer"
+    origin = os.environ.get("MUSICVID_CORS_ORIGIN", "http://localhost:3000")
+    Path(argv[0]).write_text(json.dumps(template(layer, origin), indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

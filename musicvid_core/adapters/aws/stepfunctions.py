@@ -1,0 +1,38 @@
+"""Launcher on Step Functions: StartExecution of the state machine built from infra/workflow.asl.json.
+
+The execution name is ``{job_id}-{attempt}`` (the same name the local runner gives its runs), so a
+repeated start of the same attempt is idempotent: Step Functions refuses a second execution with
+that name, which is reported as already started.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ...domain.errors import ConfigurationError
+from ...domain.job import Job
+from .errors import error_code, from_aws
+
+
+def execution_name(job: Job) -> str:
+    return f"{job.job_id}-{job.attempt}"
+
+
+class StepFunctionsLauncher:
+    def __init__(self, client: Any, state_machine_arn: str) -> None:
+        if not state_machine_arn:
+            raise ConfigurationError("the stepfunctions launcher needs MUSICVID_STATE_MACHINE_ARN")
+        self.client = client
+        self.arn = state_machine_arn
+
+    def start(self, job: Job) -> str:
+        name = execution_name(job)
+        try:
+            self.client.start_execution(stateMachineArn=self.arn, name=name,
+                                        input=json.dumps({"job_id": job.job_id, "attempt": job.attempt}))
+        except Exception as exc:
+            if error_code(exc) == "ExecutionAlreadyExists":
+                return name
+            raise from_aws(exc, f"StepFunctions StartExecution {name}") from exc
+        return name

@@ -1,0 +1,3 @@
+"""The API, framework-neutral: request validation, the four routes' logic, JSON shapes and error
+bodies (core.py, models.py), JWT verification (auth.py), upload/download links (links.py), and the
+local server behind ``musicvid serve`` (server.py). chalice_app/ wraps the same :class:`Api`."""

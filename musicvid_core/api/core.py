@@ -1,0 +1,155 @@
+"""The API's logic, framework-neutral: Chalice (chalice_app/app.py) and ``musicvid serve``
+(api/server.py) both parse a request, call one method here and serialise what it returns.
+
+Every method takes the verified caller (``sub``) and the raw JSON body or query, validates them,
+calls the use cases in :mod:`musicvid_core.service`, and returns ``(http_status, json_dict)``.
+Errors are the error tree's; :func:`error_response` turns any exception into
+``{"error": CODE, "message": TEXT}`` with the class's ``http_status`` (never a traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from .. import service
+from ..config import Services
+from ..domain.errors import BadInput, ConcurrentUpdate, MusicVidError
+from ..domain.job import Job, Status
+from .models import JobList, JobView, SubmitRequest, SubmitResponse, UploadRequest, UploadResponse
+
+log = logging.getLogger(__name__)
+
+# Extension of the stored upload, from its declared type (never the client's file name).
+EXT_BY_TYPE = {"video/mp4": ".mp4", "video/quicktime": ".mov", "video/x-m4v": ".m4v", "video/webm": ".webm",
+               "video/x-matroska": ".mkv", "video/mpeg": ".mpg", "video/mp2t": ".ts", "video/3gpp": ".3gp",
+               "video/x-msvideo": ".avi", "video/ogg": ".ogv"}
+_IDEMPOTENCY_NS = uuid.UUID("6f1c7c8e-58f3-4a9b-9a57-6b0f8a1c2d3e")
+MAX_BODY_BYTES = 64 * 1024
+
+
+def _parse(model: type[BaseModel], body: Any) -> Any:
+    if isinstance(body, (bytes, bytearray)):
+        if len(body) > MAX_BODY_BYTES:
+            raise BadInput("request body too large")
+        try:
+            body = json.loads(body or b"null")
+        except (ValueError, UnicodeDecodeError):
+            raise BadInput("request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise BadInput("request body must be a JSON object")
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "body"
+        raise BadInput(f"{where}: {first.get('msg', 'invalid')}") from None
+
+
+class Api:
+    """The four routes. ``launcher`` starts workflows (local pool or Step Functions); ``links``
+    makes upload forms and download URLs (S3 presigned or locally signed); ``verifier`` checks JWTs."""
+
+    def __init__(self, services: Services, launcher: Any, links: Any, verifier: Any) -> None:
+        self.services = services
+        self.launcher = launcher
+        self.links = links
+        self.verifier = verifier
+
+    @property
+    def settings(self):
+        return self.services.settings
+
+    def authenticate(self, authorization: str | None) -> str:
+        """The caller's user id (``sub``) from a verified bearer token; Unauthorized otherwise."""
+        return self.verifier.verify(authorization)["sub"]
+
+    # POST /uploads ---------------------------------------------------------------------------
+    def create_upload(self, user: str, body: Any) -> tuple[int, dict]:
+        req = _parse(UploadRequest, body)
+        limit = self.settings.max_input_bytes
+        if req.size is not None and req.size > limit:
+            raise BadInput(f"the file is {req.size} bytes; the limit is {limit}")
+        ctype = req.content_type.lower()
+        key = f"uploads/{user}/{uuid.uuid4().hex}{EXT_BY_TYPE.get(ctype, '.bin')}"
+        expires = self.settings.upload_expires_s
+        form = self.links.upload(key, ctype, limit, expires)
+        out = UploadResponse(s3_url=self.services.objects.uri(key), upload=form, expires_in=expires, max_bytes=limit)
+        return 201, out.model_dump(mode="json")
+
+    # POST /jobs ------------------------------------------------------------------------------
+    def submit_job(self, user: str, body: Any) -> tuple[int, dict]:
+        req = _parse(SubmitRequest, body)
+        if (req.s3_url is None) == (req.job_id is None):
+            raise BadInput("give either s3_url (a new job) or job_id (regenerate), not both")
+        if req.s3_url is not None:
+            job = self._submit_new(user, req)
+        else:
+            job = self._submit_regenerate(user, req)
+        if job.status == Status.SCHEDULED:
+            self.launcher.start(job)
+        return 202, SubmitResponse(job_id=job.job_id, status=job.status.value).model_dump()
+
+    def _submit_new(self, user: str, req: SubmitRequest) -> Job:
+        job_id = str(uuid.uuid5(_IDEMPOTENCY_NS, f"{user}\n{req.client_token}")) if req.client_token else None
+        if job_id is not None:
+            try:
+                return self.services.jobs.get(job_id, user)
+            except MusicVidError:
+                pass
+        try:
+            return service.submit_new(self.services, req.s3_url, req.prompt, user, job_id=job_id)
+        except ConcurrentUpdate:  # the same client token raced us: return the job it made
+            return self.services.jobs.get(job_id, user)
+
+    def _submit_regenerate(self, user: str, req: SubmitRequest) -> Job:
+        if req.client_token:
+            job = service.get_job(self.services, req.job_id, user)
+            if job.settings.get("client_token") == req.client_token:
+                return job
+        options = {"client_token": req.client_token} if req.client_token else None
+        return service.submit_regenerate(self.services, req.job_id, req.prompt, user, options=options)
+
+    # GET /jobs/{job_id} ----------------------------------------------------------------------
+    def get_job(self, user: str, job_id: str) -> tuple[int, dict]:
+        job = service.get_job(self.services, job_id, user)
+        return 200, self.view(job)
+
+    # GET /jobs -------------------------------------------------------------------------------
+    def list_jobs(self, user: str, query: dict | None) -> tuple[int, dict]:
+        query = dict(query or {})
+        unknown = set(query) - {"limit", "next"}
+        if unknown:
+            raise BadInput(f"unknown query parameter: {sorted(unknown)[0]}")
+        raw = query.get("limit", "20")
+        if not re.fullmatch(r"[0-9]{1,3}", str(raw)):
+            raise BadInput("limit must be an integer between 1 and 100")
+        token = query.get("next") or None
+        if token is not None and len(token) > 2048:
+            raise BadInput("invalid page token")
+        jobs, nxt = self.services.jobs.list_for_user(user, limit=int(raw), next_token=token)
+        return 200, JobList(jobs=[self.view(j) for j in jobs], next=nxt).model_dump(mode="json")
+
+    def view(self, job: Job) -> dict:
+        """The public shape of a job: no user, object or internal ids; a download URL when done."""
+        final = None
+        if job.status == Status.COMPLETED and job.final_url:
+            final = self.links.download(self.services.objects.key_from_uri(job.final_url),
+                                        self.settings.download_expires_s)
+        data = job.model_dump(mode="json", include={"job_id", "status", "stage", "operation_type", "prompts",
+                                                    "created_at", "updated_at", "error", "summary"})
+        return JobView.model_validate({**data, "final_url": final}).model_dump(mode="json")
+
+
+def error_response(exc: BaseException) -> tuple[int, dict]:
+    """``(status, {"error", "message"})`` for any exception: the error tree's code and status;
+    anything unexpected is a logged 500 with a generic message."""
+    if isinstance(exc, MusicVidError):
+        return exc.http_status, {"error": exc.code, "message": str(exc)}
+    log.exception("unexpected error in the API")
+    return 500, {"error": "internal_error", "message": "internal error"}

@@ -1,0 +1,182 @@
+"""``musicvid serve``: the API's four routes on the embedded default, over werkzeug's WSGI server.
+
+Same logic as the Chalice app (:class:`~musicvid_core.api.core.Api`), same JSON, same errors. What
+S3 does on AWS is done here by two extra routes with signed, expiring URLs: ``POST
+/_local/upload`` (the presigned-POST form target) and ``GET /_local/files/KEY`` (downloads). Jobs
+run in the background on the bounded pool of :mod:`musicvid_core.workflow.pool`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..config import Services, Settings, build_launcher, build_services
+from ..domain.errors import BadInput, MusicVidError, NotFound
+from .auth import verifier_for
+from .core import MAX_BODY_BYTES, Api, error_response
+from .links import LocalLinks, local_secret
+
+log = logging.getLogger(__name__)
+_JOB_PATH = re.compile(r"^/jobs/([^/]+)$")
+FORM_OVERHEAD = 64 * 1024  # multipart boundaries and the policy fields around the file
+
+
+def _werkzeug():
+    try:
+        from werkzeug import exceptions, wrappers
+    except ImportError:
+        from ..domain.errors import ConfigurationError
+
+        raise ConfigurationError("musicvid serve needs werkzeug: install the [serve] extra") from None
+    return wrappers, exceptions
+
+
+class LocalApp:
+    """The WSGI application. ``base_url`` is where clients reach it (used in upload/download links)."""
+
+    def __init__(self, services: Services, base_url: str, launcher: Any | None = None) -> None:
+        self.services = services
+        self.settings: Settings = services.settings
+        self.launcher = launcher if launcher is not None else build_launcher(services)
+        self.links = LocalLinks(local_secret(self.settings.home), base_url)
+        self.api = Api(services, self.launcher, self.links, verifier_for(self.settings))
+
+    # WSGI --------------------------------------------------------------------------------------
+    def __call__(self, environ, start_response):
+        wrappers, exceptions = _werkzeug()
+        request = wrappers.Request(environ)
+        # JSON routes read at most 64 KiB; only the upload form may carry a video
+        request.max_content_length = (self.settings.max_input_bytes + FORM_OVERHEAD
+                                      if request.path == LocalLinks.UPLOAD_PATH else MAX_BODY_BYTES)
+        try:
+            response = self.dispatch(request)
+        except exceptions.HTTPException as exc:
+            code = "payload_too_large" if exc.code == 413 else "bad_input"
+            response = self.json(exc.code or 400, {"error": code, "message": " ".join(str(exc.description).split())})
+        except Exception as exc:  # every error is one JSON body, never a traceback
+            response = self.json(*error_response(exc))
+        self._cors(response)
+        return response(environ, start_response)
+
+    def json(self, status: int, body: dict | None):
+        wrappers, _ = _werkzeug()
+        if body is None:
+            return wrappers.Response(status=status)
+        return wrappers.Response(json.dumps(body), status=status, mimetype="application/json")
+
+    def _cors(self, response) -> None:
+        response.headers["Access-Control-Allow-Origin"] = self.settings.cors_origin
+        response.headers["Vary"] = "Origin"
+
+    def dispatch(self, request):
+        method, path = request.method, request.path
+        if method == "OPTIONS":  # CORS preflight
+            resp = self.json(204, None)
+            resp.headers["Access-Control-Allow-Methods"] = "GET,POST,OPTIONS"
+            resp.headers["Access-Control-Allow-Headers"] = "Authorization,Content-Type"
+            resp.headers["Access-Control-Max-Age"] = "600"
+            return resp
+        if path == LocalLinks.UPLOAD_PATH and method == "POST":
+            return self.receive_upload(request)
+        if path.startswith(LocalLinks.FILES_PATH) and method == "GET":
+            return self.send_file(request, path[len(LocalLinks.FILES_PATH):])
+        if path == "/openapi.json" and method == "GET":
+            from .openapi import openapi
+
+            return self.json(200, openapi())
+        route = self._route(method, path)
+        if route is None:
+            allowed = self._allowed(path)
+            if not allowed:
+                return self.json(404, {"error": "not_found", "message": f"no route {method} {path}"})
+            resp = self.json(405, {"error": "method_not_allowed", "message": f"{path} allows {', '.join(allowed)}"})
+            resp.headers["Allow"] = ", ".join(allowed)
+            return resp
+        user = self.api.authenticate(request.headers.get("Authorization"))
+        status, body = route(user, request)
+        return self.json(status, body)
+
+    @staticmethod
+    def _allowed(path: str) -> list[str]:
+        if path == "/uploads":
+            return ["POST", "OPTIONS"]
+        if path == "/jobs":
+            return ["GET", "POST", "OPTIONS"]
+        return ["GET", "OPTIONS"] if _JOB_PATH.match(path) else []
+
+    def _route(self, method: str, path: str):
+        if method == "POST" and path == "/uploads":
+            return lambda user, req: self.api.create_upload(user, req.get_data(cache=False))
+        if method == "POST" and path == "/jobs":
+            return lambda user, req: self.api.submit_job(user, req.get_data(cache=False))
+        if method == "GET" and path == "/jobs":
+            return lambda user, req: self.api.list_jobs(user, req.args.to_dict())
+        m = _JOB_PATH.match(path)
+        if method == "GET" and m:
+            return lambda user, req: self.api.get_job(user, m.group(1))
+        return None
+
+    # what S3 does on AWS -----------------------------------------------------------------------
+    def receive_upload(self, request):
+        fields = request.form.to_dict()
+        policy = self.links.check_upload(fields)
+        upload = request.files.get("file")
+        if upload is None:
+            raise BadInput("the form needs a file field named 'file' (after the other fields)")
+        if upload.mimetype and upload.mimetype != policy["content_type"] and upload.mimetype != "application/octet-stream":
+            raise BadInput("the file's content type does not match the signed policy")
+        with tempfile.TemporaryDirectory(prefix="musicvid-up-") as tmp:
+            path = Path(tmp) / "upload"
+            upload.save(path)
+            size = path.stat().st_size
+            if size == 0:
+                raise BadInput("the uploaded file is empty")
+            if size > policy["max_bytes"]:
+                return self.json(413, {"error": "payload_too_large",
+                                       "message": f"the file is {size} bytes; the limit is {policy['max_bytes']}"})
+            self.services.objects.put_file(policy["key"], path, policy["content_type"])
+        return self.json(204, None)
+
+    def send_file(self, request, key: str):
+        key = self.links.check_download(key, request.args.get("expires"), request.args.get("signature"))
+        path = self.services.objects.local_path(key)
+        if path is None or not path.is_file():
+            raise NotFound("no such file")
+        from werkzeug.utils import send_file
+
+        return send_file(path, request.environ, mimetype="application/octet-stream", as_attachment=True,
+                         download_name=path.name, conditional=False)
+
+
+def make_server(settings: Settings | None = None, host: str = "127.0.0.1", port: int = 8000,
+                public_url: str | None = None):
+    """A ready (not yet serving) threaded WSGI server and its app; port 0 picks a free port."""
+    from werkzeug.serving import make_server as _make
+
+    services = build_services(settings or Settings())
+    holder: dict = {}
+
+    def app(environ, start_response):
+        return holder["app"](environ, start_response)
+
+    import socket
+
+    try:  # bound here, so a busy port is our one-line error (werkzeug would print and exit)
+        sock = socket.create_server((host, port))
+    except OSError as exc:
+        raise BadInput(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    try:
+        server = _make(host, sock.getsockname()[1], app, threaded=True, fd=sock.fileno())
+    finally:
+        sock.close()  # the server holds its own duplicate of the socket
+    base = public_url or f"http://{host}:{server.port}"
+    holder["app"] = LocalApp(services, base)
+    return server, holder["app"]
+
+
+__all__ = ["LocalApp", "MusicVidError", "make_server"]

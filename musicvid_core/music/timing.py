@@ -1,0 +1,227 @@
+"""Cut-locked beat grids: a segment's tempo and beat times chosen so that scene cuts land on beats.
+
+A segment starts on a downbeat (its first scene cut, or the video start). Inside it, every scene
+cut (and every requested hit) is an *anchor*. :func:`fit_beats` picks a nominal tempo near the one
+the planner asked for, and between consecutive anchors a whole number of beats, so that each
+anchor falls exactly on a beat. Where the gap between two anchors is not a whole number of beats
+at the nominal tempo, the beats in that gap are stretched or squeezed evenly (tempo drift, at most
+``max_drift``); an anchor that no drift within the limit can reach is left off the grid (a miss).
+Strong cuts and hits prefer bar lines, and the segment's end (the next segment's first downbeat)
+must be a bar line. The choice is a small dynamic programme over (anchor, beat count modulo the
+meter), run for a handful of candidate tempos; see docs/music.md ("Cut-locked timing").
+
+Pure functions of their arguments; times in seconds from the segment start, tempos in bpm.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+METER = 4
+STRONG_CUT = 0.6  # a cut at least this strong wants a bar line
+MERGE_S = 0.15  # anchors closer than this are one musical event (the stronger is kept)
+SEARCH = 0.12  # nominal tempos searched within +-12 % of the asked tempo (and the style's range)
+TEMPO_STEP = 0.25  # bpm between candidate tempos
+CANDIDATES = 8  # candidate tempos that get the full dynamic programme
+MAX_SKIP = 6  # an anchor may be left off the grid; at most this many in a row
+MAX_DRIFT = 0.10  # local tempo within +-10 % of the nominal one (a free tempo) ...
+SHORT_DRIFT = 0.25  # ... or +-25 % for a gap of one or two beats (fast cutting: a nudged beat, not a
+SHORT_BEATS = 2  # tempo change; the cost still grows with the square of the drift)
+EXPLICIT_DRIFT = 0.03  # ... within +-3 % when the prompt named the tempo
+# Costs (dimensionless): drift is charged per beat as (log tempo ratio)^2 so that a long stretch of
+# rubato costs more than a short nudge; a missed anchor costs about as much as 10 % drift over 8 beats.
+W_DRIFT = 1.0
+MISS = 0.08
+HIT_MISS = 0.5  # a requested hit is all but mandatory
+DOWNBEAT = 0.01  # a strong cut off the bar line (times its strength); a hit: HIT_DOWNBEAT
+HIT_DOWNBEAT = 0.1
+END_OFF_BAR = 0.05  # the segment's end is not a bar line (its last bar is cut short)
+W_TEMPO = 0.3  # per beat, (log of nominal / asked tempo)^2: stay near the asked tempo
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A moment the music should mark: seconds from the segment start, strength 0..1, and whether
+    it is a requested hit (which wants a downbeat and must not be missed)."""
+
+    time: float
+    strength: float = 1.0
+    hit: bool = False
+
+
+@dataclass(frozen=True)
+class BeatFit:
+    """The fitted grid. ``beats`` are seconds from the segment start (``beats[0] == 0``, every
+    ``meter``-th beat a bar line, all before the segment's end); ``hit`` / ``missed`` the anchor
+    times that are / are not on a beat; ``max_drift`` the largest local tempo deviation from
+    ``bpm`` (a fraction, 0.05 = 5 %)."""
+
+    bpm: float
+    beats: tuple[float, ...]
+    hit: tuple[float, ...]
+    missed: tuple[float, ...]
+    max_drift: float
+    cost: float
+
+
+def fit_beats(duration: float, anchors: list[Anchor], *, bpm: float,
+              bpm_range: tuple[float, float] | None = None, explicit: bool = False,
+              end_on_bar: bool = True, meter: int = METER) -> BeatFit:
+    """Fit a beat grid to a segment of ``duration`` seconds whose ``anchors`` should fall on beats.
+
+    ``bpm`` is the tempo asked for (kept exactly as the nominal tempo when ``explicit``, else
+    searched within +-SEARCH and ``bpm_range``, and the result's ``bpm`` is the grid's mean tempo);
+    ``end_on_bar``: the segment's end must be a bar
+    line (every segment but the last). Raises ValueError for a non-positive duration or tempo."""
+    if duration <= 0 or bpm <= 0 or meter < 1:
+        raise ValueError(f"fit_beats needs a positive duration, tempo and meter, got {duration}, {bpm}, {meter}")
+    points = _merge(anchors, duration)
+    if explicit:
+        tempos = [float(bpm)]
+        drift = short = EXPLICIT_DRIFT
+    else:
+        lo, hi = bpm_range or (bpm, bpm)
+        lo, hi = max(min(lo, bpm), bpm * (1 - SEARCH)), min(max(hi, bpm), bpm * (1 + SEARCH))
+        tempos = _shortlist(np.arange(lo, hi + 1e-9, TEMPO_STEP), points, duration, bpm, end_on_bar)
+        drift, short = MAX_DRIFT, SHORT_DRIFT
+    best: tuple[float, float, list] = (math.inf, float(tempos[0]), [])
+    for tempo in tempos:
+        cost, path = _programme(points, duration, tempo, drift, end_on_bar, meter, short)
+        n_beats = duration * tempo / 60
+        cost += W_TEMPO * n_beats * math.log(tempo / bpm) ** 2
+        if cost < best[0] - 1e-12:
+            best = (cost, tempo, path)
+    cost, tempo, path = best
+    return _grid(points, duration, tempo, path, cost, explicit)
+
+
+def nominal_grid(bpm: float, duration: float) -> tuple[float, ...]:
+    """Evenly spaced beats at ``bpm`` from 0 up to (not including) ``duration`` seconds."""
+    beat = 60.0 / bpm
+    return tuple(i * beat for i in range(max(1, math.ceil(duration / beat - 1e-9))))
+
+
+# ---------------------------------------------------------------------------------------------
+def _merge(anchors: list[Anchor], duration: float) -> list[Anchor]:
+    """Anchors strictly inside the segment (not within MERGE_S of its edges), sorted; anchors
+    closer than MERGE_S merged into the strongest (a hit wins)."""
+    inside = sorted((a for a in anchors if MERGE_S <= a.time <= duration - MERGE_S), key=lambda a: a.time)
+    out: list[Anchor] = []
+    for a in inside:
+        if out and a.time - out[-1].time < MERGE_S:
+            if (a.hit, a.strength) > (out[-1].hit, out[-1].strength):
+                out[-1] = a
+            continue
+        out.append(a)
+    return out
+
+
+def _shortlist(tempos: np.ndarray, points: list[Anchor], duration: float, bpm: float,
+               end_on_bar: bool) -> list[float]:
+    """The CANDIDATES tempos whose rounded beat counts between consecutive anchors need the least
+    drift (vectorised over all tempos), plus the asked tempo when it is among those searched."""
+    if tempos.size == 0:
+        return [float(bpm)]
+    times = [0.0] + [a.time for a in points] + ([duration] if end_on_bar else [])
+    gaps = np.diff(np.asarray(times))
+    if gaps.size == 0:
+        score = np.zeros_like(tempos)
+    else:
+        exact = gaps[None, :] * tempos[:, None] / 60.0
+        n = np.maximum(1.0, np.round(exact))
+        score = (n * np.log(n / exact) ** 2).sum(axis=1)
+    score = score + W_TEMPO * duration * tempos / 60 * np.log(tempos / bpm) ** 2
+    picked = [float(tempos[i]) for i in np.argsort(score, kind="stable")[:CANDIDATES]]
+    if tempos[0] - 1e-9 <= bpm <= tempos[-1] + 1e-9 and float(bpm) not in picked:
+        picked.append(float(bpm))
+    return picked
+
+
+def _programme(points: list[Anchor], duration: float, tempo: float, drift: float, end_on_bar: bool,
+               meter: int, short_drift: float = 0.0) -> tuple[float, list[tuple[int, int]]]:
+    """Least-cost way through the anchors at nominal ``tempo``: a list of (point, beats since the
+    previous used point), point 0 being the segment start and point len+1 the end (only when
+    ``end_on_bar``). Returns (cost, path)."""
+    times = [0.0] + [a.time for a in points] + [duration]
+    end = len(times) - 1
+    miss = [0.0] + [(HIT_MISS if a.hit else MISS * (1 + a.strength)) for a in points] + [0.0]
+    inf = math.inf
+    cost = [[inf] * meter for _ in times]
+    back: list[list[tuple[int, int, int] | None]] = [[None] * meter for _ in times]
+    cost[0][0] = 0.0
+    skipped = [0.0]
+    for m in miss[1:]:
+        skipped.append(skipped[-1] + m)  # prefix sums: the cost of leaving anchors i+1..j-1 off
+    beat = 60.0 / tempo
+    for i in range(end):
+        for s in range(meter):
+            if cost[i][s] == inf:
+                continue
+            for j in [*range(i + 1, min(end - 1, i + MAX_SKIP) + 1), end]:
+                base = cost[i][s] + skipped[j - 1] - skipped[i]
+                if j == end and not end_on_bar:
+                    if base < cost[j][0]:  # the grid runs on at the nominal tempo to the end
+                        cost[j][0], back[j][0] = base, (i, s, 0)
+                    continue
+                gap = times[j] - times[i]
+                exact = gap / beat
+                wide = max(drift, short_drift)
+                lo_n = max(1, math.ceil(exact * math.exp(-wide) - 1e-9))
+                hi_n = max(lo_n, math.floor(exact * math.exp(wide) + 1e-9))
+                for n in range(lo_n, hi_n + 1):
+                    d = math.log(n / exact)
+                    if abs(d) > (short_drift if n <= SHORT_BEATS else drift) + 1e-9:
+                        continue
+                    state = (s + n) % meter
+                    c = base + W_DRIFT * n * d * d
+                    if j == end:
+                        c += END_OFF_BAR if state else 0.0
+                    elif state:
+                        a = points[j - 1]
+                        c += HIT_DOWNBEAT if a.hit else DOWNBEAT * a.strength if a.strength >= STRONG_CUT else 0.0
+                    if c < cost[j][state]:
+                        cost[j][state], back[j][state] = c, (i, s, n)
+    # The end must be reached; a gap no drift can bridge falls back to the nominal grid to the end.
+    final = min(range(meter), key=lambda s: cost[end][s])
+    if cost[end][final] == inf:
+        return inf, []
+    path: list[tuple[int, int]] = []
+    j, s = end, final
+    while j:
+        i, si, n = back[j][s]  # type: ignore[misc]
+        path.append((j, n))
+        j, s = i, si
+    return cost[end][final], list(reversed(path))
+
+
+def _grid(points: list[Anchor], duration: float, tempo: float, path: list[tuple[int, int]],
+          cost: float, explicit: bool) -> BeatFit:
+    times = [0.0] + [a.time for a in points] + [duration]
+    end = len(times) - 1
+    beats: list[float] = []
+    used = {0}
+    prev, max_drift = 0, 0.0
+    beat = 60.0 / tempo
+    for j, n in path:
+        if n == 0:  # runs on freely from times[prev]
+            break
+        step = (times[j] - times[prev]) / n
+        beats += [times[prev] + k * step for k in range(n)]
+        max_drift = max(max_drift, abs(beat / step - 1))
+        used.add(j)
+        prev = j
+    if prev != end:  # free run at the nominal tempo from the last used point to the end
+        k = 0
+        while times[prev] + k * beat < duration - 1e-9:
+            beats.append(times[prev] + k * beat)
+            k += 1
+    beats = [b for b in beats if b < duration - 1e-9] or [0.0]
+    hit = tuple(points[j - 1].time for j in sorted(used) if 0 < j < end)
+    missed = tuple(a.time for k, a in enumerate(points, 1) if k not in used)
+    if not explicit and len(beats) >= 2:  # the tempo actually played: mean beat rate (least squares)
+        tempo = 60.0 / float(np.polyfit(np.arange(len(beats)), np.asarray(beats), 1)[0])
+    return BeatFit(bpm=round(tempo, 2), beats=tuple(round(b, 6) for b in beats), hit=hit, missed=missed,
+                   max_drift=round(max_drift, 4), cost=round(cost, 6) if math.isfinite(cost) else cost)

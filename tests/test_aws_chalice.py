@@ -1,0 +1,158 @@
+"""The Chalice app through chalice.test.Client, on moto's S3, DynamoDB and Step Functions.
+
+The executions the app starts on (moto's) Step Functions are driven by the same ASL definition
+with our interpreter, whose Tasks invoke the app's own step Lambdas through the test client: the
+whole deployed path except API Gateway and Lambda themselves.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+pytest.importorskip("chalice")
+from chalice.test import Client
+
+from musicvid_core.adapters.aws.dynamodb import create_table
+from musicvid_core.api.auth import mint_token
+from musicvid_core.metrics import video_packet_hashes
+from musicvid_core.workflow.asl import StateMachine, load_definition
+from musicvid_core.workflow.runner import SUBSTITUTIONS, definition_path
+
+# chalice.test warns that it does not run the Cognito authorizer: exactly why the app verifies tokens itself.
+pytestmark = pytest.mark.filterwarnings("ignore:CognitoUserPoolAuthorizer:UserWarning")
+APP_DIR = Path(__file__).resolve().parents[1] / "chalice_app"
+BUCKET, TABLE = "musicvid-media-test", "musicvid-jobs-test"
+FUNCTIONS = {"Coordinator": "coordinator", "Analyzer": "analyzer", "AudioGenerator": "audio_generator",
+             "AVOperator": "av_operator", "FailureHandler": "failure_handler"}
+
+
+def _load_app():
+    sys.path.insert(0, str(APP_DIR))
+    try:
+        spec = importlib.util.spec_from_file_location("musicvid_chalice_app", APP_DIR / "app.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(APP_DIR))
+
+
+@pytest.fixture
+def stack(settings, aws, monkeypatch):
+    """moto resources + env as the deployed stack sets them; yields (app module, sfn client, arn)."""
+    aws.client("s3").create_bucket(Bucket=BUCKET)
+    create_table(aws.client("dynamodb"), TABLE)
+    sfn = aws.client("stepfunctions")
+    role = aws.client("iam").create_role(RoleName="sfn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    arn = sfn.create_state_machine(name="musicvid", roleArn=role,
+                                   definition=definition_path().read_text())["stateMachineArn"]
+    for key, value in {"OBJECT_STORE": "s3", "JOB_STORE": "dynamodb", "LAUNCHER": "stepfunctions",
+                       "BUCKET": BUCKET, "TABLE": TABLE, "STATE_MACHINE_ARN": arn}.items():
+        monkeypatch.setenv(f"MUSICVID_{key}", value)
+    module = _load_app()
+    from chalicelib import wiring
+
+    wiring.reset()
+    yield module, sfn, arn
+    wiring.reset()
+
+
+def _h(settings, user="alice", **kw):
+    return {"Authorization": f"Bearer {mint_token(settings.home, user, **kw)}", "Content-Type": "application/json"}
+
+
+def _run_execution(client, sfn, arn, name):
+    """Do what Step Functions would: run the definition on the execution's input, each Task
+    invoking the app's step Lambda."""
+    ex = next(e for e in sfn.list_executions(stateMachineArn=arn)["executions"] if e["name"] == name)
+    payload = json.loads(sfn.describe_execution(executionArn=ex["executionArn"])["input"])
+
+    def resolve(resource):
+        name = FUNCTIONS[resource.removeprefix("musicvid:")]
+        return lambda event: client.lambda_.invoke(name, event).payload
+
+    StateMachine(load_definition(definition_path(), SUBSTITUTIONS), resolve, time_scale=0).run(payload, name=name)
+
+
+def test_routes_refuse_unverified_and_foreign_requests(stack, settings, tmp_path):
+    module, _, _ = stack
+    with Client(module.app, project_dir=str(APP_DIR)) as client:
+        job_path = f"/jobs/{uuid.uuid4()}"
+        bad = {"no token": {}, "expired": _h(settings, ttl_s=-5), "wrong audience": _h(settings, audience="x"),
+               "other key": {"Authorization": "Bearer " + mint_token(tmp_path / "k2", "alice")}}
+        for why, headers in bad.items():
+            for method, path, body in (("post", "/uploads", {"content_type": "video/mp4"}),
+                                       ("post", "/jobs", {"s3_url": f"s3://{BUCKET}/uploads/alice/x.mp4", "prompt": "a"}),
+                                       ("get", "/jobs", None), ("get", job_path, None)):
+                r = getattr(client.http, method)(path, headers={"Content-Type": "application/json", **headers},
+                                                 **({"body": json.dumps(body)} if body else {}))
+                assert r.status_code == 401, (why, path, r.body)
+                assert json.loads(r.body)["error"] == "unauthorized"
+                assert r.headers["Access-Control-Allow-Origin"] == "http://localhost:3000"  # errors carry CORS
+        h = _h(settings)
+        for body, status in (({"s3_url": "s3://other-bucket/uploads/alice/x.mp4", "prompt": "a"}, 400),
+                             ({"s3_url": f"s3://{BUCKET}/uploads/bob/x.mp4", "prompt": "a"}, 400),
+                             ({"s3_url": f"s3://{BUCKET}/uploads/alice/missing.mp4", "prompt": "a"}, 400),
+                             ({"job_id": str(uuid.uuid4()), "prompt": "a"}, 404)):
+            r = client.http.post("/jobs", headers=h, body=json.dumps(body))
+            assert r.status_code == status, (body, r.body)
+        assert client.http.get("/jobs/not-a-uuid", headers=h).status_code == 400
+        assert client.http.get(job_path, headers=h).status_code == 404
+        r = client.http.post("/uploads", headers=h, body=json.dumps({"content_type": "video/mp4", "size": 10**12}))
+        assert r.status_code == 400
+
+
+def test_upload_form_is_a_bounded_presigned_post(stack, settings):
+    module, _, _ = stack
+    with Client(module.app, project_dir=str(APP_DIR)) as client:
+        r = client.http.post("/uploads", headers=_h(settings), body=json.dumps({"content_type": "video/mp4"}))
+        assert r.status_code == 201, r.body
+        body = json.loads(r.body)
+    key = body["s3_url"].removeprefix(f"s3://{BUCKET}/")
+    assert key.startswith("uploads/alice/") and key.endswith(".mp4")
+    fields = body["upload"]["fields"]
+    assert fields["key"] == key
+    policy = json.loads(base64.b64decode(fields["policy"]))
+    conds = policy["conditions"]
+    assert ["content-length-range", 1, settings.max_input_bytes] in conds
+    assert {"x-amz-server-side-encryption": "AES256"} in conds and {"Content-Type": "video/mp4"} in conds
+    assert {"key": key} in conds and {"bucket": BUCKET} in conds
+
+
+@pytest.mark.slow
+def test_flow_to_completed_and_regeneration_on_step_functions(stack, settings, short_video, tmp_path):
+    module, sfn, arn = stack
+    h = _h(settings)
+    with Client(module.app, project_dir=str(APP_DIR)) as client:
+        up = json.loads(client.http.post("/uploads", headers=h, body=json.dumps({"content_type": "video/mp4"})).body)
+        with open(short_video.path, "rb") as fh:  # moto answers the presigned POST
+            r = requests.post(up["upload"]["url"], data=up["upload"]["fields"], files={"file": ("v.mp4", fh, "video/mp4")})
+        assert r.status_code == 204
+        r = client.http.post("/jobs", headers=h, body=json.dumps({"s3_url": up["s3_url"], "prompt": "calm piano"}))
+        assert r.status_code == 202, r.body
+        job_id = json.loads(r.body)["job_id"]
+        _run_execution(client, sfn, arn, f"{job_id}-1")
+        job = json.loads(client.http.get(f"/jobs/{job_id}", headers=h).body)
+        assert job["status"] == "COMPLETED", job["error"]
+        assert job["final_url"].startswith(f"https://{BUCKET}.s3.amazonaws.com/jobs/{job_id}/1/output.mp4?")
+        out = tmp_path / "out.mp4"
+        out.write_bytes(requests.get(job["final_url"]).content)
+        assert video_packet_hashes(out) == video_packet_hashes(short_video.path)
+
+        r = client.http.post("/jobs", headers=h, body=json.dumps({"job_id": job_id, "prompt": "darker"}))
+        assert r.status_code == 202, r.body
+        _run_execution(client, sfn, arn, f"{job_id}-2")
+        job = json.loads(client.http.get(f"/jobs/{job_id}", headers=h).body)
+        assert job["status"] == "COMPLETED" and job["operation_type"] == "REGENERATE"
+        assert job["prompts"] == ["calm piano", "darker"] and f"/jobs/{job_id}/2/" in job["final_url"]
+        listed = json.loads(client.http.get("/jobs?limit=1", headers=h).body)
+        assert [j["job_id"] for j in listed["jobs"]] == [job_id] and listed["next"] is None
+        assert client.http.get(f"/jobs/{job_id}", headers=_h(settings, "bob")).status_code == 404

@@ -1,0 +1,136 @@
+"""Cut-locked beat grids (music/timing.py) and how the planner and composer use them."""
+
+import random
+
+import numpy as np
+import pytest
+
+from musicvid_core.analysis.planner import RulePlanner, lock_timing, reroll_segment
+from musicvid_core.domain.errors import BadInput
+from musicvid_core.domain.features import Curve, Cut, MediaInfo, VideoFeatures
+from musicvid_core.domain.plan import Plan, Segment
+from musicvid_core.music.composer import beat_grid, compose_segment
+from musicvid_core.music.timing import EXPLICIT_DRIFT, MAX_DRIFT, SHORT_DRIFT, Anchor, fit_beats
+
+
+def on_beat(t, beats, tol=1e-4):
+    return min(abs(b - t) for b in beats) <= tol
+
+
+def features(duration, cuts, motion=0.4):
+    media = MediaInfo(duration=duration, width=320, height=180, fps=25, video_codec="h264")
+    times = [i * 0.5 for i in range(int(duration * 2))]
+    return VideoFeatures(media=media, cuts=[Cut(time=t, strength=s) for t, s in cuts],
+                         motion=Curve(times=times, values=[motion] * len(times)),
+                         brightness=Curve(times=times, values=[0.5] * len(times)))
+
+
+def test_regular_cuts_land_on_bar_lines_at_a_tempo_in_range():
+    fit = fit_beats(16.0, [Anchor(t, 1.0) for t in (2, 4, 6, 8, 10, 12, 14)], bpm=124, bpm_range=(118, 130))
+    assert fit.missed == () and len(fit.hit) == 7
+    bars = fit.beats[::4]
+    assert all(on_beat(t, bars) for t in (2, 4, 6, 8, 10, 12, 14))  # strong cuts: downbeats
+    assert fit.bpm == pytest.approx(120.0, abs=0.01) and fit.max_drift < 0.04
+    assert len(fit.beats) % 4 == 0  # the segment's end is a bar line
+
+
+def test_irregular_cuts_are_hit_with_bounded_drift():
+    rng = random.Random(3)
+    t, cuts = 0.0, []
+    while t < 26:
+        t += rng.uniform(1.5, 5.0)
+        cuts.append(round(t, 3))
+    duration = cuts.pop() + 0.8
+    fit = fit_beats(duration, [Anchor(c, 0.5) for c in cuts], bpm=96, bpm_range=(76, 120))
+    assert len(fit.hit) >= 0.8 * len(cuts)
+    assert all(on_beat(c, fit.beats) for c in fit.hit)
+    gaps = np.diff(fit.beats)
+    assert (60 / gaps).max() <= fit.bpm * (1 + SHORT_DRIFT) * 1.05 and fit.max_drift <= SHORT_DRIFT + 1e-6
+    assert 76 * (1 - MAX_DRIFT) <= fit.bpm <= 120 * (1 + MAX_DRIFT)
+    assert fit.beats[0] == 0.0 and all(b < duration for b in fit.beats)
+
+
+def test_explicit_tempo_is_kept_and_drift_stays_small():
+    fit = fit_beats(12.0, [Anchor(3.1, 1.0), Anchor(7.3, 0.4)], bpm=128, explicit=True)
+    assert fit.bpm == 128 and fit.max_drift <= EXPLICIT_DRIFT + 1e-6
+
+
+def test_a_hit_gets_a_downbeat_and_the_last_segment_runs_free():
+    fit = fit_beats(10.0, [Anchor(5.0, 1.0, hit=True)], bpm=100, bpm_range=(90, 110), end_on_bar=False)
+    assert fit.hit == (5.0,) and on_beat(5.0, fit.beats[::4])
+
+
+def test_fit_is_deterministic_and_rejects_nonsense():
+    anchors = [Anchor(1.3, 0.7), Anchor(2.9, 0.2), Anchor(4.4, 1.0)]
+    assert fit_beats(8.0, anchors, bpm=110, bpm_range=(100, 150)) == fit_beats(8.0, anchors, bpm=110,
+                                                                             bpm_range=(100, 150))
+    with pytest.raises(ValueError):
+        fit_beats(0.0, anchors, bpm=110)
+    with pytest.raises(ValueError):
+        fit_beats(5.0, anchors, bpm=0)
+
+
+def test_planner_puts_cuts_on_beats_and_the_energy_curve_on_bars():
+    cuts = [(2.0, 1.0), (4.1, 0.6), (7.0, 1.0), (9.0, 0.8), (12.6, 1.0), (15.0, 0.5)]
+    plan = RulePlanner().plan(features(18.0, cuts), "rock", 0)
+    beats = [b for s in plan.segments for b in s.beats]
+    hit = [t for t, _ in cuts if on_beat(t, beats)]
+    assert len(hit) >= 5
+    for seg in plan.segments:
+        assert seg.beats[0] == seg.start and len(seg.energy_curve) == len(seg.beats[::4])
+        assert all(a in seg.accents for a in plan.cuts if seg.start < a < seg.end)
+
+
+def test_hits_become_downbeats_with_accents():
+    plan = RulePlanner().plan(features(16.0, [(8.0, 1.0)]), "acoustic folk", 0)
+    locked = lock_timing(plan, None, hits=[3.3, 11.7])
+    assert locked.hits == [3.3, 11.7]
+    for h in (3.3, 11.7):
+        seg = next(s for s in locked.segments if s.start <= h < s.end)
+        # On a beat; on a bar line too where the drift limit lets the grid reach one (not here).
+        assert h in seg.hits and h in seg.accents and on_beat(h, seg.beats)
+    # The composer puts a crash on each hit.
+    for h in (3.3, 11.7):
+        seg = next(s for s in locked.segments if s.start <= h < s.end)
+        pm = compose_segment(locked, seg.index, 0)
+        crashes = [n.start for i in pm.instruments if i.is_drum for n in i.notes if n.pitch == 49]
+        assert any(abs(c - (h - seg.start)) < 1e-6 for c in crashes)
+
+
+def test_composer_plays_on_the_fitted_beats():
+    plan = RulePlanner().plan(features(14.0, [(1.9, 1.0), (4.7, 1.0), (9.3, 1.0)]), "electronic house", 0)
+    seg = plan.segments[0]
+    pm = compose_segment(plan, 0, 0)
+    kicks = sorted(n.start for i in pm.instruments if i.is_drum for n in i.notes if n.pitch == 36)
+    rel = [b - seg.start for b in seg.beats]
+    on = sum(on_beat(k, rel, 1e-3) for k in kicks)
+    assert on >= 0.9 * len(kicks)  # four on the floor follows the (drifting) grid
+    grid = beat_grid(seg.bpm, seg.duration, beats=rel)
+    assert grid.beats == tuple(rel) and grid.time(1, 0) == pytest.approx(rel[4])
+    with pytest.raises(ValueError):
+        beat_grid(120, 4.0, beats=[0.5, 1.0])
+
+
+def test_reroll_changes_one_segment_only():
+    plan = RulePlanner().plan(features(24.0, [(8.0, 1.0), (16.0, 1.0)]), "acoustic folk", 0)
+    assert len(plan.segments) >= 2
+    again = reroll_segment(plan, 1, None)
+    assert again.segments[1].variation == 1
+    assert [s for i, s in enumerate(again.segments) if i != 1] == [s for i, s in enumerate(plan.segments) if i != 1]
+    styled = reroll_segment(plan, 1, None, prompt="dark house in a minor key")
+    s1 = styled.segments[1]
+    assert s1.style == "electronic" and s1.key.endswith("minor")
+    assert s1.key.split()[0] == plan.segments[1].key.split()[0]  # the tonic stays: still belongs
+    assert styled.understood["segments"]["1"]["style"] == "electronic"
+    with pytest.raises(BadInput):
+        reroll_segment(plan, 7, None)
+
+
+def test_plan_rejects_beats_outside_the_segment():
+    base = dict(index=0, start=0.0, end=4.0, prompt="p", style="rock", mood="m", bpm=120, key="C major",
+                energy=0.5)
+    Segment(**base, beats=[0.0, 0.5, 1.0])
+    for bad in ([0.5, 1.0], [0.0, 1.0, 0.9], [0.0, 4.0]):
+        with pytest.raises(ValueError):
+            Segment(**base, beats=bad)
+    assert Plan(duration=4.0, prompt="p", segments=[Segment(**base)]).hits == []
