@@ -176,6 +176,11 @@ def make_server(settings: Settings | None = None, host: str = "127.0.0.1", port:
         sock.close()  # the server holds its own duplicate of the socket
     base = public_url or f"http://{host}:{server.port}"
     holder["app"] = LocalApp(services, base)
+    # Jobs a killed server (or CLI) left unfinished: this server's pool runs them again.
+    from ..workflow.recovery import reconcile
+
+    for job in reconcile(services, resume=holder["app"].launcher.start):
+        log.warning("job %s: %s", job.job_id, "resumed" if job.status.value != "FAILED" else job.error.message)
     return server, holder["app"]
 
 

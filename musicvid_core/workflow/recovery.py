@@ -37,6 +37,7 @@ from .steps import mark_failed
 log = logging.getLogger(__name__)
 
 LOST = "WorkerLost"
+MAX_RESUMES = 2  # re-runs of one attempt after its worker died, before it is failed instead
 
 def reconcile(services: Services, resume: Callable[[Job], None] | None = None) -> list[Job]:
     """Settle the jobs dead processes left unfinished (see the module docstring); returns them as
@@ -69,11 +70,16 @@ def reconcile(services: Services, resume: Callable[[Job], None] | None = None) -
                 continue
             removed = services.objects.delete_prefix(job.prefix)
             log.warning("job %s: %s; removed %d partial objects", job.job_id, why, removed)
-            if resume is not None:
+            resumes = int(job.settings.get("resumes", 0))
+            if resume is not None and resumes < MAX_RESUMES:
+                # counted, so an input that kills its worker every time cannot loop forever
+                job = services.jobs.update(job.job_id, {"settings": {**job.settings, "resumes": resumes + 1}})
                 resume(job)
                 handed_over = True
                 settled.append(job)
             else:
+                if resume is not None:
+                    why += f", for the {resumes + 1}th time"
                 settled.append(mark_failed(services, job.job_id, LOST,
                                            f"{why}; run `musicvid regenerate {job.job_id}` to try again",
                                            job.stage.value))
