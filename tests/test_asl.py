@@ -551,7 +551,7 @@ class FakeWorkflow(Harness):
         functions = {
             "Coordinator": lambda e: {"action": e["action"]},
             "Analyzer": lambda e: {"segments": [0, 1, 2]},
-            "AudioGenerator": generator,
+            "AudioGenerator": lambda e: {"pending": False, **generator(e)},  # as steps.audio_generator answers
             "AVOperator": lambda e: {"mixed": len(e["clips"])},
             "FailureHandler": lambda e: {"status": "FAILED"},
         }
@@ -578,7 +578,7 @@ def test_real_workflow_happy_path():
     assert sorted(e["index"] for e in wf.calls["AudioGenerator"]) == [0, 1, 2]
     assert all(e["job_id"] == "job-1" and e["attempt"] == 2 for e in wf.calls["AudioGenerator"])
     assert wf.calls["AVOperator"] == [{"job_id": "job-1", "attempt": 2,
-                                       "clips": [{"clip": "clip-0"}, {"clip": "clip-1"}, {"clip": "clip-2"}]}]
+                                       "clips": [{"pending": False, "clip": f"clip-{i}"} for i in range(3)]}]
     assert [e["action"] for e in wf.calls["Coordinator"]] == ["start", "summary"]
     assert out["summary"] == {"action": "summary"} and "FailureHandler" not in wf.calls
 
@@ -596,7 +596,7 @@ def test_real_workflow_retries_a_transient_backend_error():
         return {"clip": event["index"]}
 
     wf = FakeWorkflow(generator)
-    assert wf.start()["clips"] == [{"clip": 0}, {"clip": 1}, {"clip": 2}]
+    assert wf.start()["clips"] == [{"pending": False, "clip": i} for i in range(3)]
     assert failures == {0: 1, 1: 3, 2: 1}
     retries = [e for e in wf.events if e["type"] == "TaskRetry"]
     assert [(e["state"], e["index"], e["error"]) for e in retries] == [("GenerateSegment", 1, "TransientBackendError")] * 2

@@ -152,7 +152,7 @@ def test_throttling_is_retried_by_the_workflow(settings, runtime, features):
         return {"segments": [s.index for s in planner.plan(features, "x", 0).segments]}
 
     functions = {"Coordinator": lambda e: {}, "Analyzer": analyzer,
-                 "AudioGenerator": lambda e: {"index": e["index"]}, "AVOperator": lambda e: {},
+                 "AudioGenerator": lambda e: {"index": e["index"], "pending": False}, "AVOperator": lambda e: {},
                  "FailureHandler": lambda e: {}}
     machine = StateMachine(load_definition(WORKFLOW, {f"{k}FunctionArn": k for k in functions}),
                            functions.__getitem__, sleep=sleeps.append, rng=random.Random(0), on_event=events.append)

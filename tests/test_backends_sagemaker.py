@@ -230,16 +230,17 @@ def test_async_segments_wait_in_the_asl_and_the_sync_path_never_waits():
         if polls[event["index"]] <= 1 + event["index"]:  # segment 1 takes one poll longer
             return {"job_id": event["job_id"], "attempt": event["attempt"], "index": event["index"],
                     "pending": True, "wait_s": 20}
-        return {"index": event["index"], "clip_url": f"clip-{event['index']}"}
+        return {"index": event["index"], "clip_url": f"clip-{event['index']}", "pending": False}
 
     wf = Workflow(async_generator)
     out = wf.run()
-    assert out["mix"]["clips"] == [{"index": 0, "clip_url": "clip-0"}, {"index": 1, "clip_url": "clip-1"}]
+    assert out["mix"]["clips"] == [{"index": 0, "clip_url": "clip-0", "pending": False},
+                                   {"index": 1, "clip_url": "clip-1", "pending": False}]
     assert dict(polls) == {0: 2, 1: 3} and sorted(wf.sleeps) == [20, 20, 20]  # Wait states, not sleeps in a Task
     # a pending answer goes back in as the next call's event (job, attempt and index kept)
     assert all({"job_id", "attempt", "index"} <= set(e) for e in wf.calls["AudioGenerator"])
 
-    sync = Workflow(lambda e: {"index": e["index"], "clip_url": "c"})
+    sync = Workflow(lambda e: {"index": e["index"], "clip_url": "c", "pending": False})
     sync.run()
     assert len(sync.calls["AudioGenerator"]) == 2 and sync.sleeps == []
     assert not any(e.get("state") == "WaitForSegment" for e in sync.events)

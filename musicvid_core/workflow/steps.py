@@ -216,10 +216,11 @@ def analyzer(event: dict, services: Services | None = None) -> dict:
         plan = planner.plan_for_job(job, features, services.objects)
     else:
         plan = planner.plan(features, job.prompt, job.seed)
-    if job.settings.get("hits") is not None and not reroll:  # requested accents: refit the beat grids
+    if not reroll and (job.settings.get("hits") is not None or not any(s.beats for s in plan.segments)):
+        # Requested accents, or a planner that leaves timing open: fit the beat grids to the cuts.
         from ..analysis.planner import lock_timing
 
-        plan = lock_timing(plan, features, hits=job.settings["hits"])
+        plan = lock_timing(plan, features, hits=job.settings.get("hits"))
     if job.settings.get("source_music"):  # the job's option over the planner's default
         plan = plan.model_copy(update={"source_music_policy": job.settings["source_music"]})
     services.objects.put_bytes(job.prefix + "features.json", features.model_dump_json().encode(),
@@ -246,7 +247,7 @@ def audio_generator(event: dict, services: Services | None = None) -> dict:
     reroll = job.settings.get("reroll")
     if reroll and index != reroll["segment"]:  # not re-rolled: the previous attempt's exact bytes
         data = services.objects.get_bytes(f"{reroll['from']}segments/{index:03d}.wav")
-        return {"index": index, "clip_url": services.objects.put_bytes(key, data, "audio/wav")}
+        return {"index": index, "clip_url": services.objects.put_bytes(key, data, "audio/wav"), "pending": False}
     gen = services.generator
     if getattr(gen, "is_async", False):  # the ASL Waits and calls again while this is pending
         audio = advance(services, job, plan, index)
@@ -259,7 +260,8 @@ def audio_generator(event: dict, services: Services | None = None) -> dict:
         path = tmp / "clip.wav"
         sf.write(path, audio, gen.sample_rate, subtype="FLOAT")
         uri = services.objects.put_file(key, path, "audio/wav")
-    return {"index": index, "clip_url": uri}
+    # "pending" is always present: Step Functions' Choice fails on a missing path (no short-circuit)
+    return {"index": index, "clip_url": uri, "pending": False}
 
 
 def av_operator(event: dict, services: Services | None = None) -> dict:
