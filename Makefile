@@ -4,7 +4,7 @@ PY      := $(VENV)/bin/python
 PIP     := $(PY) -m pip
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install system-deps demo test lint bench samples clean experiments lab kernel package
+.PHONY: install system-deps demo test lint bench samples clean experiments lab kernel package image
 
 $(VENV)/.installed: pyproject.toml Makefile
 	python3 -m venv $(VENV)
@@ -60,8 +60,9 @@ samples: install system-deps
 	$(PY) data/make_samples.py
 
 # The AWS stack, offline: Chalice's SAM template merged with infra/ (bucket, table, Cognito, the state
-# machine from infra/workflow.asl.json, per-function IAM, the ffmpeg layer), then linted. Output in
-# build/package/ (sam.json, deployment.zip, ffmpeg-layer/); deploy with `sam deploy` (docs/deploy.md).
+# machine from infra/workflow.asl.json, per-function IAM), the three media steps turned into
+# container-image functions (--finalize; the image is `make image`), then linted. Output in
+# build/package/ (sam.json, deployment.zip); deploy with `sam deploy` (docs/deploy.md).
 # The browser origin allowed by CORS: Chalice bakes it into the API's preflight at package time.
 package: export MUSICVID_CORS_ORIGIN ?= http://localhost:3000
 package: install
@@ -70,13 +71,24 @@ package: install
 	$(PY) infra/build_template.py build/resources.json
 	cd chalice_app && AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} ../$(VENV)/bin/chalice package \
 	  --merge-template ../build/resources.json ../build/package
-	mkdir -p build/package/ffmpeg-layer/bin
-	cp "$$($(PY) -c 'import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())')" build/package/ffmpeg-layer/bin/ffmpeg
+	$(PY) infra/build_template.py --finalize build/package/sam.json
 	$(VENV)/bin/cfn-lint build/package/sam.json
 	cd infra && npx --no-install asl-validator --json-path workflow.asl.json
 	rm -rf chalice_app/vendor
 	@unzip -l build/package/deployment.zip | tail -1 | awk '{printf "deployment.zip unzipped: %.1f MB\n", $$1/1e6}'
-	@du -sh build/package/ffmpeg-layer | awk '{print "ffmpeg layer unzipped: " $$1}'
+
+# The media steps' container image (analyzer, audio_generator, av_operator; docs/deploy.md), built
+# from the repository root. The tag defaults to a hash of what goes into the image, so a new build
+# gets a new tag (CloudFormation redeploys a function only when its ImageUri changes).
+IMAGE_NAME ?= musicvid-media
+IMAGE_TAG  ?= $(shell cat pyproject.toml README.md infra/lambda-media/Dockerfile \
+                $$(find musicvid_core -name '*.py' | LC_ALL=C sort) 2>/dev/null | sha256sum | cut -c1-12)
+image:
+	@command -v docker >/dev/null 2>&1 || { echo "make image: docker is not installed; build the image on a machine with Docker (docs/deploy.md)" >&2; exit 1; }
+	@docker info >/dev/null 2>&1 || { echo "make image: the Docker daemon is not reachable (is it running?)" >&2; exit 1; }
+	DOCKER_BUILDKIT=1 docker build --platform linux/amd64 -f infra/lambda-media/Dockerfile \
+	  -t $(IMAGE_NAME):$(IMAGE_TAG) -t $(IMAGE_NAME):latest .
+	@echo "built $(IMAGE_NAME):$(IMAGE_TAG); push it to ECR and deploy with MediaImageUri=<repo uri>:$(IMAGE_TAG)"
 
 clean:
 	rm -rf $(VENV) data/samples data/out bench/out .pytest_cache

@@ -1,6 +1,6 @@
 """Write the CloudFormation merge template for ``chalice package --merge-template`` (``make package``).
 
-Chalice generates the six functions (APIHandler + five step Lambdas) and the REST API; this adds
+Chalice generates the REST API and six zip functions (APIHandler + five step Lambdas); this adds
 what the app runs on, and wires it in by merging into Chalice's own resources:
 
 - S3 bucket (SSE AES256, public access blocked, TLS only, CORS for browser POST uploads, lifecycle),
@@ -8,10 +8,19 @@ what the app runs on, and wires it in by merging into Chalice's own resources:
   are the adapter's), Cognito user pool + app client (the API's authorizer and the app's JWT check),
 - the Step Functions state machine *from infra/workflow.asl.json* with DefinitionSubstitutions to
   the Chalice functions' ARNs (the one definition, embedded at build time),
-- one least-privilege IAM role per function, an ffmpeg layer only for av_operator,
-- API Gateway DEFAULT_4XX/5XX responses with CORS headers and a JSON ``{"error", "message"}`` body.
+- one least-privilege IAM role per function,
+- API Gateway DEFAULT_4XX/5XX responses with CORS headers and a JSON ``{"error", "message"}`` body,
+- the three media steps (analyzer, audio_generator, av_operator) as **container-image** functions
+  (PackageType Image, ``ImageUri`` = the ``MediaImageUri`` parameter, one image built from
+  infra/lambda-media/Dockerfile, the step chosen by ImageConfig.Command): their media stack is over
+  Lambda's 250 MB zip limit, and Chalice builds zips only. A merge cannot delete Chalice's zip
+  properties (CodeUri, Handler, Runtime), so ``--finalize`` replaces those three resources in the
+  packaged template wholesale, keeping their logical ids (roles, state machine unchanged).
 
-Usage: ``MUSICVID_CORS_ORIGIN=https://app.example python infra/build_template.py OUT.json [--no-ffmpeg-layer]``
+Usage (``make package`` runs both)::
+
+    MUSICVID_CORS_ORIGIN=https://app.example python infra/build_template.py MERGE.json
+    python infra/build_template.py --finalize build/package/sam.json   # after chalice package
 """
 
 from __future__ import annotations
@@ -25,6 +34,19 @@ INFRA = Path(__file__).resolve().parent
 STEPS = {"Coordinator": "Coordinator", "Analyzer": "Analyzer", "AudioGenerator": "AudioGenerator",
          "AVOperator": "AvOperator", "FailureHandler": "FailureHandler"}  # ASL step -> Chalice logical id
 FUNCTIONS = ["APIHandler", *STEPS.values()]
+HANDLER_MODULE = "musicvid_core.workflow.lambda_handler"  # the image's entry points
+# Chalice logical id -> the image function's step, and what it gets. Memory buys CPU too (1769 MB
+# = 1 vCPU, 10240 MB = 6); timeouts are Lambda's maximum, as the ASL's TimeoutSeconds; /tmp holds
+# the downloaded input and what the step writes before uploading it. See docs/deploy.md.
+MEDIA_FUNCTIONS: dict[str, dict] = {
+    # probe + OpenCV decode (scenes, motion) + audio features; a preview also encodes the 360p proxy
+    "Analyzer": {"step": "analyzer", "MemorySize": 4096, "Timeout": 900, "EphemeralStorage": 4096},
+    # one segment per invocation (the ASL's Map, 4 at a time): MIDI + SoundFont render + fx, one WAV
+    "AudioGenerator": {"step": "audio_generator", "MemorySize": 2048, "Timeout": 900, "EphemeralStorage": 1024},
+    # input video + every clip + the output (+ stems) on /tmp; ffmpeg's encoder threads use the vCPUs
+    "AvOperator": {"step": "av_operator", "MemorySize": 6144, "Timeout": 900, "EphemeralStorage": 10240},
+}
+ZIP_FUNCTIONS = [fn for fn in FUNCTIONS if fn not in MEDIA_FUNCTIONS]  # Chalice's deployment.zip
 
 
 def _arn(resource: str, suffix: str = "") -> dict:
@@ -89,7 +111,19 @@ def _role(name: str, statements: list[dict], service: str = "lambda.amazonaws.co
     return role
 
 
-def template(ffmpeg_layer: str | None = "./ffmpeg-layer", cors_origin: str = "http://localhost:3000") -> dict:
+def media_function(fn: str, env: dict) -> dict:
+    """The container-image definition of media function ``fn`` (a key of MEDIA_FUNCTIONS)."""
+    spec = MEDIA_FUNCTIONS[fn]
+    return {"Type": "AWS::Serverless::Function", "Properties": {
+        "PackageType": "Image", "ImageUri": {"Ref": "MediaImageUri"},
+        "ImageConfig": {"Command": [f"{HANDLER_MODULE}.{spec['step']}"]},
+        "Architectures": ["x86_64"],  # the image is built --platform linux/amd64
+        "MemorySize": spec["MemorySize"], "Timeout": spec["Timeout"],
+        "EphemeralStorage": {"Size": spec["EphemeralStorage"]},
+        "Tracing": "PassThrough", "Role": _arn(f"{fn}Role"), "Environment": {"Variables": env}}}
+
+
+def template(cors_origin: str = "http://localhost:3000") -> dict:
     issuer = {"Fn::Sub": "https://cognito-idp.${AWS::Region}.amazonaws.com/${UserPool}"}
     env = {"MUSICVID_BUCKET": {"Ref": "MediaBucket"}, "MUSICVID_TABLE": {"Ref": "JobsTable"},
            "MUSICVID_REGION": {"Ref": "AWS::Region"}, "MUSICVID_AUTH_ISSUER": issuer,
@@ -154,21 +188,21 @@ def template(ffmpeg_layer: str | None = "./ffmpeg-layer", cors_origin: str = "ht
             "x-amazon-apigateway-authorizer": {"type": "cognito_user_pools",
                                                "providerARNs": [_arn("UserPool")]}}}}}},
     }
+    step_env = {k: v for k, v in env.items() if "AUTH" not in k and "CORS" not in k}
     for fn in FUNCTIONS:
         resources[f"{fn}Role"] = _role(fn, POLICIES[fn])
-        props: dict = {"Role": _arn(f"{fn}Role"), "Environment": {"Variables": env}}
-        if fn != "APIHandler":
-            props["Environment"] = {"Variables": {k: v for k, v in env.items() if "AUTH" not in k and "CORS" not in k}}
-        resources[fn] = {"Properties": props}
+        if fn in MEDIA_FUNCTIONS:  # complete definitions; --finalize drops Chalice's zip properties
+            resources[fn] = media_function(fn, dict(step_env))
+        else:  # merged into Chalice's zip functions
+            resources[fn] = {"Properties": {"Role": _arn(f"{fn}Role"),
+                                            "Environment": {"Variables": dict(env if fn == "APIHandler" else step_env)}}}
     resources["APIHandler"]["Properties"]["Environment"]["Variables"]["MUSICVID_STATE_MACHINE_ARN"] = {"Ref": "StateMachine"}
-    if ffmpeg_layer:
-        resources["FfmpegLayer"] = {"Type": "AWS::Serverless::LayerVersion", "Properties": {
-            "Description": "static ffmpeg (bin/ffmpeg) for av_operator", "ContentUri": ffmpeg_layer,
-            "CompatibleRuntimes": ["python3.11"], "CompatibleArchitectures": ["x86_64"]}}
-        resources["AvOperator"]["Properties"]["Layers"] = [{"Ref": "FfmpegLayer"}]
-        resources["AvOperator"]["Properties"]["Environment"]["Variables"]["IMAGEIO_FFMPEG_EXE"] = "/opt/bin/ffmpeg"
     return {
         "Parameters": {
+            "MediaImageUri": {"Type": "String", "AllowedPattern": r"^\S+\.dkr\.ecr\.\S+/\S+(:|@)\S+$",
+                              "Description": "the media image (infra/lambda-media/Dockerfile) pushed to ECR in this "
+                                             "account and region, as REPO_URI:TAG or REPO_URI@sha256:DIGEST; a new "
+                                             "tag per build, or CloudFormation sees no change (docs/deploy.md)"},
             "CorsOrigin": {"Type": "String", "Default": cors_origin,
                            "Description": "the web origin allowed to call the API and POST uploads (keep it equal "
                                           "to MUSICVID_CORS_ORIGIN at `make package`: Chalice bakes preflight in)"},
@@ -192,12 +226,28 @@ def _gateway_response(kind: str) -> dict:
                               '{"error": "$context.error.responseType", "message": $context.error.messageString}'}}}
 
 
+def finalize(sam: dict) -> dict:
+    """Turn Chalice's zip versions of the media functions in packaged template ``sam`` into the
+    image functions, keeping each logical id and the role and environment the merge gave it.
+    Raises ValueError if ``sam`` lacks one of them (not a ``chalice package`` output of this app)."""
+    resources = sam["Resources"]
+    for fn in MEDIA_FUNCTIONS:
+        props = resources.get(fn, {}).get("Properties", {})
+        if "Role" not in props or "Environment" not in props:
+            raise ValueError(f"{fn} is not in the packaged template with the merge template's Role and Environment")
+        resources[fn] = media_function(fn, props["Environment"]["Variables"])
+    return sam
+
+
 def main(argv: list[str]) -> None:
-    if not argv:
-        raise SystemExit("usage: build_template.py OUT.json [--no-ffmpeg-layer]")
-    layer = None if "--no-ffmpeg-layer" in argv else "./ffmpeg-layer"
+    if len(argv) == 2 and argv[0] == "--finalize":
+        path = Path(argv[1])
+        path.write_text(json.dumps(finalize(json.loads(path.read_text())), indent=2) + "\n")
+        return
+    if not argv or argv[0].startswith("-"):
+        raise SystemExit("usage: build_template.py MERGE.json | build_template.py --finalize SAM.json")
     origin = os.environ.get("MUSICVID_CORS_ORIGIN", "http://localhost:3000")
-    Path(argv[0]).write_text(json.dumps(template(layer, origin), indent=1) + "\n")
+    Path(argv[0]).write_text(json.dumps(template(origin), indent=1) + "\n")
 
 
 if __name__ == "__main__":

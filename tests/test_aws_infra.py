@@ -1,11 +1,13 @@
 """infra/: the merge template wires the one ASL definition to Chalice's functions with least
-privilege; the packaged stack passes cfn-lint; the definition passes asl-validator; the API
-handler runs without the media stack."""
+privilege; the media steps are container-image functions built from infra/lambda-media/ (same extras
+as the Makefile, an entry point per step); the packaged stack passes cfn-lint; the definition passes
+asl-validator; the API handler runs without the media stack."""
 
 from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -14,7 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from musicvid_core.domain.errors import ConfigurationError
+from musicvid_core.workflow import lambda_handler, steps
+
 ROOT = Path(__file__).resolve().parents[1]
+DOCKERFILE = ROOT / "infra" / "lambda-media" / "Dockerfile"
+MEDIA = {"Analyzer": "analyzer", "AudioGenerator": "audio_generator", "AvOperator": "av_operator"}
+ZIP = {"APIHandler", "Coordinator", "FailureHandler"}
 sys.path.insert(0, str(ROOT / "infra"))
 import build_template  # noqa: E402
 
@@ -45,8 +53,9 @@ def test_each_function_gets_only_what_it_needs():
         acts = _actions(t, role)
         assert "states:StartExecution" not in acts and not any(a.endswith("*") for a in acts), role
     assert all("s3:PutObject" not in _actions(t, r) for r in ("CoordinatorRole", "FailureHandlerRole"))
-    layered = [name for name, res in t["Resources"].items() if "Layers" in res.get("Properties", {})]
-    assert layered == ["AvOperator"]  # the ffmpeg layer goes to av_operator only
+    # ffmpeg comes inside the media image (imageio-ffmpeg): no layer left anywhere
+    assert not [name for name, res in t["Resources"].items() if "Layers" in res.get("Properties", {})]
+    assert "FfmpegLayer" not in t["Resources"]
     env = t["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"]
     assert {"MUSICVID_AUTH_JWKS_URL", "MUSICVID_AUTH_AUDIENCE", "MUSICVID_STATE_MACHINE_ARN"} <= set(env)
     bucket = t["Resources"]["MediaBucket"]["Properties"]
@@ -55,31 +64,171 @@ def test_each_function_gets_only_what_it_needs():
     assert all(bucket["PublicAccessBlockConfiguration"].values())
 
 
-@pytest.mark.slow
-def test_packaged_stack_passes_cfn_lint(tmp_path):
+def _image_functions(resources: dict) -> dict:
+    return {name: res["Properties"] for name, res in resources.items()
+            if res.get("Properties", {}).get("PackageType") == "Image"}
+
+
+def test_merge_template_defines_the_media_steps_as_image_functions():
+    t = build_template.template()
+    images = _image_functions(t["Resources"])
+    assert set(images) == set(MEDIA)
+    assert "MediaImageUri" in t["Parameters"]
+    for name, props in images.items():
+        assert props["ImageUri"] == {"Ref": "MediaImageUri"}
+        assert props["ImageConfig"]["Command"] == [f"musicvid_core.workflow.lambda_handler.{MEDIA[name]}"]
+        assert props["Role"] == {"Fn::Sub": f"${{{name}Role.Arn}}"}
+        assert 1024 <= props["MemorySize"] <= 10240 and props["Timeout"] == 900
+        assert 512 <= props["EphemeralStorage"]["Size"] <= 10240
+        env = props["Environment"]["Variables"]
+        assert env["MUSICVID_OBJECT_STORE"] == "s3" and not any("AUTH" in k or "CORS" in k for k in env)
+        assert not {"CodeUri", "Handler", "Runtime", "Layers"} & set(props)
+    pattern = t["Parameters"]["MediaImageUri"]["AllowedPattern"]
+    assert re.match(pattern, "123456789012.dkr.ecr.us-east-1.amazonaws.com/musicvid-media:1eaf2239d41e")
+    assert not re.match(pattern, "musicvid-media:latest")  # Lambda pulls from ECR only
+
+
+def test_finalize_replaces_chalice_zip_media_functions_keeping_ids_roles_env():
+    package = pytest.importorskip("chalice.package")
+    chalice = {"Resources": {fn: {"Type": "AWS::Serverless::Function", "Properties": {
+        "Runtime": "python3.11", "Handler": f"app.{fn.lower()}", "CodeUri": "./deployment.zip", "MemorySize": 3008}}
+        for fn in build_template.FUNCTIONS}}
+    sam = package.TemplateDeepMerger().merge(build_template.template(), chalice)  # what --merge-template does
+    sam["Resources"]["Analyzer"]["Properties"]["Environment"]["Variables"]["FROM_CHALICE_CONFIG"] = "kept"
+    out = build_template.finalize(sam)
+    assert set(_image_functions(out["Resources"])) == set(MEDIA)
+    assert out["Resources"]["Analyzer"]["Properties"]["Environment"]["Variables"]["FROM_CHALICE_CONFIG"] == "kept"
+    assert out["Resources"]["APIHandler"]["Properties"]["CodeUri"] == "./deployment.zip"
+    del sam["Resources"]["AvOperator"]
+    with pytest.raises(ValueError):
+        build_template.finalize(sam)
+
+
+@pytest.fixture(scope="module")
+def packaged(tmp_path_factory):
+    """`chalice package` of the app with the merge template, then --finalize: as `make package`."""
     pytest.importorskip("chalice")
-    pytest.importorskip("cfnlint")
-    app = tmp_path / "app"
+    tmp = tmp_path_factory.mktemp("package")
+    app = tmp / "app"
     app.mkdir()
     # requirements.txt is left out so packaging stays offline (make package bundles them).
     for name in ("app.py", "chalicelib", ".chalice"):
         src = ROOT / "chalice_app" / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, app / name)
     shutil.rmtree(app / ".chalice" / "deployments", ignore_errors=True)
-    build_template.main([str(tmp_path / "merge.json"), "--no-ffmpeg-layer"])
+    build_template.main([str(tmp / "merge.json")])
     bindir = Path(sys.executable).parent
     env = {"AWS_DEFAULT_REGION": "us-east-1", "PATH": f"{bindir}:/usr/bin:/bin"}
-    subprocess.run([str(bindir / "chalice"), "package", "--merge-template", str(tmp_path / "merge.json"),
-                    str(tmp_path / "out")], cwd=app, env=env, check=True, capture_output=True, timeout=300)
-    sam = json.loads((tmp_path / "out" / "sam.json").read_text())
-    assert sam["Resources"]["APIHandler"]["Properties"]["Role"] == {"Fn::Sub": "${APIHandlerRole.Arn}"}
-    assert sam["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["securityDefinitions"]["MusicvidUsers"][
+    subprocess.run([str(bindir / "chalice"), "package", "--merge-template", str(tmp / "merge.json"),
+                    str(tmp / "out")], cwd=app, env=env, check=True, capture_output=True, timeout=300)
+    build_template.main(["--finalize", str(tmp / "out" / "sam.json")])
+    return tmp / "out"
+
+
+@pytest.mark.slow
+def test_packaged_stack_has_three_image_functions_and_three_zip_functions(packaged):
+    sam = json.loads((packaged / "sam.json").read_text())
+    resources = sam["Resources"]
+    functions = {n: r["Properties"] for n, r in resources.items() if r["Type"] == "AWS::Serverless::Function"}
+    images = _image_functions(resources)
+    assert set(images) == set(MEDIA)
+    for name, props in images.items():
+        assert props["ImageUri"] == {"Ref": "MediaImageUri"} and "MediaImageUri" in sam["Parameters"]
+        assert props["ImageConfig"]["Command"] == [f"musicvid_core.workflow.lambda_handler.{MEDIA[name]}"]
+        assert props["Role"] == {"Fn::Sub": f"${{{name}Role.Arn}}"}
+        assert not {"CodeUri", "Handler", "Runtime", "Layers"} & set(props)  # nothing left of Chalice's zip
+    zips = {n for n, p in functions.items() if p.get("PackageType", "Zip") == "Zip"}
+    assert zips == ZIP
+    assert all(functions[n]["CodeUri"] == "./deployment.zip" for n in zips)
+    assert all(functions[n]["Role"] == {"Fn::Sub": f"${{{n}Role.Arn}}"} for n in zips)
+    # every ${…FunctionArn} of the definition resolves to one of the five step functions
+    subs = resources["StateMachine"]["Properties"]["DefinitionSubstitutions"]
+    targets = {re.fullmatch(r"\$\{(\w+)\.Arn\}", v["Fn::Sub"]).group(1) for v in subs.values()}
+    assert targets == set(MEDIA) | {"Coordinator", "FailureHandler"} and targets <= set(functions)
+    assert len(subs) == 5
+    assert resources["APIHandler"]["Properties"]["Role"] == {"Fn::Sub": "${APIHandlerRole.Arn}"}
+    assert resources["RestAPI"]["Properties"]["DefinitionBody"]["securityDefinitions"]["MusicvidUsers"][
         "x-amazon-apigateway-authorizer"]["providerARNs"] == [{"Fn::Sub": "${UserPool.Arn}"}]
-    names = zipfile.ZipFile(tmp_path / "out" / "deployment.zip").namelist()
+    assert "FfmpegLayer" not in resources
+    names = zipfile.ZipFile(packaged / "deployment.zip").namelist()
     assert "app.py" in names and not any(n.startswith(("numpy/", "cv2/", "librosa/", "scipy/")) for n in names)
-    lint = subprocess.run([str(bindir / "cfn-lint"), str(tmp_path / "out" / "sam.json")], capture_output=True,
+
+
+@pytest.mark.slow
+def test_packaged_stack_passes_cfn_lint(packaged):
+    pytest.importorskip("cfnlint")
+    bindir = Path(sys.executable).parent
+    lint = subprocess.run([str(bindir / "cfn-lint"), str(packaged / "sam.json")], capture_output=True,
                           text=True, timeout=300)
     assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+# --- the media image: infra/lambda-media/ --------------------------------------------------------
+def _pip_installs(text: str) -> list[list[str]]:
+    """The arguments of every `pip install` / `$(PIP) install` command in a Makefile or Dockerfile."""
+    text = text.replace("\\\n", " ")
+    commands = re.findall(r"(?:\bpip|\$\(PIP\)) install ([^\n&;|]+)", text)
+    return [[a for a in shlex.split(cmd) if a not in ("-q", "--quiet", "--no-cache-dir", "--upgrade")]
+            for cmd in commands]
+
+
+def _project_extras(installs: list[list[str]]) -> set[str]:
+    extras = [m.group(1) for args in installs for a in args if (m := re.fullmatch(r"(?:\.|/tmp/src)\[([\w,]+)\]", a))]
+    assert len(extras) == 1, installs  # the project is installed once
+    return set(extras[0].split(","))
+
+
+def _no_deps(installs: list[list[str]]) -> set[str]:
+    return {a for args in installs if "--no-deps" in args for a in args if not a.startswith("-")}
+
+
+def test_media_image_installs_the_same_media_stack_as_the_makefile():
+    make = _pip_installs((ROOT / "Makefile").read_text())
+    docker = _pip_installs(DOCKERFILE.read_text())
+    assert _project_extras(docker) == {"local"}  # the media stack, nothing for notebooks or dev
+    assert "local" in _project_extras(make)
+    # tinysoundfont (without its pyaudio dependency), with the very same specifier
+    assert _no_deps(docker) == _no_deps(make) and any(r.startswith("tinysoundfont") for r in _no_deps(make))
+
+
+def test_media_image_dockerfile_base_context_and_entry_point():
+    text = DOCKERFILE.read_text()
+    assert re.search(r"^FROM public\.ecr\.aws/lambda/python:3\.11\s*$", text, re.M)
+    cmd = json.loads(re.search(r"^CMD (\[.*\])\s*$", text, re.M).group(1))
+    module, _, func = cmd[0].rpartition(".")
+    assert module == "musicvid_core.workflow.lambda_handler" and callable(getattr(lambda_handler, func))
+    # the build context is the repository root: the allowlist must let in every COPY source, no more
+    ignore = (DOCKERFILE.parent / "Dockerfile.dockerignore").read_text().split("\n")
+    allowed = {line[1:].rstrip("/") for line in ignore if line.startswith("!")}
+    copied = {src.rstrip("/") for line in re.findall(r"^COPY (.+)$", text, re.M) for src in line.split()[:-1]}
+    assert "*" in ignore and copied == allowed and all((ROOT / c).exists() for c in copied)
+    make = (ROOT / "Makefile").read_text()
+    assert re.search(r"docker build [^\n]*-f infra/lambda-media/Dockerfile", make)
+    assert "docker info" in make  # `make image` says so when there is no Docker daemon
+
+
+def test_image_entry_points_dispatch_every_step_to_its_handler(monkeypatch):
+    # one entry point per Task of the workflow, each named after a real step handler
+    assert len(lambda_handler.STEPS) == len(build_template.STEPS)
+    assert all(callable(getattr(steps, step)) for step in lambda_handler.STEPS)
+    assert set(lambda_handler.MEDIA_STEPS) == set(MEDIA.values())
+    calls = []
+    for step in lambda_handler.STEPS:
+        monkeypatch.setattr(steps, step, lambda event, _step=step: calls.append((_step, event)) or {"ran": _step})
+    for step in lambda_handler.STEPS:
+        event = {"job_id": "j1", "attempt": 1, "step": step}
+        assert getattr(lambda_handler, step)(event, None) == {"ran": step}
+        monkeypatch.setenv("MUSICVID_STEP", step)
+        assert lambda_handler.handler(event, object()) == {"ran": step}
+    assert calls == [(s, {"job_id": "j1", "attempt": 1, "step": s}) for s in lambda_handler.STEPS for _ in (1, 2)]
+    for props in _image_functions(build_template.template()["Resources"]).values():
+        assert props["ImageConfig"]["Command"][0].rpartition(".")[2] in lambda_handler.MEDIA_STEPS
+    monkeypatch.setenv("MUSICVID_STEP", "mixer")
+    with pytest.raises(ConfigurationError):
+        lambda_handler.handler({"job_id": "j1"}, None)
+    monkeypatch.delenv("MUSICVID_STEP")
+    with pytest.raises(ConfigurationError):
+        lambda_handler.handler({"job_id": "j1"}, None)
 
 
 def test_definition_passes_asl_validator():

@@ -11,7 +11,8 @@ Conventions
 - Grooves are 16 steps per 4/4 bar (16th notes), one string per drum; ``X`` accent, ``x`` normal,
   ``o`` ghost, ``.`` rest. ``main`` is the groove at medium energy, ``peak`` at high energy; the
   composer derives a sparse variant for low energy.
-- Progressions are roman numerals relative to the key: upper case major, lower case minor, ``°``
+- Progressions are roman numerals relative to the key, each starting on the tonic chord (a loop
+  that starts elsewhere leaves the mode ambiguous to a listener, and to the key metric): upper case major, lower case minor, ``°``
   diminished, ``ø`` half-diminished; suffixes ``7``, ``maj7``, ``6``, ``9``, ``add9``, ``sus2``,
   ``sus4``; a ``b``/``#`` prefix borrows a chromatic root (``bVII``).
 """
@@ -92,7 +93,7 @@ STYLES: dict[str, Style] = {
             progressions={
                 "minor": (("i", "VI", "III", "VII"), ("i", "VI", "iv", "V"), ("i", "iv", "VI", "V"),
                           ("i", "VII", "VI", "VII")),
-                "major": (("I", "V", "vi", "IV"), ("I", "vi", "IV", "V"), ("vi", "IV", "I", "V"),
+                "major": (("I", "V", "vi", "IV"), ("I", "vi", "IV", "V"), ("I", "iii", "vi", "IV"),
                           ("I", "IV", "vi", "V")),
             },
             bars_per_chord=1, chord_pattern="sustain", bass_pattern="ostinato", lead_rhythm="sparse",
@@ -113,10 +114,10 @@ STYLES: dict[str, Style] = {
             },
             fill=("snare",),
             progressions={
-                "major": (("ii7", "V7", "Imaj7", "vi7"), ("Imaj7", "vi7", "ii7", "V7"),
-                          ("IVmaj7", "iii7", "ii7", "Imaj7")),
+                "major": (("Imaj7", "IVmaj7", "ii7", "V7"), ("Imaj7", "vi7", "ii7", "V7"),
+                          ("Imaj7", "IVmaj7", "iii7", "ii7")),
                 "minor": (("i7", "iv7", "VII7", "IIImaj7"), ("i7", "VImaj7", "iv7", "v7"),
-                          ("iv7", "v7", "i7", "i7")),
+                          ("i7", "i7", "iv7", "v7")),
             },
             bars_per_chord=1, chord_pattern="syncopated", bass_pattern="lofi", lead_rhythm="lyrical",
             spread="close", registers={"chords": (50, 72), "lead": (67, 84)},
@@ -142,7 +143,7 @@ STYLES: dict[str, Style] = {
             fill=("snare",),
             progressions={
                 "minor": (("i", "VI", "III", "VII"), ("i", "iv", "VI", "VII"), ("i", "VII", "VI", "VII")),
-                "major": (("vi", "IV", "I", "V"), ("I", "V", "vi", "IV"), ("IV", "V", "iii", "vi")),
+                "major": (("I", "V", "vi", "IV"), ("I", "vi", "IV", "V"), ("I", "IV", "V", "vi")),
             },
             bars_per_chord=2, chord_pattern="stabs", bass_pattern="offbeat", lead_rhythm="riff",
             spread="close", registers={"bass": (33, 50), "chords": (55, 76), "lead": (67, 84)},
@@ -186,7 +187,7 @@ STYLES: dict[str, Style] = {
             fill=("tom_hi", "tom_hi", "tom_mid", "tom_lo"),
             progressions={
                 "major": (("I", "V", "vi", "IV"), ("I", "bVII", "IV", "I"), ("I", "IV", "V", "IV"),
-                          ("vi", "IV", "I", "V")),
+                          ("I", "vi", "IV", "V")),
                 "minor": (("i", "VII", "VI", "VII"), ("i", "VI", "III", "VII"), ("i", "iv", "VII", "i")),
             },
             bars_per_chord=1, chord_pattern="power8", bass_pattern="eighths", lead_rhythm="lyrical",
@@ -234,9 +235,9 @@ STYLES: dict[str, Style] = {
             },
             fill=("snare",),
             progressions={
-                "major": (("ii7", "V7", "Imaj7", "VI7"), ("Imaj7", "vi7", "ii7", "V7"),
+                "major": (("Imaj7", "IVmaj7", "ii7", "V7"), ("Imaj7", "vi7", "ii7", "V7"),
                           ("Imaj7", "VI7", "ii7", "V7")),
-                "minor": (("iiø7", "V7", "i7", "i7"), ("i7", "iv7", "iiø7", "V7"),
+                "minor": (("i7", "i7", "iiø7", "V7"), ("i7", "iv7", "iiø7", "V7"),
                           ("i7", "VI7", "iiø7", "V7")),
             },
             bars_per_chord=1, chord_pattern="comp", bass_pattern="walking", lead_rhythm="swing",
@@ -259,7 +260,7 @@ STYLES: dict[str, Style] = {
             },
             fill=("snare",),
             progressions={
-                "major": (("I", "V", "vi", "IV"), ("I", "IV", "vi", "V"), ("IV", "I", "V", "vi"),
+                "major": (("I", "V", "vi", "IV"), ("I", "IV", "vi", "V"), ("I", "vi", "ii", "V"),
                           ("I", "iii", "IV", "V")),
                 "minor": (("i", "VII", "VI", "VII"), ("i", "III", "VII", "iv"), ("i", "iv", "VII", "III")),
             },
@@ -285,9 +286,9 @@ STYLES: dict[str, Style] = {
             },
             fill=("snare",),
             progressions={
-                "major": (("I", "V", "vi", "IV"), ("IV", "I", "V", "vi"), ("I", "iii", "vi", "IV"),
-                          ("vi", "IV", "I", "V")),
-                "minor": (("i", "VI", "III", "VII"), ("VI", "VII", "i", "i"), ("i", "iv", "VI", "VII")),
+                "major": (("I", "V", "vi", "IV"), ("I", "vi", "IV", "V"), ("I", "iii", "vi", "IV"),
+                          ("I", "IV", "V", "IV")),
+                "minor": (("i", "VI", "III", "VII"), ("i", "i", "VI", "VII"), ("i", "iv", "VI", "VII")),
             },
             bars_per_chord=1, chord_pattern="pulse8", bass_pattern="eighths", lead_rhythm="lyrical",
             spread="close", registers={"chords": (55, 76), "lead": (72, 91)},
@@ -304,8 +305,8 @@ STYLES: dict[str, Style] = {
             instruments={"bass": 0, "chords": 0, "lead": 0},
             grooves={}, fill=(),
             progressions={
-                "major": (("I", "V", "vi", "IV"), ("I", "vi", "IV", "V"), ("vi", "IV", "I", "V"),
-                          ("I", "iii", "IV", "V"), ("IV", "V", "iii", "vi")),
+                "major": (("I", "V", "vi", "IV"), ("I", "vi", "IV", "V"), ("I", "IV", "vi", "V"),
+                          ("I", "iii", "IV", "V"), ("I", "vi", "ii", "V")),
                 "minor": (("i", "VI", "III", "VII"), ("i", "iv", "VII", "III"), ("i", "VI", "iv", "V"),
                           ("i", "III", "VII", "VI")),
             },
