@@ -7,7 +7,7 @@ what the app runs on, and wires it in by merging into Chalice's own resources:
 - DynamoDB job table (``job_id`` key, GSI ``by_user`` = user_id + created_key, PITR, conditional writes
   are the adapter's), Cognito user pool + app client (the API's authorizer and the app's JWT check),
 - the Step Functions state machine *from infra/workflow.asl.json* with DefinitionSubstitutions to
-  the Chalice functions' ARNs (the one definition, embedded at build time),
+  the step functions' ARNs (the one definition, embedded at build time),
 - one least-privilege IAM role per function,
 - API Gateway DEFAULT_4XX/5XX responses with CORS headers and a JSON ``{"error", "message"}`` body,
 - the three media steps (analyzer, audio_generator, av_operator) as **container-image** functions

@@ -103,3 +103,14 @@ def test_prompt_injection_cannot_break_the_plan_schema(settings, monkeypatch):
         stub.add_response("converse", reply(GOOD))
         plan = planner.plan(features, clean_prompt(INJECTION), 0)
     assert plan.segments[-1].end == 20.0 and all(30 <= s.bpm <= 240 for s in plan.segments)
+
+
+def test_hostile_media_through_the_server_fails_the_job_not_the_server(live, tmp_path):
+    from musicvid_core.samples import make_hostile
+
+    for kind in ("random_bytes", "truncated", "still_image"):
+        uri = live.upload("alice", make_hostile(kind, tmp_path))
+        job = live.wait("alice", live.submit("alice", s3_url=uri, prompt="calm")["job_id"])
+        assert job["status"] == "FAILED" and job["error"]["type"] == "UnsupportedMedia", job
+        assert job["error"]["message"].startswith("the video ")
+    assert requests.get(f"{live.url}/jobs", headers=live.headers("alice")).status_code == 200  # still serving
