@@ -128,6 +128,9 @@ def _parse_header(stderr: str, path: Path, name: str) -> dict:
         else:
             current = None
     if video_lines is None:
+        if not info["audio"] and not any(_STREAM_RE.match(line) for line in stderr.splitlines()):
+            raise UnsupportedMedia(f"{name} holds no streams at all (zero duration or an empty container)",
+                                   path=str(path))
         raise UnsupportedMedia(f"{name} has no video stream (audio-only or not a video)",
                                path=str(path))
 
