@@ -74,6 +74,9 @@ class Settings(BaseSettings):
 
     # API (chalice_app and `musicvid serve`)
     workers: int = Field(default=2, ge=1, le=64, description="serve: jobs rendered at once (the pool size)")
+    worker_isolation: Literal["process", "thread"] = Field(
+        default="process", description="serve: each job in its own child process (crash-proof, GIL-free) or in "
+                                       "the pool's threads")
     upload_expires_s: int = Field(default=900, ge=60, le=7 * 86400, description="upload form lifetime")
     download_expires_s: int = Field(default=3600, ge=60, le=7 * 86400, description="result URL lifetime")
     auth_issuer: str = Field(default="", description="JWT iss (Cognito pool URL); empty: the local dev issuer")
@@ -234,7 +237,7 @@ def build_launcher(services: Services) -> Any:
         return StepFunctionsLauncher(aws_client(settings, "stepfunctions"), settings.state_machine_arn)
     from .workflow.pool import PooledLauncher
 
-    return PooledLauncher(services, settings.workers)
+    return PooledLauncher(services, settings.workers, settings.worker_isolation)
 
 
 @functools.lru_cache(maxsize=1)

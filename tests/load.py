@@ -3,6 +3,7 @@ bench/reliability.py's `load` scenario)."""
 
 from __future__ import annotations
 
+import logging
 import statistics
 import tempfile
 import threading
@@ -22,6 +23,7 @@ def run_load(jobs: int = 50, workers: int = 2, home: Path | None = None, timeout
     every fifth submit is sent twice with the same client token), poll every job's status while they
     run, and count the outcomes. Returns the outcomes per job, the status-read latencies and any
     'database is locked' error seen in a response or a job's error."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     with tempfile.TemporaryDirectory() as tmp:
         home = home or Path(tmp) / "home"
         video = make_video(Path(tmp) / "tiny.mp4", (1.0, 1.0), size=(128, 72), fps=25, audio="tone").path

@@ -6,6 +6,14 @@ job's current attempt and :meth:`PooledLauncher._execute` runs it with the embed
 ``workers`` jobs render at once (Settings.workers); the rest wait SCHEDULED in the queue. The
 execution name is ``{job_id}-{attempt}``, as on Step Functions, and starting the same attempt
 twice runs it once.
+
+With ``isolation="process"`` (Settings.worker_isolation, the default for ``musicvid serve``) each
+job runs in a child process forked from a clean forkserver that has the media stack imported:
+rendering never holds the server's GIL (status reads stay fast while jobs run), and a native crash
+or an out-of-memory kill takes down one job, not the server. The child takes over the job's lease
+from the server (its parent) and gives it back when done; if it dies, the worker thread that
+waited on it fails the job at once with the reason (WorkerLost) and rolls back its partial outputs.
+``"thread"`` runs jobs in the worker threads themselves (tests that patch the runner).
 """
 
 from __future__ import annotations
@@ -20,10 +28,26 @@ from ..domain.job import Job
 log = logging.getLogger(__name__)
 
 
+# Imported once in the forkserver, so each job's child starts warm (fork, not a fresh interpreter).
+PRELOAD = ["musicvid_core.workflow.runner", "musicvid_core.workflow.steps", "musicvid_core.analysis.features",
+           "musicvid_core.mixing.compose", "musicvid_core.music.backends.procedural", "numpy", "scipy.signal"]
+
+
+def _child(settings, job_id: str, parent: tuple) -> None:
+    """A job's child process: fresh services (no connection crosses a fork), the lease taken over
+    from the parent, the workflow run to a terminal state."""
+    from ..adapters.local.leases import Owner
+    from ..config import build_services
+    from .runner import run_job
+
+    run_job(build_services(settings), job_id, adopt_from=Owner(*parent))
+
+
 class PooledLauncher:
-    def __init__(self, services: Services, workers: int) -> None:
+    def __init__(self, services: Services, workers: int, isolation: str = "thread") -> None:
         self.services = services
         self.workers = int(workers)
+        self.isolation = isolation
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="musicvid-job")
         self._lock = threading.Lock()
         self._in_flight: dict[str, Future] = {}
@@ -42,9 +66,39 @@ class PooledLauncher:
         from .runner import run_job
 
         try:
-            run_job(self.services, job_id)
+            if self.isolation == "process":
+                self._execute_in_child(job_id)
+            else:
+                run_job(self.services, job_id)
         except Exception:  # run_job marks the job FAILED itself; never let a worker die silently
             log.exception("job %s crashed in the worker", name)
+
+    def _execute_in_child(self, job_id: str) -> None:
+        import multiprocessing
+
+        from ..adapters.local.leases import Owner
+        from .recovery import LOST
+        from .steps import mark_failed
+
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(PRELOAD)
+        me = Owner.me()
+        proc = ctx.Process(target=_child, args=(self.services.settings, job_id, (me.host, me.pid, me.pid_start)),
+                           name=f"musicvid-job-{job_id[:8]}")
+        proc.start()
+        proc.join()
+        if proc.exitcode == 0:
+            return
+        job = self.services.jobs.get(job_id)
+        if job.status.value in ("COMPLETED", "FAILED"):
+            return
+        how = f"was killed by signal {-proc.exitcode}" if proc.exitcode < 0 else f"exited with status {proc.exitcode}"
+        removed = self.services.objects.delete_prefix(job.prefix)
+        log.warning("job %s: worker process %s; %d partial objects removed", job_id, how, removed)
+        mark_failed(self.services, job_id, LOST, f"the worker process running it (pid {proc.pid}) {how} "
+                    f"during {job.stage.value}", job.stage.value)
+        if self.services.leases is not None:
+            self.services.leases.release(job_id)
 
     def running(self) -> list[str]:
         """Execution names queued or running now."""

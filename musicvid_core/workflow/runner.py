@@ -40,7 +40,8 @@ def _definition(path: str) -> dict:
     return load_definition(path, SUBSTITUTIONS)
 
 
-def run_job(services: Services, job_id: str, on_event: Callable[[dict], None] | None = None) -> Job:
+def run_job(services: Services, job_id: str, on_event: Callable[[dict], None] | None = None, *,
+            adopt_from=None) -> Job:
     """Run the workflow for the job's current attempt to a terminal state and return the job.
 
     Whatever happens inside (including a failure of the FailureHandler itself), the job never
@@ -60,7 +61,9 @@ def run_job(services: Services, job_id: str, on_event: Callable[[dict], None] | 
     # The lease says this process runs the job (ConcurrentUpdate if another live one does); if this
     # process dies, the next musicvid process to open the store settles the job (recovery.py).
     leases = services.leases
-    lease = leases.acquire(job.job_id) if leases is not None else None
+    # ``adopt_from``: the process that handed us the job (musicvid serve's pool, our parent) still
+    # holds its lease; we take it over rather than wait for it.
+    lease = leases.acquire(job.job_id, adopt_from=adopt_from) if leases is not None else None
     try:
         with Heartbeat(leases, lease) if lease is not None else contextlib.nullcontext():
             try:

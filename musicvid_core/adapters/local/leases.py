@@ -133,16 +133,17 @@ class LeaseStore:
                                    " WHERE job_id = ?", (job_id,)).fetchone()
         return self._lease(row) if row else None
 
-    def acquire(self, job_id: str, owner: Owner | None = None) -> Lease:
+    def acquire(self, job_id: str, owner: Owner | None = None, adopt_from: Owner | None = None) -> Lease:
         """Take (or, for the same owner, renew) the lease on ``job_id``. Raises ConcurrentUpdate
-        while another live process holds it; a dead owner's lease is taken over."""
+        while another live process holds it; a dead owner's lease is taken over, and so is one held
+        by ``adopt_from`` (the process that handed this one the job)."""
         owner = owner or Owner.me()
         now = time.time()
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
             current = self.get(job_id)
-            if current is not None and current.owner != owner and current.alive(now):
+            if current is not None and current.owner not in (owner, adopt_from) and current.alive(now):
                 raise ConcurrentUpdate(f"job {job_id} is being run by {current.owner.describe()}",
                                        job_id=job_id)
             acquired = current.acquired_at if current is not None and current.owner == owner else now
