@@ -78,3 +78,29 @@ def test_jobs_of_a_killed_server_are_resumed_by_the_next(tmp_path, short_video):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_a_worker_process_that_dies_fails_its_job_not_the_server(settings, short_video):
+    from tests.apihelpers import Live
+
+    live = Live(settings.model_copy(update={"worker_isolation": "process", "workers": 1}))
+    try:
+        uri = live.upload("alice", short_video.path)
+        job_id = live.submit("alice", s3_url=uri, prompt="calm")["job_id"]
+        services = live.app.services
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # the child takes the lease over when it starts the job
+            lease = services.leases.get(job_id)
+            if lease is not None and lease.owner.pid != os.getpid():
+                break
+            time.sleep(0.02)
+        os.kill(lease.owner.pid, signal.SIGKILL)  # as the kernel's OOM killer would
+        job = live.wait("alice", job_id)
+        assert job["status"] == "FAILED" and job["error"]["type"] == "WorkerLost", job
+        assert "killed by signal 9" in job["error"]["message"]
+        assert services.objects.list(services.jobs.get(job_id).prefix) == []
+        again = live.wait("alice", live.submit("alice", s3_url=uri, prompt="calm again")["job_id"])
+        assert again["status"] == "COMPLETED"  # the server and its pool carry on
+    finally:
+        live.close()
