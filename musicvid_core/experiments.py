@@ -429,7 +429,7 @@ def mix_sweep(svc: Services, video: str | Path, prompt: str, *, seed: int = 0, o
     out_dir = Path(out_dir)
     clip_dir = out_dir / "clips"
     clip_dir.mkdir(parents=True, exist_ok=True)
-    import soundfile as sf
+    from .media import write_float_wav
 
     # Clips carry a release tail of plan.crossfade_s; a sweep over crossfades renders per length.
     clips_for: dict[float, list[Path]] = {}
@@ -439,7 +439,7 @@ def mix_sweep(svc: Services, video: str | Path, prompt: str, *, seed: int = 0, o
             paths = []
             for i in range(len(p.segments)):
                 path = clip_dir / f"xf{p.crossfade_s:g}-{i:03d}.wav"
-                sf.write(path, svc.generator.generate(p, i, seed), svc.generator.sample_rate, subtype="FLOAT")
+                write_float_wav(path, svc.generator.generate(p, i, seed), svc.generator.sample_rate)
                 paths.append(path)
             clips_for[p.crossfade_s] = paths
         return clips_for[p.crossfade_s]

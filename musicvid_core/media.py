@@ -96,3 +96,28 @@ def make_proxy(video: str | os.PathLike, dest: str | os.PathLike, *, timeout: fl
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def write_float_wav(path: str | os.PathLike, audio, sample_rate: int) -> None:
+    """Write ``audio`` (float samples, shaped (n,) or (n, channels)) as a 32-bit float WAV.
+
+    Written by hand because libsndfile stamps float WAVs with a PEAK chunk holding the time of
+    writing: the same samples would give different bytes. Here the same samples give the same file
+    (the same seed, the same bytes, end to end). Canonical WAVE_FORMAT_IEEE_FLOAT: an 18-byte fmt
+    chunk and a fact chunk, read by ffmpeg, libsndfile and every editor."""
+    import struct
+
+    import numpy as np
+
+    data = np.ascontiguousarray(audio, dtype="<f4")
+    channels = 1 if data.ndim == 1 else data.shape[1]
+    frames = data.shape[0]
+    payload = data.tobytes()
+    header = (struct.pack("<4sI4s", b"RIFF", 4 + 26 + 12 + 8 + len(payload), b"WAVE")
+              + struct.pack("<4sIHHIIHHH", b"fmt ", 18, 3, channels, sample_rate, sample_rate * channels * 4,
+                            channels * 4, 32, 0)
+              + struct.pack("<4sII", b"fact", 4, frames)
+              + struct.pack("<4sI", b"data", len(payload)))
+    with open(path, "wb") as fh:
+        fh.write(header)
+        fh.write(payload)

@@ -34,7 +34,7 @@ from ..domain.errors import BadInput, InvalidTransition, MusicVidError
 from ..domain.features import VideoFeatures
 from ..domain.job import Job, JobError, Stage, Status
 from ..domain.plan import Plan
-from ..media import scratch_prefix
+from ..media import scratch_prefix, write_float_wav
 from .async_music import advance, generator_is_async, submit_all
 
 log = logging.getLogger(__name__)
@@ -235,8 +235,6 @@ def analyzer(event: dict, services: Services | None = None) -> dict:
 
 def audio_generator(event: dict, services: Services | None = None) -> dict:
     """Render one segment's clip (a Map iteration) and store it as a WAV."""
-    import soundfile as sf
-
     services = _services(services)
     job = _enter(services, _job_for(event, services), Stage.GENERATE)
     plan = load_plan(services, job)
@@ -258,7 +256,7 @@ def audio_generator(event: dict, services: Services | None = None) -> dict:
         audio = gen.generate(plan, index, job.seed)
     with _workdir(services) as tmp:
         path = tmp / "clip.wav"
-        sf.write(path, audio, gen.sample_rate, subtype="FLOAT")
+        write_float_wav(path, audio, gen.sample_rate)  # same samples, same bytes
         uri = services.objects.put_file(key, path, "audio/wav")
     # "pending" is always present: Step Functions' Choice fails on a missing path (no short-circuit)
     return {"index": index, "clip_url": uri, "pending": False}
