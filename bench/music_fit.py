@@ -2,6 +2,7 @@
 
     python bench/music_fit.py                       # all styles, 3 videos of 30 s
     python bench/music_fit.py --seconds 20 --styles rock jazz
+    python bench/music_fit.py --kinds fast --no-mode --video-seed 8   # another fast-cut video
 
 Three generated videos with known cuts (musicvid_core.samples.make_video): ``regular`` (a cut every
 2 s), ``irregular`` (scenes of 1.5-5 s, seeded) and ``fast`` (scenes of 0.5-1.2 s, seeded). Each is
@@ -71,7 +72,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seconds", type=float, default=30.0, help="length of each generated video, s")
     ap.add_argument("--styles", nargs="*", default=list(STYLES), help="styles to measure")
     ap.add_argument("--workers", type=int, default=2, help="segments rendered in parallel")
-    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=1, help="music seed")
+    ap.add_argument("--video-seed", type=int, default=7, help="seed of the irregular and fast videos' cuts")
     ap.add_argument("--kinds", nargs="*", default=["regular", "irregular", "fast"], help="videos to use")
     ap.add_argument("--no-mode", action="store_true", help="skip the major/minor prompts")
     args = ap.parse_args(argv)
@@ -83,7 +85,8 @@ def main(argv: list[str] | None = None) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="musicfit-"))
     videos = {}
     for kind in args.kinds:
-        sample = make_video(tmp / f"{kind}.mp4", scenes(kind, args.seconds), size=(160, 90), fps=25, audio="none")
+        sample = make_video(tmp / f"{kind}.mp4", scenes(kind, args.seconds, args.video_seed), size=(160, 90), fps=25,
+                            audio="none")
         media = probe(sample.path)
         features = analyze_video(sample.path, media)
         found = [c.time for c in features.cuts]

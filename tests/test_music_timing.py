@@ -10,7 +10,7 @@ from musicvid_core.domain.errors import BadInput
 from musicvid_core.domain.features import Curve, Cut, MediaInfo, VideoFeatures
 from musicvid_core.domain.plan import Plan, Segment
 from musicvid_core.music.composer import beat_grid, compose_segment
-from musicvid_core.music.timing import EXPLICIT_DRIFT, MAX_DRIFT, SHORT_DRIFT, Anchor, fit_beats
+from musicvid_core.music.timing import EXPLICIT_DRIFT, FAST_RANGE, MAX_DRIFT, SHORT_DRIFT, Anchor, fit_beats, nominal_grid
 
 
 def on_beat(t, beats, tol=1e-4):
@@ -48,6 +48,36 @@ def test_irregular_cuts_are_hit_with_bounded_drift():
     assert (60 / gaps).max() <= fit.bpm * (1 + SHORT_DRIFT) * 1.05 and fit.max_drift <= SHORT_DRIFT + 1e-6
     assert 76 * (1 - MAX_DRIFT) <= fit.bpm <= 120 * (1 + MAX_DRIFT)
     assert fit.beats[0] == 0.0 and all(b < duration for b in fit.beats)
+
+
+def fast_cuts(seed, until=15.0):
+    rng = random.Random(seed)
+    t, cuts = 0.0, []
+    while t < until - 1.5:
+        t += rng.uniform(0.5, 1.2)
+        cuts.append(round(t, 3))
+    return cuts
+
+
+def test_fast_cutting_moves_a_slow_style_to_double_time_and_hits_more_cuts():
+    hits = {"fit": 0, "slow": 0, "n": 0}
+    for seed in range(4):
+        cuts = fast_cuts(seed)
+        anchors = [Anchor(c, 1.0) for c in cuts]
+        fit = fit_beats(15.0, anchors, bpm=82, bpm_range=(70, 92))  # lo-fi: 140-184 in double time
+        assert FAST_RANGE[0] * (1 - SHORT_DRIFT) <= fit.bpm <= FAST_RANGE[1] * (1 + SHORT_DRIFT)
+        assert all(on_beat(c, fit.beats) for c in fit.hit) and fit.max_drift <= SHORT_DRIFT + 1e-6
+        assert len(fit.beats) % 4 == 0
+        hits["fit"] += len(fit.hit)
+        hits["n"] += len(cuts)
+        slow = nominal_grid(82, 15.0)
+        hits["slow"] += sum(on_beat(c, slow, 0.07) for c in cuts)
+    assert hits["fit"] >= 0.75 * hits["n"] > hits["slow"]
+
+
+def test_sparse_cuts_keep_the_asked_tempo_family():
+    fit = fit_beats(16.0, [Anchor(t, 1.0) for t in (2.1, 5.3, 8.2, 12.4)], bpm=82, bpm_range=(70, 92))
+    assert 70 * (1 - MAX_DRIFT) <= fit.bpm <= 92 * (1 + MAX_DRIFT)
 
 
 def test_explicit_tempo_is_kept_and_drift_stays_small():

@@ -6,7 +6,9 @@ the planner asked for, and between consecutive anchors a whole number of beats, 
 anchor falls exactly on a beat. Where the gap between two anchors is not a whole number of beats
 at the nominal tempo, the beats in that gap are stretched or squeezed evenly (tempo drift, at most
 ``max_drift``); an anchor that no drift within the limit can reach is left off the grid (a miss).
-Strong cuts and hits prefer bar lines, and the segment's end (the next segment's first downbeat)
+Where cuts come faster than one every DENSE_BEATS beats, tempos of FAST_RANGE (the style's own, or
+its double time) compete too: a finer grid reaches more cuts with less bending. Strong cuts and
+hits prefer bar lines, and the segment's end (the next segment's first downbeat)
 must be a bar line. The choice is a small dynamic programme over (anchor, beat count modulo the
 meter), run for a handful of candidate tempos; see docs/music.md ("Cut-locked timing").
 
@@ -39,6 +41,8 @@ HIT_MISS = 0.5  # a requested hit is all but mandatory
 DOWNBEAT = 0.01  # a strong cut off the bar line (times its strength); a hit: HIT_DOWNBEAT
 HIT_DOWNBEAT = 0.1
 END_OFF_BAR = 0.05  # the segment's end is not a bar line (its last bar is cut short)
+DENSE_BEATS = 2.0  # fast cutting: anchors a median of fewer than this many beats apart ...
+FAST_RANGE = (140.0, 190.0)  # ... also try tempos here (beats 0.32-0.43 s), in or at double the style's range
 W_TEMPO = 0.3  # per beat, (log of nominal / asked tempo)^2: stay near the asked tempo
 
 
@@ -73,27 +77,32 @@ def fit_beats(duration: float, anchors: list[Anchor], *, bpm: float,
     """Fit a beat grid to a segment of ``duration`` seconds whose ``anchors`` should fall on beats.
 
     ``bpm`` is the tempo asked for (kept exactly as the nominal tempo when ``explicit``, else
-    searched within +-SEARCH and ``bpm_range``, and the result's ``bpm`` is the grid's mean tempo);
+    searched within +-SEARCH and ``bpm_range`` and, for fast cutting, also in FAST_RANGE within the
+    style's range or its double time; the result's ``bpm`` is the grid's mean tempo);
     ``end_on_bar``: the segment's end must be a bar
     line (every segment but the last). Raises ValueError for a non-positive duration or tempo."""
     if duration <= 0 or bpm <= 0 or meter < 1:
         raise ValueError(f"fit_beats needs a positive duration, tempo and meter, got {duration}, {bpm}, {meter}")
     points = _merge(anchors, duration)
     if explicit:
-        tempos = [float(bpm)]
+        families = [(float(bpm), [float(bpm)])]
         drift = short = EXPLICIT_DRIFT
     else:
-        lo, hi = bpm_range or (bpm, bpm)
-        lo, hi = max(min(lo, bpm), bpm * (1 - SEARCH)), min(max(hi, bpm), bpm * (1 + SEARCH))
-        tempos = _shortlist(np.arange(lo, hi + 1e-9, TEMPO_STEP), points, duration, bpm, end_on_bar)
+        style_lo, style_hi = bpm_range or (bpm, bpm)
+        lo, hi = max(min(style_lo, bpm), bpm * (1 - SEARCH)), min(max(style_hi, bpm), bpm * (1 + SEARCH))
+        families = [(float(bpm), _shortlist(np.arange(lo, hi + 1e-9, TEMPO_STEP), points, duration, bpm,
+                                            end_on_bar))]
+        if _dense(points, bpm):
+            families += _fast_families(points, duration, bpm, (style_lo, style_hi), end_on_bar)
         drift, short = MAX_DRIFT, SHORT_DRIFT
-    best: tuple[float, float, list] = (math.inf, float(tempos[0]), [])
-    for tempo in tempos:
-        cost, path = _programme(points, duration, tempo, drift, end_on_bar, meter, short)
-        n_beats = duration * tempo / 60
-        cost += W_TEMPO * n_beats * math.log(tempo / bpm) ** 2
-        if cost < best[0] - 1e-12:
-            best = (cost, tempo, path)
+    best: tuple[float, float, list] = (math.inf, float(families[0][1][0]), [])
+    for target, tempos in families:
+        for tempo in tempos:
+            cost, path = _programme(points, duration, tempo, drift, end_on_bar, meter, short)
+            n_beats = duration * tempo / 60
+            cost += W_TEMPO * n_beats * math.log(tempo / target) ** 2
+            if cost < best[0] - 1e-12:
+                best = (cost, tempo, path)
     cost, tempo, path = best
     return _grid(points, duration, tempo, path, cost, explicit)
 
@@ -116,6 +125,29 @@ def _merge(anchors: list[Anchor], duration: float) -> list[Anchor]:
                 out[-1] = a
             continue
         out.append(a)
+    return out
+
+
+def _dense(points: list[Anchor], bpm: float) -> bool:
+    """Fast cutting: the median gap between consecutive anchors is under DENSE_BEATS beats."""
+    if len(points) < 3:
+        return False
+    gaps = np.diff([0.0] + [a.time for a in points])
+    return float(np.median(gaps)) < DENSE_BEATS * 60.0 / bpm
+
+
+def _fast_families(points: list[Anchor], duration: float, bpm: float, style_range: tuple[float, float],
+                   end_on_bar: bool) -> list[tuple[float, list[float]]]:
+    """For fast cutting, the tempos of FAST_RANGE the style allows: its own range, or its double
+    time (every beat an eighth of the style's tempo). Each family: (target tempo, shortlist)."""
+    out = []
+    for k in (1, 2):
+        lo, hi = max(style_range[0] * k, FAST_RANGE[0]), min(style_range[1] * k, FAST_RANGE[1])
+        if lo > hi:
+            continue
+        target = min(max(bpm * k, lo), hi)
+        out.append((target, _shortlist(np.arange(lo, hi + 1e-9, TEMPO_STEP), points, duration, target,
+                                       end_on_bar)))
     return out
 
 
