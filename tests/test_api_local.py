@@ -291,3 +291,20 @@ def test_worker_pool_is_bounded(services, monkeypatch):
     pool.wait(timeout=10)
     assert peak[0] == 2 and pool.running() == []
     pool.shutdown()
+
+
+def test_segment_reroll_and_hits_through_the_api(live, short_video, monkeypatch):
+    services = live.app.services
+    done = service.run(services, service.submit_new(services, service.upload_file(services, short_video.path, "alice"),
+                                                    "calm", "alice"))
+    assert done.status == Status.COMPLETED, done.error
+    started = []
+    monkeypatch.setattr(live.app.api, "launcher", type("L", (), {"start": lambda self, job: started.append(job)})())
+    h = live.headers("alice")
+    _error(_call(live, "POST", "/jobs", {"job_id": done.job_id, "prompt": "dark", "segment": 99}, h), 400)
+    _error(_call(live, "POST", "/jobs", {"s3_url": done.s3_url, "prompt": "dark", "segment": 0}, h), 400)
+    _error(_call(live, "POST", "/jobs", {"job_id": done.job_id, "prompt": "dark", "hits": ["soon"]}, h), 400)
+    r = _call(live, "POST", "/jobs", {"job_id": done.job_id, "prompt": "dark", "segment": 0, "hits": [1.5]}, h)
+    assert r.status_code == 202, r.text
+    job = services.jobs.get(done.job_id)
+    assert job.settings["reroll"]["segment"] == 0 and job.settings["hits"] == [1.5] and started

@@ -67,7 +67,6 @@ def test_fast_cutting_moves_a_slow_style_to_double_time_and_hits_more_cuts():
         fit = fit_beats(15.0, anchors, bpm=82, bpm_range=(70, 92))  # lo-fi: 140-184 in double time
         assert FAST_RANGE[0] * (1 - SHORT_DRIFT) <= fit.bpm <= FAST_RANGE[1] * (1 + SHORT_DRIFT)
         assert all(on_beat(c, fit.beats) for c in fit.hit) and fit.max_drift <= SHORT_DRIFT + 1e-6
-        assert len(fit.beats) % 4 == 0
         hits["fit"] += len(fit.hit)
         hits["n"] += len(cuts)
         slow = nominal_grid(82, 15.0)

@@ -102,8 +102,11 @@ class Api:
                 return self.services.jobs.get(job_id, user)
             except MusicVidError:
                 pass
+        if req.segment is not None:
+            raise BadInput("segment re-rolls an existing job: send it with job_id")
+        options = {"hits": req.hits} if req.hits else None
         try:
-            return service.submit_new(self.services, req.s3_url, req.prompt, user, job_id=job_id)
+            return service.submit_new(self.services, req.s3_url, req.prompt, user, job_id=job_id, options=options)
         except ConcurrentUpdate:  # the same client token raced us: return the job it made
             return self.services.jobs.get(job_id, user)
 
@@ -113,7 +116,8 @@ class Api:
             if job.settings.get("client_token") == req.client_token:
                 return job
         options = {"client_token": req.client_token} if req.client_token else None
-        return service.submit_regenerate(self.services, req.job_id, req.prompt, user, options=options)
+        return service.submit_regenerate(self.services, req.job_id, req.prompt, user, options=options,
+                                         segment=req.segment, hits=req.hits)
 
     # GET /jobs/{job_id} ----------------------------------------------------------------------
     def get_job(self, user: str, job_id: str) -> tuple[int, dict]:

@@ -28,6 +28,10 @@ class SubmitRequest(_In):
     prompt: str = Field(min_length=1, max_length=4000, description="what the music should be like")
     client_token: str | None = Field(default=None, pattern=TOKEN,
                                      description="idempotency key: the same token returns the same job")
+    segment: int | None = Field(default=None, ge=0, le=10_000,
+                                description="REGENERATE: re-roll only this segment (0-based); the others stay bit-identical")
+    hits: list[float] | None = Field(default=None, max_length=64,
+                                     description="seconds where the music should hit (a downbeat with a crash)")
 
 
 class UploadForm(BaseModel):
