@@ -13,7 +13,6 @@ verified; ``token_use`` must be ``id`` (then ``aud`` is our app client) or ``acc
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 import time
@@ -121,23 +120,14 @@ def local_private_key(home: Path):
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    path = _key_path(home)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+    from .links import write_secret_once
+
+    def make() -> bytes:
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(pem)
-        try:
-            os.link(tmp, path)  # first writer wins when two processes race
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink(missing_ok=True)
-    return serialization.load_pem_private_key(path.read_bytes(), password=None)
+        return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                 serialization.NoEncryption())
+
+    return serialization.load_pem_private_key(write_secret_once(_key_path(home), make), password=None)
 
 
 def local_jwks(home: Path) -> dict:

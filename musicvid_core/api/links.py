@@ -15,6 +15,7 @@ import json
 import os
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -33,22 +34,30 @@ class S3Links:
         return self.store.presigned_get(key, expires_s)
 
 
-def local_secret(home: Path) -> bytes:
-    """The local server's HMAC secret, created on first use under ``home/auth/`` (mode 0600)."""
-    path = Path(home) / "auth" / "url_signing_secret"
+def write_secret_once(path: Path, make: Callable[[], bytes]) -> bytes:
+    """The contents of the secret file ``path``, created with ``make()`` on first use (mode 0600,
+    written aside and hard-linked into place, so when two processes race the first writer wins and
+    both read the same secret)."""
+    path = Path(path)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32))
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(make())
         try:
-            os.link(tmp, path)  # first writer wins when two processes race
+            os.link(tmp, path)
         except FileExistsError:
             pass
         finally:
             tmp.unlink(missing_ok=True)
-    return path.read_text().strip().encode()
+    return path.read_bytes()
+
+
+def local_secret(home: Path) -> bytes:
+    """The local server's HMAC secret, created on first use under ``home/auth/`` (mode 0600)."""
+    return write_secret_once(Path(home) / "auth" / "url_signing_secret",
+                             lambda: secrets.token_hex(32).encode()).strip()
 
 
 def _b64(data: bytes) -> str:

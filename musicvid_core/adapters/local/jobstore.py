@@ -25,6 +25,20 @@ CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status);
 """
 
 
+def thread_connection(local: threading.local, path: str) -> sqlite3.Connection:
+    """This thread's connection to the SQLite file ``path`` (sqlite3 connections must not cross
+    threads): autocommit, WAL, and a 30 s busy timeout, so concurrent writers wait rather than fail
+    with "database is locked"."""
+    conn = getattr(local, "conn", None)
+    if conn is None:
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        local.conn = conn
+    return conn
+
+
 class SQLiteJobStore(JobStore):
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
@@ -35,15 +49,7 @@ class SQLiteJobStore(JobStore):
             c.executescript(_SCHEMA)
 
     def _conn(self) -> sqlite3.Connection:
-        # One connection per thread: sqlite3 connections must not cross threads.
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=30000")
-            self._local.conn = conn
-        return conn
+        return thread_connection(self._local, self.path)
 
     @staticmethod
     def _row(job: Job) -> tuple:

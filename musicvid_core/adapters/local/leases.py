@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...domain.errors import ConcurrentUpdate
+from .jobstore import thread_connection
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS leases (
@@ -115,13 +116,7 @@ class LeaseStore:
             c.executescript(_SCHEMA)
 
     def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA busy_timeout=30000")
-            self._local.conn = conn
-        return conn
+        return thread_connection(self._local, self.path)
 
     @staticmethod
     def _lease(row) -> Lease:
