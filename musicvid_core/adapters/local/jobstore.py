@@ -25,31 +25,33 @@ CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status);
 """
 
 
-def thread_connection(local: threading.local, path: str) -> sqlite3.Connection:
-    """This thread's connection to the SQLite file ``path`` (sqlite3 connections must not cross
-    threads): autocommit, WAL, and a 30 s busy timeout, so concurrent writers wait rather than fail
-    with "database is locked"."""
-    conn = getattr(local, "conn", None)
-    if conn is None:
-        conn = sqlite3.connect(path, timeout=30, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=30000")
-        local.conn = conn
-    return conn
+class SQLiteFile:
+    """A SQLite file with ``schema`` applied and one connection per thread (sqlite3 connections must
+    not cross threads): autocommit, WAL, and a 30 s busy timeout, so concurrent writers wait rather
+    than fail with "database is locked"."""
 
-
-class SQLiteJobStore(JobStore):
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, schema: str) -> None:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         with self._conn() as c:
-            c.executescript(_SCHEMA)
+            c.executescript(schema)
 
     def _conn(self) -> sqlite3.Connection:
-        return thread_connection(self._local, self.path)
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+        return conn
+
+
+class SQLiteJobStore(SQLiteFile, JobStore):
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(path, _SCHEMA)
 
     @staticmethod
     def _row(job: Job) -> tuple:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...domain.errors import ConcurrentUpdate
-from .jobstore import thread_connection
+from .jobstore import SQLiteFile
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS leases (
@@ -105,18 +105,12 @@ class Lease:
         return (time.time() if now is None else now) < self.expires_at
 
 
-class LeaseStore:
+class LeaseStore(SQLiteFile):
     """Leases in the jobs SQLite file (see the module docstring)."""
 
     def __init__(self, path: str | Path, ttl_s: float = 120.0) -> None:
-        self.path = str(path)
+        super().__init__(path, _SCHEMA)
         self.ttl_s = float(ttl_s)
-        self._local = threading.local()
-        with self._conn() as c:
-            c.executescript(_SCHEMA)
-
-    def _conn(self) -> sqlite3.Connection:
-        return thread_connection(self._local, self.path)
 
     @staticmethod
     def _lease(row) -> Lease:
