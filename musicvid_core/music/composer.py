@@ -18,6 +18,7 @@ import bisect
 import math
 import random
 import re
+import statistics
 from dataclasses import dataclass
 
 import pretty_midi
@@ -28,6 +29,8 @@ from .prompt import resolve_style
 from .styles import ROLES, Style, instrument_program
 
 STEPS_PER_BEAT = 4  # the grid is 16th notes
+FILL_STEPS = 2  # fills play 8th notes: a 16th-note roll crowds the beat a listener (and a tracker) follows
+DENSE_ACCENT_BEATS = 2.0  # accents a median of fewer beats apart (fast cutting): fills on the beat
 MIN_NOTE_S = 0.01
 DRUM_NOTE_S = 0.12
 
@@ -473,6 +476,7 @@ class _Composer:
         self.progression = [chord_from_numeral(n, self.tonic, self.mode) for n in progression]
         self.instruments: dict[str, pretty_midi.Instrument] = {}
         self.fill_windows: list[tuple[float, float]] = []  # (start, end) s where the groove yields
+        self.fill_steps = FILL_STEPS  # 16th notes between two fill notes (eighths; quarters in fast cutting)
         self.sections: list[int] = []  # bars where an accent on the bar line restarts the harmony
 
     # --- helpers ---------------------------------------------------------------------------
@@ -571,6 +575,9 @@ class _Composer:
         g = self.grid
         if "drums" not in self.roles:
             return
+        gaps = [b - a for a, b in zip(accents, accents[1:])]
+        if len(gaps) >= 2 and statistics.median(gaps) < DENSE_ACCENT_BEATS * g.beat_s:
+            self.fill_steps = STEPS_PER_BEAT  # a cut every beat or two: lead-ins on the beat keep the pulse
         for t in accents:  # the fill starts on the last beat at least two 16ths before the accent
             before = [b for b in g.beats if b <= t - 2 * g.step_s + 1e-6]
             if before and t - before[-1] <= 2 * g.beat_s:
@@ -625,10 +632,11 @@ class _Composer:
                 self._fill(a, b, max(0.6, self.energy(g.bar_at(a))))
 
     def _fill(self, start: float, end: float, e: float) -> None:
-        """16th notes over [start, end), the style's fill drums from first to last, rising in velocity."""
+        """Notes every ``fill_steps`` 16ths over [start, end), the style's fill drums from first to last,
+        rising in velocity."""
         if not self.style.fill:
             return
-        n = max(1, round((end - start) / self.grid.step_s))
+        n = max(1, round((end - start) / (self.grid.step_s * self.fill_steps)))
         step = (end - start) / n  # the grid's local 16th note
         for i in range(n):
             drum = self.style.fill[min(i * len(self.style.fill) // n, len(self.style.fill) - 1)]
