@@ -199,3 +199,18 @@ def test_fx_guards_silence_and_limits_peaks():
     limited = limit(loud, SR)
     assert np.abs(limited).max() <= 10 ** (-1 / 20) + 1e-6
     assert polish(loud[:100], SR, reverb=0.3, energy=0.5, body_samples=100).shape == (100, 2)
+
+
+def test_fills_play_on_the_beat_in_fast_cutting_and_in_16ths_otherwise():
+    beat = 0.6  # 100 bpm
+
+    def tom_offsets(accent_beats):
+        plan = plan_of(seg(0, 0.0, 14 * beat, style="rock", bpm=100.0, energy=0.9,
+                           accents=[k * beat for k in accent_beats]))
+        drums = next(i for i in compose_segment(plan, 0, 3).instruments if i.is_drum)
+        toms = [n.start for n in drums.notes if n.pitch in (47, 50)]  # rock's fill toms (not in its grooves)
+        assert toms
+        return [abs(t / beat - round(t / beat)) for t in toms]
+
+    assert max(tom_offsets([2, 3, 5, 6, 8, 9, 11, 12])) < 1e-6  # a cut every 1-2 beats: one note a beat
+    assert max(tom_offsets([4, 8, 12])) > 0.2  # sparse cuts: a 16th-note roll

@@ -29,8 +29,8 @@ from .prompt import resolve_style
 from .styles import ROLES, Style, instrument_program
 
 STEPS_PER_BEAT = 4  # the grid is 16th notes
-FILL_STEPS = 2  # fills play 8th notes: a 16th-note roll crowds the beat a listener (and a tracker) follows
-DENSE_ACCENT_BEATS = 2.0  # accents a median of fewer beats apart (fast cutting): fills on the beat
+FILL_STEPS = 1  # fills are 16th-note rolls ...
+DENSE_ACCENT_BEATS = 2.0  # ... but with accents a median of fewer beats apart (fast cutting), one note a beat
 MIN_NOTE_S = 0.01
 DRUM_NOTE_S = 0.12
 
@@ -476,7 +476,7 @@ class _Composer:
         self.progression = [chord_from_numeral(n, self.tonic, self.mode) for n in progression]
         self.instruments: dict[str, pretty_midi.Instrument] = {}
         self.fill_windows: list[tuple[float, float]] = []  # (start, end) s where the groove yields
-        self.fill_steps = FILL_STEPS  # 16th notes between two fill notes (eighths; quarters in fast cutting)
+        self.fill_steps = FILL_STEPS  # 16th notes between two fill notes (a beat's worth in fast cutting)
         self.sections: list[int] = []  # bars where an accent on the bar line restarts the harmony
 
     # --- helpers ---------------------------------------------------------------------------
@@ -577,7 +577,9 @@ class _Composer:
             return
         gaps = [b - a for a, b in zip(accents, accents[1:])]
         if len(gaps) >= 2 and statistics.median(gaps) < DENSE_ACCENT_BEATS * g.beat_s:
-            self.fill_steps = STEPS_PER_BEAT  # a cut every beat or two: lead-ins on the beat keep the pulse
+            # A cut every beat or two: 16th rolls would fill most bars and hide the pulse (a listener's
+            # and a beat tracker's); lead-ins on the beat keep it.
+            self.fill_steps = STEPS_PER_BEAT
         for t in accents:  # the fill starts on the last beat at least two 16ths before the accent
             before = [b for b in g.beats if b <= t - 2 * g.step_s + 1e-6]
             if before and t - before[-1] <= 2 * g.beat_s:
