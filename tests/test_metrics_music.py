@@ -35,6 +35,16 @@ def test_tempo_of_a_click_track_within_one_percent():
         assert est.bpm == pytest.approx(bpm, rel=0.01) and est.n_beats >= 10
 
 
+def test_tempo_of_beats_is_the_mean_tempo_of_a_drifting_grid():
+    # a 120 bpm grid whose beats are nudged +-20 % (as a cut-locked grid is): 60 / mean gap
+    rng = np.random.default_rng(3)
+    gaps = 0.5 * (1 + rng.uniform(-0.2, 0.2, 40))
+    beats = np.concatenate([[0.0], np.cumsum(gaps)])
+    assert mm.tempo_of_beats(beats) == pytest.approx(60 / gaps.mean(), rel=0.01)
+    # with one beat missed by the tracker, still the same tempo
+    assert mm.tempo_of_beats(np.delete(beats, 10)) == pytest.approx(60 / gaps.mean(), rel=0.01)
+
+
 def test_tempo_of_beats_survives_a_skipped_beat():
     beats = [i * 0.5 for i in range(20) if i != 7]
     assert mm.tempo_of_beats(beats) == pytest.approx(120.0, rel=1e-6)

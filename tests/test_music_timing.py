@@ -163,3 +163,17 @@ def test_plan_rejects_beats_outside_the_segment():
         with pytest.raises(ValueError):
             Segment(**base, beats=bad)
     assert Plan(duration=4.0, prompt="p", segments=[Segment(**base)]).hits == []
+
+
+def test_the_segment_description_states_the_fitted_tempo():
+    from musicvid_core.analysis.planner import RulePlanner, lock_timing
+    from musicvid_core.config import Settings
+    from musicvid_core.domain.features import Curve, Cut, MediaInfo, VideoFeatures
+
+    cuts = [round(0.6 * i + 0.1 * (i % 3), 3) for i in range(1, 40)]  # fast cutting
+    features = VideoFeatures(media=MediaInfo(duration=25.0, width=320, height=180, fps=25, video_codec="h264"),
+                             cuts=[Cut(time=t, strength=0.8) for t in cuts if t < 24.5],
+                             motion=Curve(times=[0, 25], values=[0.6, 0.6]), brightness=Curve(times=[0, 25], values=[0.5, 0.5]))
+    plan = lock_timing(RulePlanner(Settings()).plan(features, "slow lo-fi hip hop", 0), features)
+    for seg in plan.segments:
+        assert f"{seg.bpm:.0f} bpm" in seg.prompt, (seg.bpm, seg.prompt)

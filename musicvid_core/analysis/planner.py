@@ -18,6 +18,7 @@ import bisect
 import itertools
 import math
 import random
+import re
 
 from ..domain.features import Curve, VideoFeatures
 from ..domain.plan import SPEECH_CLEARANCE_LU, Plan, Segment
@@ -199,8 +200,11 @@ def lock_timing(plan: Plan, features: VideoFeatures | None = None, *, hits: list
         else:
             curve = _resample_curve(seg, bars)
         # A hit on the segment's first beat is marked by the segment-start accent already.
+        # The description follows the fitted tempo (a text-to-music backend reads it; double time
+        # for fast cutting can move it far from the requested one).
+        prompt = re.sub(rf"\b{seg.bpm:.0f} ?bpm\b", f"{fit.bpm:.0f} bpm", seg.prompt)
         segments.append(seg.model_copy(update={
-            "bpm": fit.bpm, "beats": beats, "energy_curve": curve, "hits": mine,
+            "bpm": fit.bpm, "prompt": prompt, "beats": beats, "energy_curve": curve, "hits": mine,
             "accents": sorted({*cuts, *(h for h in mine if h > seg.start + 1e-3)})}))
     return plan.model_copy(update={"segments": segments, "hits": hits})
 

@@ -147,14 +147,21 @@ def estimate_tempo(audio: np.ndarray, sr: int, *, prior_bpm: float | None = None
 
 
 def tempo_of_beats(beats_s: Sequence[float]) -> float:
-    """Mean tempo (bpm) of beat times (seconds) by least squares over beat numbers; NaN for < 3."""
+    """Mean tempo (bpm) of beat times (seconds) by least squares over beat numbers; NaN for < 3.
+
+    Beats are numbered interval by interval: each gap counts round(gap / median gap) beats (at
+    least one), so a beat the tracker missed counts two and the numbering survives tempo drift.
+    Numbering every beat from the first one instead (round((t - t0) / median gap)) skips or repeats
+    a number once nudged beats have drifted half a beat, and then measures neither the mean nor the
+    median tempo."""
     beats = np.asarray(beats_s, dtype=float)
     if beats.size < 3:
         return math.nan
-    ibi = float(np.median(np.diff(beats)))
+    gaps = np.diff(beats)
+    ibi = float(np.median(gaps))
     if ibi <= 0:
         return math.nan
-    index = np.round((beats - beats[0]) / ibi)
+    index = np.concatenate([[0.0], np.cumsum(np.maximum(1.0, np.round(gaps / ibi)))])
     slope = np.polyfit(index, beats, 1)[0]
     return float(60.0 / slope) if slope > 0 else math.nan
 
