@@ -39,16 +39,17 @@ def ffmpeg_exe() -> str:
 
 
 def run_ffmpeg(args: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT_S, what: str = "ffmpeg",
-               check: bool = True, stdout=subprocess.DEVNULL, input: bytes | None = None
-               ) -> subprocess.CompletedProcess:
-    """Run ``ffmpeg -hide_banner -nostdin ARGS``; returns the CompletedProcess (stderr as text).
+               check: bool = True, stdout=subprocess.DEVNULL, input: bytes | None = None,
+               cwd: str | os.PathLike | None = None) -> subprocess.CompletedProcess:
+    """Run ``ffmpeg -hide_banner -nostdin ARGS`` (in ``cwd`` when given); returns the
+    CompletedProcess (stderr as text).
 
     Raises MediaToolError when it exits non-zero (with ``check``) or runs past ``timeout`` seconds.
     """
     cmd = [ffmpeg_exe(), "-hide_banner", *([] if input is not None else ["-nostdin"]), *map(str, args)]
     try:
         proc = subprocess.run(cmd, stdout=stdout, stderr=subprocess.PIPE, input=input,
-                              timeout=timeout, check=False)
+                              timeout=timeout, check=False, cwd=cwd)
     except subprocess.TimeoutExpired:
         raise MediaToolError(f"{what} timed out after {timeout:.0f} s") from None
     err = proc.stderr.decode("utf-8", "replace") if isinstance(proc.stderr, bytes) else proc.stderr

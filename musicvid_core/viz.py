@@ -127,22 +127,14 @@ def loudness_series(path: str | Path, *, timeout: float = 300.0) -> dict:
     MediaToolError when the file has no audio."""
     import tempfile
 
-    from .domain.errors import MediaToolError
-    from .media import ffmpeg_exe, last_error_line
+    from .media import run_ffmpeg
 
     with tempfile.TemporaryDirectory(prefix="mv-meter-") as tmp:
         # ametadata's file= is parsed by the filtergraph, so it gets a plain name and ffmpeg runs in
         # the scratch folder (as analysis.features does) instead of escaping an arbitrary path.
-        cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(Path(path).resolve()), "-map", "0:a:0",
-               "-af", "ebur128=metadata=1,ametadata=mode=print:file=meter.txt", "-f", "null", "-"]
-        try:
-            proc = subprocess.run(cmd, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                  timeout=timeout, check=False)
-        except subprocess.TimeoutExpired:
-            raise MediaToolError(f"loudness meter timed out after {timeout:.0f} s") from None
-        if proc.returncode != 0:
-            raise MediaToolError("loudness meter failed: "
-                                 + last_error_line(proc.stderr.decode("utf-8", "replace")))
+        run_ffmpeg(["-i", str(Path(path).resolve()), "-map", "0:a:0",
+                    "-af", "ebur128=metadata=1,ametadata=mode=print:file=meter.txt", "-f", "null", "-"],
+                   timeout=timeout, what="loudness meter", cwd=tmp)
         log = Path(tmp) / "meter.txt"
         return _parse_meter_log(log.read_text(encoding="utf-8", errors="replace") if log.exists() else "")
 

@@ -76,7 +76,6 @@ class RulePlanner:
         bpm = choose_bpm(intent, style, video_motion)
         key = choose_key(intent, style, brightness, mood, seed)
         level = intent.energy if intent.energy is not None else 0.5
-        bar_s = BEATS_PER_BAR * 60.0 / bpm
 
         energies = []
         for i, (start, end) in enumerate(itertools.pairwise(bounds)):
@@ -93,10 +92,10 @@ class RulePlanner:
         segments = []
         for i, (start, end) in enumerate(itertools.pairwise(bounds)):
             energy = energies[i]
-            curve = _bar_energies(features.motion, start, end, bar_s, energy, intent.arc, duration)
+            # The per-bar energy curve is drawn by lock_timing, on the fitted bars.
             segments.append(Segment(
                 index=i, start=start, end=end, style=style.name, mood=mood, bpm=bpm, key=key,
-                energy=round(energy, 3), energy_curve=curve,
+                energy=round(energy, 3),
                 # Only instruments the prompt named: the composer plays those whatever the energy
                 # and otherwise keeps the style's arrangement (see music/composer.assign_roles).
                 instruments=list(intent.instruments),
@@ -341,22 +340,6 @@ def _shape(energies: list[float], arc: str | None) -> list[float]:
     elif arc == "peak_end" and len(out) > 1:
         top = min(1.0, max(out) + 0.1)
         out = [min(e, top - 0.1) for e in out[:-1]] + [top]
-    return out
-
-
-def _bar_energies(motion: Curve, start: float, end: float, bar_s: float, energy: float,
-                  arc: str | None, duration: float) -> list[float]:
-    """Per-bar energy (0..1): the segment's energy, plus the arc's slope across the segment,
-    plus how much more (or less) each bar moves than the segment does."""
-    bars = max(1, math.ceil((end - start) / bar_s - 1e-9))
-    seg_motion = _mean(motion, start, end, default=MOTION_NEUTRAL)
-    mid_arc = _arc(arc, (start + end) / 2 / duration)
-    out = []
-    for b in range(bars):
-        a, z = start + b * bar_s, min(end, start + (b + 1) * bar_s)
-        bar_arc = _arc(arc, (a + z) / 2 / duration)
-        bar_motion = _mean(motion, a, z, default=seg_motion)
-        out.append(round(_clip(energy + bar_arc - mid_arc + BAR_MOTION_WEIGHT * (bar_motion - seg_motion)), 3))
     return out
 
 

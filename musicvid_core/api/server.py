@@ -101,13 +101,10 @@ class LocalApp:
         status, body = route(user, request)
         return self.json(status, body)
 
-    @staticmethod
-    def _allowed(path: str) -> list[str]:
-        if path == "/uploads":
-            return ["POST", "OPTIONS"]
-        if path == "/jobs":
-            return ["GET", "POST", "OPTIONS"]
-        return ["GET", "OPTIONS"] if _JOB_PATH.match(path) else []
+    def _allowed(self, path: str) -> list[str]:
+        """The methods ``path`` answers (read off :meth:`_route`); [] when it is no route at all."""
+        allowed = [m for m in ("GET", "POST") if self._route(m, path) is not None]
+        return [*allowed, "OPTIONS"] if allowed else []
 
     def _route(self, method: str, path: str):
         if method == "POST" and path == "/uploads":

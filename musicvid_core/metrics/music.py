@@ -97,14 +97,19 @@ def detect_beats(audio: np.ndarray, sr: int, *, prior_bpm: float | None = None) 
     """Beat times (seconds) that librosa's dynamic-programming beat tracker (Ellis 2007) finds in
     ``audio``; ``prior_bpm`` is the tracker's starting tempo (librosa's default 120 when None).
     Raises BadInput for empty or non-finite audio, ConfigurationError without librosa."""
+    return _beat_track(audio, sr, prior_bpm)[1]
+
+
+def _beat_track(audio: np.ndarray, sr: int, prior_bpm: float | None) -> tuple[Any, np.ndarray]:
+    """librosa's tracker tempo (None for audio too short to track) and beat times (seconds)."""
     librosa = _librosa()
     y = _analysis_mono(audio, sr)
     if y.size < HOP * 4:
-        return np.zeros(0)
+        return None, np.zeros(0)
     env = librosa.onset.onset_strength(y=y, sr=ANALYSIS_SR, hop_length=HOP)
-    _, beats = librosa.beat.beat_track(onset_envelope=env, sr=ANALYSIS_SR, hop_length=HOP,
-                                       start_bpm=float(prior_bpm or 120.0), units="time")
-    return np.asarray(beats, dtype=float)
+    tempo, beats = librosa.beat.beat_track(onset_envelope=env, sr=ANALYSIS_SR, hop_length=HOP,
+                                           start_bpm=float(prior_bpm or 120.0), units="time")
+    return tempo, np.asarray(beats, dtype=float)
 
 
 def cut_beat_alignment(audio: np.ndarray, sr: int, cut_times_s: Sequence[float], *,
@@ -133,14 +138,9 @@ def estimate_tempo(audio: np.ndarray, sr: int, *, prior_bpm: float | None = None
     """The tempo (bpm) of ``audio`` from its detected beats: the slope of beat time against beat
     number, each beat numbered by its distance from the first in median inter-beat intervals (so
     a skipped beat does not halve the estimate locally). ``prior_bpm``: the tracker's start tempo."""
-    librosa = _librosa()
-    y = _analysis_mono(audio, sr)
-    if y.size < HOP * 4:
+    tempo, beats = _beat_track(audio, sr, prior_bpm)
+    if tempo is None:
         return TempoEstimate(math.nan, math.nan, 0, ())
-    env = librosa.onset.onset_strength(y=y, sr=ANALYSIS_SR, hop_length=HOP)
-    tempo, beats = librosa.beat.beat_track(onset_envelope=env, sr=ANALYSIS_SR, hop_length=HOP,
-                                           start_bpm=float(prior_bpm or 120.0), units="time")
-    beats = np.asarray(beats, dtype=float)
     tracker = float(np.atleast_1d(tempo)[0]) if np.size(tempo) else math.nan
     return TempoEstimate(bpm=tempo_of_beats(beats), tracker_bpm=tracker, n_beats=int(beats.size),
                          beats_s=tuple(beats.tolist()))

@@ -11,7 +11,6 @@ Never NaN or infinite: silence (or spans too short to meter, < 0.4 s) reads -70 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -42,8 +41,7 @@ def loudness_over(path: str | Path, spans: Sequence[tuple[float, float]], *, tim
     chain = f"asetnsamples=n=480:p=0,aselect='{select}',asetpts=N/SR/TB,ebur128=framelog=quiet"
     proc = run_ffmpeg(["-nostats", "-i", str(path), "-af", chain, "-f", "null", "-"], timeout=timeout,
                       what="span meter")
-    value = parse_ebur128_summary(proc.stderr).integrated_lufs
-    return SILENCE_LUFS if not math.isfinite(value) or value < SILENCE_LUFS else round(float(value), 2)
+    return parse_ebur128_summary(proc.stderr).integrated_lufs  # floored at -70, rounded
 
 
 def _regions(speech_regions: Sequence[Region | tuple[float, float]]) -> list[tuple[float, float]]:

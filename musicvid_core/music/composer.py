@@ -27,6 +27,7 @@ from ..domain.errors import GenerationError
 from ..domain.plan import Plan
 from .prompt import resolve_style
 from .styles import ROLES, Style, instrument_program
+from .timing import nominal_grid
 
 STEPS_PER_BEAT = 4  # the grid is 16th notes
 FILL_STEPS = 1  # fills are 16th-note rolls ...
@@ -118,8 +119,7 @@ def beat_grid(bpm: float, duration: float, meter: int = 4, beats: list[float] | 
             raise ValueError("beats must start at 0 and strictly increase")
         grid = tuple(b for b in beats if b < duration)
     else:
-        beat = 60.0 / bpm
-        grid = tuple(i * beat for i in range(max(1, math.ceil(duration / beat - 1e-9))))
+        grid = nominal_grid(bpm, duration)
     return BeatGrid(bpm=bpm, meter=meter, duration=duration, beats=grid, bars=grid[::meter])
 
 

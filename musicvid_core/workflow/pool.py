@@ -23,7 +23,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from ..config import Services
-from ..domain.job import Job
+from ..domain.job import TERMINAL, Job
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class PooledLauncher:
         if proc.exitcode == 0:
             return
         job = self.services.jobs.get(job_id)
-        if job.status.value in ("COMPLETED", "FAILED"):
+        if job.status in TERMINAL:
             return
         how = f"was killed by signal {-proc.exitcode}" if proc.exitcode < 0 else f"exited with status {proc.exitcode}"
         removed = self.services.objects.delete_prefix(job.prefix)

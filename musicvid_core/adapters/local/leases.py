@@ -41,14 +41,20 @@ CREATE TABLE IF NOT EXISTS leases (
 """
 
 
-def _proc_start(pid: int) -> str:
-    """The process's start time in clock ticks since boot ('' where /proc is unavailable)."""
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` from field 3 (state) on; None where it cannot be read."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return ""
+        return None
     # the command name (field 2) may hold spaces and parentheses: split after its closing one
-    return stat[stat.rindex(")") + 2:].split()[19]
+    return stat[stat.rindex(")") + 2:].split()
+
+
+def _proc_start(pid: int) -> str:
+    """The process's start time in clock ticks since boot ('' where /proc is unavailable)."""
+    fields = _stat_fields(pid)
+    return fields[19] if fields is not None else ""
 
 
 def _live_start_time(pid: int) -> str | None:
@@ -59,11 +65,9 @@ def _live_start_time(pid: int) -> str | None:
         return None
     except PermissionError:  # someone else's process: it exists
         pass
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+    fields = _stat_fields(pid)
+    if fields is None:
         return ""
-    fields = fields[fields.rindex(")") + 2:].split()
     return None if fields[0] in ("Z", "X") else fields[19]  # a zombie has finished running
 
 

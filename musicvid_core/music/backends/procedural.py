@@ -13,6 +13,7 @@ from ..composer import compose_segment
 from ..fx import polish
 from ..prompt import resolve_style
 from ..render import find_soundfont, render_midi
+from .musicgen_common import resample
 
 SYNTH_RATE = 32000  # Hz: 16 kHz of bandwidth; the GM SoundFonts' samples mostly carry less
 
@@ -20,12 +21,7 @@ SYNTH_RATE = 32000  # Hz: 16 kHz of bandwidth; the GM SoundFonts' samples mostly
 def _resample(audio: np.ndarray, rate: int, target: int, n: int) -> np.ndarray:
     """(m, 2) float32 at ``rate`` Hz -> exactly ``n`` frames at ``target`` Hz (polyphase FIR),
     peaks kept within [-1, 1]."""
-    from math import gcd
-
-    from scipy.signal import resample_poly
-
-    g = gcd(rate, target)
-    out = resample_poly(audio, target // g, rate // g, axis=0).astype(np.float32)
+    out = resample(audio, rate, target)
     if out.shape[0] < n:
         out = np.concatenate([out, np.zeros((n - out.shape[0], out.shape[1]), np.float32)])
     return np.clip(out[:n], -1.0, 1.0)

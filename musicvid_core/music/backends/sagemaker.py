@@ -31,7 +31,7 @@ import numpy as np
 from ...adapters.aws.errors import error_code, from_aws, http_status
 from ...domain.errors import ConfigurationError, GenerationError, MusicVidError
 from ...domain.plan import Plan
-from .musicgen_common import decode_wav, join_pieces, plan_pieces, to_clip
+from .musicgen_common import decode_wav, join_pieces, plan_pieces, resample, to_clip
 
 AUDIO_MAGIC = (b"RIFF", b"fLaC", b"OggS")
 
@@ -131,7 +131,7 @@ class SageMakerGenerator:
         for req in sorted(record["requests"], key=lambda r: r["part"]):
             audio, piece_rate = self._decode(self._read(req["output"]), f"segment {index} part {req['part']}")
             if rate is not None and piece_rate != rate:
-                audio = _resample(audio, piece_rate, rate)
+                audio = resample(audio, piece_rate, rate)
             rate = rate or piece_rate
             parts.append((float(req["offset_s"]), audio))
         clip_s = plan.segments[index].duration + plan.tail_s(index)
@@ -200,9 +200,3 @@ class SageMakerGenerator:
                 "EndpointConnectionError", "ConnectionClosedError", "ReadTimeoutError", "ConnectTimeoutError"):
             raise exc  # a bug, not an AWS answer: keep the traceback
         return from_aws(exc, what)
-
-
-def _resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
-    from .musicgen_common import resample
-
-    return resample(audio, rate_in, rate_out)
