@@ -331,8 +331,8 @@ def waveforms(sources: Mapping[str, str | Path], *, speech: Sequence[Any] = (), 
         env = np.abs(y[: n * hop]).reshape(n, hop).max(axis=1) if n else np.zeros(0)
         t = np.arange(n) * hop / sr
         for r in speech:
-            start, end = (r.start, r.end) if hasattr(r, "start") else r
-            ax.axvspan(start, end, color=SPEECH_COLOUR, alpha=0.12, lw=0)
+            lo, hi = (r.start, r.end) if hasattr(r, "start") else r
+            ax.axvspan(lo, hi, color=SPEECH_COLOUR, alpha=0.12, lw=0)
         ax.fill_between(t, -env, env, color=_PALETTE[i % len(_PALETTE)], lw=0)
         ax.set_ylim(-1, 1)
         ax.set_yticks([-1, 0, 1])
