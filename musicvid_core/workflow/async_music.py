@@ -17,7 +17,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from ..config import GENERATORS, Services, load_plugin
-from ..domain.errors import TransientError
+from ..domain.errors import NotFound, TransientError
 from ..domain.job import Job
 from ..domain.plan import Plan
 
@@ -60,9 +60,9 @@ def advance(services: Services, job: Job, plan: Plan, index: int) -> np.ndarray 
     Analyzer could not). Raises GenerationError for a failed or empty output or a passed deadline."""
     gen = services.generator
     key = record_key(job, index)
-    if services.objects.exists(key):
+    try:
         record = services.objects.get_json(key)
-    else:
+    except NotFound:
         [record] = gen.submit(plan, job.seed, job.prefix, [index], tag=_tag(job))
         services.objects.put_json(key, record)
     if not gen.check(record):

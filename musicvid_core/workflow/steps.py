@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Services, default_services
-from ..domain.errors import BadInput, InvalidTransition, MusicVidError
+from ..domain.errors import BadInput, InvalidTransition, MusicVidError, NotFound
 from ..domain.features import VideoFeatures
 from ..domain.job import Job, JobError, Stage, Status
 from ..domain.plan import Plan
@@ -108,11 +108,12 @@ def proxy_key(job: Job) -> str:
 
 
 def _cached_features(services: Services, job: Job) -> VideoFeatures | None:
-    key = features_cache_key(job)
-    if not services.objects.exists(key):
+    try:
+        data = services.objects.get_bytes(features_cache_key(job))
+    except NotFound:
         return None
     try:
-        return VideoFeatures.model_validate_json(services.objects.get_bytes(key))
+        return VideoFeatures.model_validate_json(data)
     except ValueError:  # unreadable (an older layout): measure again
         log.warning("job %s: cached features unreadable, analysing again", job.job_id)
         return None
