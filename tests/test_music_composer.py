@@ -1,4 +1,5 @@
 import numpy as np
+import pretty_midi
 import pytest
 
 from musicvid_core.domain.errors import GenerationError
@@ -214,3 +215,25 @@ def test_fills_play_on_the_beat_in_fast_cutting_and_in_16ths_otherwise():
 
     assert max(tom_offsets([2, 3, 5, 6, 8, 9, 11, 12])) < 1e-6  # a cut every 1-2 beats: one note a beat
     assert max(tom_offsets([4, 8, 12])) > 0.2  # sparse cuts: a 16th-note roll
+
+
+def test_onset_time_finds_a_click_to_the_millisecond():
+    sr = 32000
+    clicks = []
+    for at in (0.1, 0.12):
+        x = np.zeros(sr // 2)
+        x[round(at * sr)] = 1.0
+        clicks.append(render.onset_time(x, sr))
+    assert abs(clicks[1] - clicks[0] - 0.02) <= 0.0025
+
+
+def test_slow_attacks_are_played_early_so_their_onsets_land_on_the_note_time():
+    sf, sr = render.find_soundfont(), 32000
+    kick = render.onset_lead(sf, 0, True, 36, sr)
+    strings = render.onset_lead(sf, 48, False, 60, sr)
+    assert 0.0 <= kick < strings <= render.MAX_LEAD_S and strings >= 0.015
+    inst = pretty_midi.Instrument(48)
+    inst.notes.append(pretty_midi.Note(100, 60, 1.0, 2.0))
+    on, off = [s for s, _ in render._events(inst, 0, sr, sf)]
+    assert on == round((1.0 - strings) * sr) and off == round((2.0 - strings) * sr)
+    assert [s for s, _ in render._events(inst, 0, sr)] == [round(1.0 * sr), round(2.0 * sr)]  # no SoundFont: as written

@@ -1,5 +1,6 @@
 """Cut-locked beat grids (music/timing.py) and how the planner and composer use them."""
 
+import math
 import random
 
 import numpy as np
@@ -10,7 +11,7 @@ from musicvid_core.domain.errors import BadInput
 from musicvid_core.domain.features import Curve, Cut, MediaInfo, VideoFeatures
 from musicvid_core.domain.plan import Plan, Segment
 from musicvid_core.music.composer import beat_grid, compose_segment
-from musicvid_core.music.timing import EXPLICIT_DRIFT, FAST_RANGE, MAX_DRIFT, SHORT_DRIFT, Anchor, fit_beats, nominal_grid
+from musicvid_core.music.timing import EXPLICIT_DRIFT, FAST_RANGE, MAX_DRIFT, SHORT_DRIFT, SYNC_S, Anchor, fit_beats, nominal_grid
 
 
 def on_beat(t, beats, tol=1e-4):
@@ -43,7 +44,7 @@ def test_irregular_cuts_are_hit_with_bounded_drift():
     duration = cuts.pop() + 0.8
     fit = fit_beats(duration, [Anchor(c, 0.5) for c in cuts], bpm=96, bpm_range=(76, 120))
     assert len(fit.hit) >= 0.8 * len(cuts)
-    assert all(on_beat(c, fit.beats) for c in fit.hit)
+    assert all(on_beat(c, fit.beats, SYNC_S + 1e-6) for c in fit.hit)
     gaps = np.diff(fit.beats)
     assert (60 / gaps).max() <= fit.bpm * (1 + SHORT_DRIFT) * 1.05 and fit.max_drift <= SHORT_DRIFT + 1e-6
     assert 76 * (1 - MAX_DRIFT) <= fit.bpm <= 120 * (1 + MAX_DRIFT)
@@ -66,7 +67,7 @@ def test_fast_cutting_moves_a_slow_style_to_double_time_and_hits_more_cuts():
         anchors = [Anchor(c, 1.0) for c in cuts]
         fit = fit_beats(15.0, anchors, bpm=82, bpm_range=(70, 92))  # lo-fi: 140-184 in double time
         assert FAST_RANGE[0] * (1 - SHORT_DRIFT) <= fit.bpm <= FAST_RANGE[1] * (1 + SHORT_DRIFT)
-        assert all(on_beat(c, fit.beats) for c in fit.hit) and fit.max_drift <= SHORT_DRIFT + 1e-6
+        assert all(on_beat(c, fit.beats, SYNC_S + 1e-6) for c in fit.hit) and fit.max_drift <= SHORT_DRIFT + 1e-6
         hits["fit"] += len(fit.hit)
         hits["n"] += len(cuts)
         slow = nominal_grid(82, 15.0)
@@ -89,6 +90,38 @@ def test_a_hit_gets_a_downbeat_and_the_last_segment_runs_free():
     assert fit.hit == (5.0,) and on_beat(5.0, fit.beats[::4])
 
 
+def test_a_cut_within_a_frame_of_a_steady_beat_is_hit_without_bending_the_tempo():
+    # At an explicit 120 bpm (beats 0.5 s, drift within 3 %) a cut 30 ms after a beat cannot be
+    # put exactly on one (a one-beat gap of 0.53 s is 6 % slow); within the sync window it is hit.
+    fit = fit_beats(8.0, [Anchor(2.0, 0.5), Anchor(2.53, 0.5), Anchor(4.0, 0.5)], bpm=120, explicit=True)
+    assert fit.bpm == 120 and fit.max_drift <= EXPLICIT_DRIFT + 1e-6
+    assert 2.53 in fit.hit and not fit.missed
+    assert on_beat(2.53, fit.beats, SYNC_S + 1e-6) and not on_beat(2.53, fit.beats, 1e-3)
+    assert all(on_beat(t, fit.beats, 1e-6) for t in (2.0, 4.0))  # no offset where none is needed
+
+
+def test_a_requested_hit_is_placed_exactly_not_within_the_sync_window():
+    fit = fit_beats(8.0, [Anchor(2.0, 0.5), Anchor(2.53, 1.0, hit=True), Anchor(4.0, 0.5)], bpm=120,
+                    bpm_range=(100, 140))
+    assert 2.53 in fit.hit and on_beat(2.53, fit.beats, 1e-6)
+
+
+def test_a_segment_keeps_its_predecessors_tempo_family():
+    rng = random.Random(3)
+    cuts, t = [], 0.0
+    while t < 12:
+        t += rng.uniform(2.0, 4.0)
+        cuts.append(round(t, 3))
+    duration = cuts.pop() + 1.0
+    anchors = [Anchor(c, 0.5) for c in cuts]
+    alone = fit_beats(duration, anchors, bpm=100, bpm_range=(70, 120))
+    after_fast = fit_beats(duration, anchors, bpm=100, bpm_range=(70, 120), family=170.0)
+    octave = math.log2(after_fast.bpm / 170.0)
+    assert abs(alone.bpm / 100 - 1) <= 0.15  # on its own: near the asked tempo
+    assert abs(2 ** (octave - round(octave)) - 1) <= 0.05  # after a 170 bpm segment: ~85 (its half)
+    assert after_fast.bpm < 90
+
+
 def test_fit_is_deterministic_and_rejects_nonsense():
     anchors = [Anchor(1.3, 0.7), Anchor(2.9, 0.2), Anchor(4.4, 1.0)]
     assert fit_beats(8.0, anchors, bpm=110, bpm_range=(100, 150)) == fit_beats(8.0, anchors, bpm=110,
@@ -103,7 +136,7 @@ def test_planner_puts_cuts_on_beats_and_the_energy_curve_on_bars():
     cuts = [(2.0, 1.0), (4.1, 0.6), (7.0, 1.0), (9.0, 0.8), (12.6, 1.0), (15.0, 0.5)]
     plan = RulePlanner().plan(features(18.0, cuts), "rock", 0)
     beats = [b for s in plan.segments for b in s.beats]
-    hit = [t for t, _ in cuts if on_beat(t, beats)]
+    hit = [t for t, _ in cuts if on_beat(t, beats, SYNC_S + 1e-6)]
     assert len(hit) >= 5
     for seg in plan.segments:
         assert seg.beats[0] == seg.start and len(seg.energy_curve) == len(seg.beats[::4])

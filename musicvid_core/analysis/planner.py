@@ -180,18 +180,19 @@ def lock_timing(plan: Plan, features: VideoFeatures | None = None, *, hits: list
         explicit = plan.understood.get("bpm") is not None
     arc = plan.understood.get("arc")
     last = len(plan.segments) - 1
-    segments = []
+    segments: list[Segment] = []
     for seg in plan.segments:
         if only is not None and seg.index not in only:
             segments.append(seg)
             continue
+        family = segments[-1].bpm if segments and segments[-1].style == seg.style else None
         style = resolve_style(seg.style, seg.prompt)
         cuts = [t for t in plan.cuts if seg.start + 1e-3 < t < seg.end - 1e-3]
         mine = [h for h in hits if seg.start - 1e-3 <= h < seg.end - 1e-3]
         anchors = [Anchor(t - seg.start, strength.get(t, 1.0)) for t in cuts]
         anchors += [Anchor(h - seg.start, 1.0, hit=True) for h in mine]
         fit = fit_beats(seg.duration, anchors, bpm=seg.bpm, bpm_range=style.bpm_range, explicit=explicit,
-                        end_on_bar=seg.index != last)
+                        end_on_bar=seg.index != last, family=family)
         beats = [t for t in (round(seg.start + b, 6) for b in fit.beats) if t < seg.end]
         bars = beats[::BEATS_PER_BAR]
         if features is not None:
