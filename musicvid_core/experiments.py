@@ -206,8 +206,8 @@ def heard_beats(music: str | Path, plan=None) -> list[float]:
     import soundfile as sf
 
     samples, rate = sf.read(str(music), dtype="float32", always_2d=True)
-    prior = sorted(s.bpm for s in plan.segments)[len(plan.segments) // 2] if plan is not None else None
-    return [float(t) for t in music_metrics.detect_beats(samples, rate, prior_bpm=prior)]
+    spans = music_metrics.plan_tempo_spans(plan) if plan is not None else None
+    return [float(t) for t in music_metrics.detect_beats(samples, rate, tempo_spans=spans)]
 
 
 def job_row(svc: Services, job: Job, *, label: str = "", video: str | Path = "", elapsed_s: float | None = None,

@@ -51,6 +51,19 @@ def test_tempo_of_beats_survives_a_skipped_beat():
     assert math.isnan(mm.tempo_of_beats([0.0, 0.5]))
 
 
+def test_beats_follow_a_planned_tempo_change():
+    # 10 s at 90 bpm, then 10 s at 150 bpm (a segment boundary that changes tempo on purpose)
+    slow, fast = click_track(90, 10), click_track(150, 10)
+    y = np.concatenate([slow, fast])
+    spans = [(0.0, 10.0, 90.0), (10.0, 20.0, 150.0)]
+    beats = mm.detect_beats(y, SR, tempo_spans=spans)
+    for lo, hi, bpm in spans:
+        inside = beats[(beats > lo + 1.0) & (beats < hi - 1.0)]
+        assert np.median(np.diff(inside)) == pytest.approx(60 / bpm, rel=0.03)
+    cuts = [60 / 90 * k for k in (4, 8, 12)] + [10 + 60 / 150 * k for k in (4, 8, 12, 16)]
+    assert mm.cut_beat_alignment(y, SR, cuts, tempo_spans=spans).hit_rate == 1.0
+
+
 def test_cuts_on_the_beat_hit_and_cuts_between_beats_miss():
     y = click_track(120, 10)
     on = mm.cut_beat_alignment(y, SR, [2.0, 4.0, 6.0, 8.0], prior_bpm=120)

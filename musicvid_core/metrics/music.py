@@ -93,32 +93,72 @@ class Discontinuity:
 
 
 # ---------------------------------------------------------------------------------------------
-def detect_beats(audio: np.ndarray, sr: int, *, prior_bpm: float | None = None) -> np.ndarray:
+def detect_beats(audio: np.ndarray, sr: int, *, prior_bpm: float | None = None,
+                 tempo_spans: Sequence[tuple[float, float, float]] | None = None) -> np.ndarray:
     """Beat times (seconds) that librosa's dynamic-programming beat tracker (Ellis 2007) finds in
     ``audio``; ``prior_bpm`` is the tracker's starting tempo (librosa's default 120 when None).
+    ``tempo_spans``: (start s, end s, starting tempo) for music whose tempo changes on purpose
+    (a plan's segments, :func:`plan_tempo_spans`): the tempo is then estimated from the audio span
+    by span, each from its own starting tempo, and one tracker follows that time-varying tempo.
     Raises BadInput for empty or non-finite audio, ConfigurationError without librosa."""
-    return _beat_track(audio, sr, prior_bpm)[1]
+    return _beat_track(audio, sr, prior_bpm, tempo_spans)[1]
 
 
-def _beat_track(audio: np.ndarray, sr: int, prior_bpm: float | None) -> tuple[Any, np.ndarray]:
+def plan_tempo_spans(plan: Any) -> list[tuple[float, float, float]]:
+    """A plan's segments as (start s, end s, bpm): the starting tempos for :func:`detect_beats`."""
+    return [(float(s.start), float(s.end), float(s.bpm)) for s in plan.segments]
+
+
+def _beat_track(audio: np.ndarray, sr: int, prior_bpm: float | None,
+                tempo_spans: Sequence[tuple[float, float, float]] | None = None) -> tuple[Any, np.ndarray]:
     """librosa's tracker tempo (None for audio too short to track) and beat times (seconds)."""
     librosa = _librosa()
     y = _analysis_mono(audio, sr)
     if y.size < HOP * 4:
         return None, np.zeros(0)
     env = librosa.onset.onset_strength(y=y, sr=ANALYSIS_SR, hop_length=HOP)
+    if tempo_spans and len({round(b, 3) for _, _, b in tempo_spans}) > 1:
+        bpm = _tempo_curve(librosa, env, tempo_spans)
+        _, beats = librosa.beat.beat_track(onset_envelope=env, sr=ANALYSIS_SR, hop_length=HOP, bpm=bpm,
+                                           units="time")
+        return float(np.median(bpm)), np.asarray(beats, dtype=float)
+    if tempo_spans:
+        prior_bpm = tempo_spans[0][2]
     tempo, beats = librosa.beat.beat_track(onset_envelope=env, sr=ANALYSIS_SR, hop_length=HOP,
                                            start_bpm=float(prior_bpm or 120.0), units="time")
     return tempo, np.asarray(beats, dtype=float)
 
 
+def _tempo_curve(librosa: Any, env: np.ndarray, spans: Sequence[tuple[float, float, float]]) -> np.ndarray:
+    """Per onset frame, the tempo librosa estimates from its span's onsets (starting from the
+    span's tempo); frames outside every span take the nearest span's."""
+    frames = np.arange(env.size) * HOP / ANALYSIS_SR
+    bpm = np.empty(env.size)
+    bounds = []
+    for start, end, prior in sorted(spans):
+        a, b = int(np.searchsorted(frames, start)), int(np.searchsorted(frames, end))
+        if b - a >= 64:  # ~0.75 s: enough onsets for a tempo estimate
+            t = float(librosa.feature.tempo(onset_envelope=env[a:b], sr=ANALYSIS_SR, hop_length=HOP,
+                                            start_bpm=float(prior))[0])
+        else:
+            t = float(prior)
+        bounds.append((a, b, t))
+    for i, (a, b, t) in enumerate(bounds):
+        lo = 0 if i == 0 else a
+        hi = env.size if i == len(bounds) - 1 else b
+        bpm[lo:hi] = t
+    return bpm
+
+
 def cut_beat_alignment(audio: np.ndarray, sr: int, cut_times_s: Sequence[float], *,
                        tolerance_s: float = TOLERANCE_S, beats_s: Sequence[float] | None = None,
-                       prior_bpm: float | None = None) -> BeatAlignment:
+                       prior_bpm: float | None = None,
+                       tempo_spans: Sequence[tuple[float, float, float]] | None = None) -> BeatAlignment:
     """How well scene cuts (seconds) fall on the beats detected in ``audio`` (or on ``beats_s``,
-    seconds, when already detected). See :class:`BeatAlignment`."""
+    seconds, when already detected; ``prior_bpm`` / ``tempo_spans`` as for :func:`detect_beats`).
+    See :class:`BeatAlignment`."""
     beats = np.asarray(beats_s, dtype=float) if beats_s is not None else detect_beats(
-        audio, sr, prior_bpm=prior_bpm)
+        audio, sr, prior_bpm=prior_bpm, tempo_spans=tempo_spans)
     cuts = np.asarray(sorted(float(c) for c in cut_times_s), dtype=float)
     if cuts.size == 0:
         return BeatAlignment(math.nan, math.nan, 0, tolerance_s, (), tuple(beats.tolist()))
@@ -252,9 +292,7 @@ def music_report(audio: np.ndarray, sr: int, plan: Any, *, cuts: Sequence[float]
     x = np.asarray(audio, dtype=np.float32)
     y = _analysis_mono(x, sr)  # resampled once; the analyses below then run at ANALYSIS_SR
     cuts = list(plan.cuts if cuts is None else cuts)
-    bpms = [s.bpm for s in plan.segments]
-    prior = float(np.median(bpms)) if bpms else None
-    align = cut_beat_alignment(y, ANALYSIS_SR, cuts, tolerance_s=tolerance_s, prior_bpm=prior)
+    align = cut_beat_alignment(y, ANALYSIS_SR, cuts, tolerance_s=tolerance_s, tempo_spans=plan_tempo_spans(plan))
     segments = []
     for seg in plan.segments:
         part = y[round(seg.start * ANALYSIS_SR):round(seg.end * ANALYSIS_SR)]
