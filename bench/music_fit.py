@@ -10,7 +10,8 @@ analysed once (the planner sees the *measured* cuts); then for every style a pro
 every segment rendered by the procedural generator, the segments assembled into the music stem,
 and the stem measured by musicvid_core.metrics.music against the *known* cut times:
 
-- hit rate: share of cuts within +-70 ms of a beat librosa's tracker finds in the music; ``grid``:
+- hit rate: share of cuts within +-70 ms of a beat librosa's tracker finds in the music (starting
+  from each segment's tempo: musicvid_core.metrics.music.plan_tempo_spans); ``grid``:
   the same against the plan's own beat grid (what the fit promised, before rendering);
 - tempo: share of segments whose estimated tempo is within +-2 % of the plan's;
 - mode: each style is also rendered from a prompt naming "major" and one naming "minor" (on the
