@@ -131,22 +131,17 @@ def _beat_track(audio: np.ndarray, sr: int, prior_bpm: float | None,
 
 def _tempo_curve(librosa: Any, env: np.ndarray, spans: Sequence[tuple[float, float, float]]) -> np.ndarray:
     """Per onset frame, the tempo librosa estimates from its span's onsets (starting from the
-    span's tempo); frames outside every span take the nearest span's."""
+    span's tempo). Frames before the first span take its tempo; a frame after a span's end keeps
+    that span's tempo until the next span starts."""
     frames = np.arange(env.size) * HOP / ANALYSIS_SR
     bpm = np.empty(env.size)
-    bounds = []
-    for start, end, prior in sorted(spans):
+    for k, (start, end, prior) in enumerate(sorted(spans)):
         a, b = int(np.searchsorted(frames, start)), int(np.searchsorted(frames, end))
+        tempo = float(prior)
         if b - a >= 64:  # ~0.75 s: enough onsets for a tempo estimate
-            t = float(librosa.feature.tempo(onset_envelope=env[a:b], sr=ANALYSIS_SR, hop_length=HOP,
-                                            start_bpm=float(prior))[0])
-        else:
-            t = float(prior)
-        bounds.append((a, b, t))
-    for i, (a, b, t) in enumerate(bounds):
-        lo = 0 if i == 0 else a
-        hi = env.size if i == len(bounds) - 1 else b
-        bpm[lo:hi] = t
+            tempo = float(librosa.feature.tempo(onset_envelope=env[a:b], sr=ANALYSIS_SR, hop_length=HOP,
+                                                start_bpm=tempo)[0])
+        bpm[0 if k == 0 else a:] = tempo
     return bpm
 
 

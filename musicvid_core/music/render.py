@@ -16,7 +16,7 @@ for ~50 ms, a crash cymbal's noise for ~25 ms), so a note that starts on the bea
 it. As a producer nudges a slow-attack track early, each preset (each drum sound of a kit) has its
 onset lag measured once per process -- the peak of a spectral-flux onset function for one isolated
 note, less the same function's peak for a click -- and its notes start that much early (at most
-MAX_LEAD_S). See docs/music.md ("Onset alignment").
+MAX_LEAD_S; the pyfluidsynth fallback plays them as written). See docs/music.md ("Onset alignment").
 """
 
 from __future__ import annotations
@@ -40,13 +40,22 @@ DRUM_CHANNEL = 9
 VOLUME_CC = 7
 REFERENCE_DBFS = -20.0  # every preset's reference note is scaled to this short-term RMS
 MAX_VOICES = 256  # per stem; past it the synth drops the voice furthest into its release
+MAX_LEAD_S = 0.08  # the longest onset lag compensated (a pad's swell is not a beat anyway)
+ONSET_PRE_S = 0.1  # silence before the measured note ...
+ONSET_SPAN_S = 0.3  # ... and the length measured (a lead is at most MAX_LEAD_S)
+ONSET_WINDOW_S = 0.093  # STFT window of the onset function (librosa's 2048 samples at 22.05 kHz) ...
+ONSET_LAG_S = 0.0116  # ... and the frame distance its flux differences (its 256-sample hop)
+ONSET_HOP_S = 0.002  # this measurement's hop: 2 ms resolution
+ONSET_RANGE_DB = 30.0  # levels more than this below the note's peak count as the peak less this: in a
+# mix a note is heard when it rises out of the rest; from digital silence the log spectrum jumps
+# the moment the window's edge touches the attack, and every sound would measure as a click
+ONSET_BANDS = 40  # log-spaced from 30 Hz to Nyquist
 
 _lock = threading.Lock()
 _templates: dict[str, Any] = {}  # SoundFont path -> parsed tinysoundfont SoundFont (never played)
 _preset_gains: dict[tuple[str, int, bool, int], float] = {}
 _onset_leads: dict[tuple, float] = {}  # (SoundFont, program, drum, note or octave, rate) -> seconds
 _click_onsets: dict[int, float] = {}  # sample rate -> onset_time of a click after ONSET_PRE_S
-MAX_LEAD_S = 0.08  # the longest onset lag compensated (a pad's swell is not a beat anyway)
 
 
 def find_soundfont(settings: Any = None) -> Path:
@@ -104,10 +113,16 @@ def _synth(path: Path, sample_rate: int) -> Any:
     return synth
 
 
-def _render_stem(inst: pretty_midi.Instrument, sample_rate: int, n_samples: int, path: Path) -> np.ndarray:
+def _preset_synth(path: Path, program: int, is_drum: bool, sample_rate: int) -> tuple[Any, int]:
+    """A fresh synthesizer with the preset selected, and the channel to play it on."""
     synth = _synth(path, sample_rate)
-    ch = DRUM_CHANNEL if inst.is_drum else 0
-    synth.channel_set_preset_number(ch, inst.program, inst.is_drum)
+    ch = DRUM_CHANNEL if is_drum else 0
+    synth.channel_set_preset_number(ch, program, is_drum)
+    return synth, ch
+
+
+def _render_stem(inst: pretty_midi.Instrument, sample_rate: int, n_samples: int, path: Path) -> np.ndarray:
+    synth, ch = _preset_synth(path, inst.program, inst.is_drum, sample_rate)
     out = np.zeros((n_samples, 2), dtype=np.float32)
     pos = 0
     for sample, action in _events(inst, ch, sample_rate, path):
@@ -164,9 +179,7 @@ def _preset_gain(path: Path, program: int, is_drum: bool, sample_rate: int) -> f
     with _lock:
         if key in _preset_gains:
             return _preset_gains[key]
-    synth = _synth(path, sample_rate)
-    ch = DRUM_CHANNEL if is_drum else 0
-    synth.channel_set_preset_number(ch, program, is_drum)
+    synth, ch = _preset_synth(path, program, is_drum, sample_rate)
     half = sample_rate // 2
     out = np.zeros((4 * half, 2), dtype=np.float32)
     first, second = (36, 38) if is_drum else ((40, None) if 32 <= program <= 39 else (60, None))
@@ -198,9 +211,7 @@ def onset_lead(path: Path, program: int, is_drum: bool, pitch: int, sample_rate:
             click = np.zeros(round(ONSET_SPAN_S * sample_rate))
             click[round(ONSET_PRE_S * sample_rate)] = 1.0
             _click_onsets[sample_rate] = onset_time(click, sample_rate)
-    synth = _synth(path, sample_rate)
-    ch = DRUM_CHANNEL if is_drum else 0
-    synth.channel_set_preset_number(ch, program, is_drum)
+    synth, ch = _preset_synth(path, program, is_drum, sample_rate)
     pre, out = round(ONSET_PRE_S * sample_rate), np.zeros((round(ONSET_SPAN_S * sample_rate), 2), np.float32)
     synth.channel_note_on(ch, ref, 100 / 127)
     synth.render(out[pre:])
@@ -213,32 +224,22 @@ def onset_lead(path: Path, program: int, is_drum: bool, pitch: int, sample_rate:
     return lead
 
 
-ONSET_PRE_S = 0.1  # silence before the measured note ...
-ONSET_SPAN_S = 0.3  # ... and the length measured (a lead is at most MAX_LEAD_S)
-ONSET_WINDOW_S = 0.093  # STFT window of the onset function (librosa's 2048 samples at 22.05 kHz) ...
-ONSET_LAG_S = 0.0116  # ... and the frame distance its flux differences (its 256-sample hop)
-ONSET_HOP_S = 0.002  # this measurement's hop: 2 ms resolution
-ONSET_RANGE_DB = 30.0  # levels more than this below the note's peak count as the peak less this: in a
-# mix a note is heard when it rises out of the rest; from digital silence the log spectrum jumps
-# the moment the window's edge touches the attack, and every sound would measure as a click
-
-
 def onset_time(mono: np.ndarray, sample_rate: int) -> float:
     """Time (seconds) of the peak of a spectral-flux onset function of ``mono``: log-power spectra
-    (Hann window ONSET_WINDOW_S, 40 log-spaced bands from 30 Hz, floored ONSET_RANGE_DB below the
-    peak) every ONSET_HOP_S, the mean over bands of the rise since ONSET_LAG_S before, half-wave
-    rectified. The standard onset model of
-    music information retrieval (as librosa's onset_strength), at a finer hop."""
+    (Hann window ONSET_WINDOW_S, ONSET_BANDS bands, floored ONSET_RANGE_DB below the peak) every
+    ONSET_HOP_S, the mean over bands of the rise since ONSET_LAG_S before, half-wave rectified:
+    the standard onset model of music information retrieval (as librosa's onset_strength), at a
+    finer hop."""
     n_fft = round(ONSET_WINDOW_S * sample_rate)
     hop = max(1, round(ONSET_HOP_S * sample_rate))
     x = np.pad(mono.astype(np.float64), n_fft // 2)
     frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop] * np.hanning(n_fft)
     power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
     freqs = np.fft.rfftfreq(n_fft, 1 / sample_rate)
-    edges = np.geomspace(30.0, sample_rate / 2, 41)
+    edges = np.geomspace(30.0, sample_rate / 2, ONSET_BANDS + 1)
     band = np.digitize(freqs, edges) - 1
-    ok = (band >= 0) & (band < 40)
-    bands = np.zeros((power.shape[0], 40))
+    ok = (band >= 0) & (band < ONSET_BANDS)
+    bands = np.zeros((power.shape[0], ONSET_BANDS))
     np.add.at(bands.T, band[ok], power[:, ok].T)
     db = 10 * np.log10(np.maximum(bands, 1e-10))
     db = np.maximum(db, db.max() - ONSET_RANGE_DB)
