@@ -108,8 +108,8 @@ def main(argv: list[str] | None = None) -> None:
             music, wall = render(gen, plan, args.seed, args.workers)
             cpu_s += time.process_time() - c0
             audio_s, wall_s = audio_s + plan.duration, wall_s + wall
-            report = mm.music_report(music, sr, plan, cuts=sample.cuts)
             align = mm.cut_beat_alignment(music, sr, sample.cuts, tempo_spans=mm.plan_tempo_spans(plan))
+            report = mm.music_report(music, sr, plan, cuts=sample.cuts, beats_s=align.beats_s)
             planned = mm.cut_beat_alignment(music, sr, sample.cuts,
                                             beats_s=[b for s in plan.segments for b in s.beats])
             grid += [abs(d) <= mm.TOLERANCE_S for d in planned.distances_s]

@@ -279,15 +279,17 @@ def assemble_music(clips: Sequence[np.ndarray], plan: Any, sr: int) -> np.ndarra
 
 
 def music_report(audio: np.ndarray, sr: int, plan: Any, *, cuts: Sequence[float] | None = None,
-                 tolerance_s: float = TOLERANCE_S) -> dict:
+                 tolerance_s: float = TOLERANCE_S, beats_s: Sequence[float] | None = None) -> dict:
     """Every music metric for ``audio`` (the plan's music stem, sample 0 = the video start) as
     plain JSON values: cut-beat alignment over ``cuts`` (default ``plan.cuts``), per segment the
     requested and estimated tempo and key, the share of segments within 2 % of their tempo, mode
-    agreement, clipping and boundary discontinuities."""
+    agreement, clipping and boundary discontinuities. ``beats_s``: the stem's beats (seconds) when
+    already detected (with :func:`plan_tempo_spans`), so they are not tracked twice."""
     x = np.asarray(audio, dtype=np.float32)
     y = _analysis_mono(x, sr)  # resampled once; the analyses below then run at ANALYSIS_SR
     cuts = list(plan.cuts if cuts is None else cuts)
-    align = cut_beat_alignment(y, ANALYSIS_SR, cuts, tolerance_s=tolerance_s, tempo_spans=plan_tempo_spans(plan))
+    align = cut_beat_alignment(y, ANALYSIS_SR, cuts, tolerance_s=tolerance_s, beats_s=beats_s,
+                               tempo_spans=plan_tempo_spans(plan))
     segments = []
     for seg in plan.segments:
         part = y[round(seg.start * ANALYSIS_SR):round(seg.end * ANALYSIS_SR)]

@@ -115,13 +115,12 @@ def fit_beats(duration: float, anchors: list[Anchor], *, bpm: float,
     for target, tempos in families:
         for tempo in tempos:
             cost, _ = _programme(points, duration, tempo, drift, end_on_bar, meter, short)
-            scored.append((cost + W_TEMPO * duration * tempo / 60 * math.log(tempo / target) ** 2, tempo, target))
+            scored.append((cost + _pull(duration, tempo, target), tempo, target))
     scored.sort(key=lambda c: c[0])
-    offsets = SYNC_OFFSETS or (0.0,)
     best: tuple[float, float, list] = (math.inf, float(families[0][1][0]), [])
     for _, tempo, target in scored[:REFINE]:  # the best few again, anchors within the sync window
-        cost, path = _programme(points, duration, tempo, drift, end_on_bar, meter, short, offsets)
-        cost += W_TEMPO * duration * tempo / 60 * math.log(tempo / target) ** 2
+        cost, path = _programme(points, duration, tempo, drift, end_on_bar, meter, short, SYNC_OFFSETS)
+        cost += _pull(duration, tempo, target)
         if cost < best[0] - 1e-12:
             best = (cost, tempo, path)
     cost, tempo, path = best
@@ -206,11 +205,17 @@ def _shortlist(tempos: np.ndarray, points: list[Anchor], duration: float, bpm: f
         exact = gaps[None, :] * tempos[:, None] / 60.0
         n = np.maximum(1.0, np.round(exact))
         score = (n * np.log(n / exact) ** 2).sum(axis=1)
-    score = score + W_TEMPO * duration * tempos / 60 * np.log(tempos / bpm) ** 2
+    score = score + _pull(duration, tempos, bpm)
     picked = [float(tempos[i]) for i in np.argsort(score, kind="stable")[:CANDIDATES]]
     if tempos[0] - 1e-9 <= bpm <= tempos[-1] + 1e-9 and float(bpm) not in picked:
         picked.append(float(bpm))
     return picked
+
+
+def _pull(duration: float, tempo, target: float):
+    """The cost of a nominal ``tempo`` (bpm, or an array of them) away from ``target``:
+    W_TEMPO per beat of the segment times the squared log ratio."""
+    return W_TEMPO * duration * tempo / 60 * np.log(tempo / target) ** 2
 
 
 def _programme(points: list[Anchor], duration: float, tempo: float, drift: float, end_on_bar: bool,
