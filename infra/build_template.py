@@ -60,6 +60,12 @@ def _bucket(suffix: str) -> dict:
 TABLE = _arn("JobsTable")
 INDEX = _arn("JobsTable", "/index/*")
 JOBS_RW = ["dynamodb:GetItem", "dynamodb:PutItem"]
+# Without ListBucket, S3 answers a read of a missing key with 403 instead of 404: every "is it
+# there yet?" (cached features, the preview proxy, a previous attempt's files) would fail the job.
+LIST_JOBS = {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": _bucket(""),
+             "Condition": {"StringLike": {"s3:prefix": "jobs/*"}}}
+LIST_ALL = {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": _bucket(""),
+            "Condition": {"StringLike": {"s3:prefix": ["jobs/*", "uploads/*"]}}}
 
 # What each function may do, and nothing more.
 POLICIES: dict[str, list[dict]] = {
@@ -67,33 +73,35 @@ POLICIES: dict[str, list[dict]] = {
         # presigned POST/GET are signed with this role: it must itself be allowed what they grant
         {"Effect": "Allow", "Action": ["s3:PutObject"], "Resource": _bucket("/uploads/*")},
         {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": [_bucket("/uploads/*"), _bucket("/jobs/*")]},
+        LIST_ALL,
         {"Effect": "Allow", "Action": [*JOBS_RW, "dynamodb:Query"], "Resource": [TABLE, INDEX]},
         {"Effect": "Allow", "Action": ["states:StartExecution"], "Resource": {"Ref": "StateMachine"}},
     ],
     "Coordinator": [
         {"Effect": "Allow", "Action": ["s3:GetObject", "s3:DeleteObject"], "Resource": _bucket("/jobs/*")},
-        {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": _bucket(""),
-         "Condition": {"StringLike": {"s3:prefix": "jobs/*"}}},
+        LIST_JOBS,
         {"Effect": "Allow", "Action": JOBS_RW, "Resource": TABLE},
     ],
-    "Analyzer": [
-        {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": _bucket("/uploads/*")},
+    "Analyzer": [  # reads the upload, and the job's cache and earlier attempts (re-roll, conversation)
+        {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": [_bucket("/uploads/*"), _bucket("/jobs/*")]},
         {"Effect": "Allow", "Action": ["s3:PutObject"], "Resource": _bucket("/jobs/*")},
+        LIST_ALL,
         {"Effect": "Allow", "Action": JOBS_RW, "Resource": TABLE},
     ],
     "AudioGenerator": [
         {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": _bucket("/jobs/*")},
+        LIST_JOBS,
         {"Effect": "Allow", "Action": JOBS_RW, "Resource": TABLE},
     ],
     "AvOperator": [
         {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": [_bucket("/uploads/*"), _bucket("/jobs/*")]},
         {"Effect": "Allow", "Action": ["s3:PutObject"], "Resource": _bucket("/jobs/*")},
+        LIST_ALL,
         {"Effect": "Allow", "Action": JOBS_RW, "Resource": TABLE},
     ],
     "FailureHandler": [
         {"Effect": "Allow", "Action": ["s3:DeleteObject"], "Resource": _bucket("/jobs/*")},
-        {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": _bucket(""),
-         "Condition": {"StringLike": {"s3:prefix": "jobs/*"}}},
+        LIST_JOBS,
         {"Effect": "Allow", "Action": JOBS_RW, "Resource": TABLE},
     ],
 }
