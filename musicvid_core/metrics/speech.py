@@ -11,6 +11,7 @@ Never NaN or infinite: silence (or spans too short to meter, < 0.4 s) reads -70 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,6 +23,7 @@ RECOVERY_AFTER_S = 1.0  # the music should be back this long after speech ends..
 RECOVERY_WINDOW_S = 1.0  # ...measured over this long a window
 RECOVERY_TOLERANCE_LU = 3.0  # ...within this of its unducked level
 _MIN_METERED_S = 0.4  # one BS.1770 gating block
+_FRAME_S = 0.01  # the spans are cut on frames of 480 samples (10 ms at the stems' 48 kHz)
 
 
 def loudness_over(path: str | Path, spans: Sequence[tuple[float, float]], *, timeout: float = 600.0) -> float:
@@ -37,10 +39,14 @@ def loudness_over(path: str | Path, spans: Sequence[tuple[float, float]], *, tim
     spans = [(max(0.0, a), min(length, b)) for a, b in spans if min(length, b) > max(0.0, a)]
     if sum(b - a for a, b in spans) < _MIN_METERED_S:
         return SILENCE_LUFS
-    select = "+".join(f"between(t\\,{a:.4f}\\,{b - 0.005:.4f})" for a, b in spans)
+    # Decode only from the first span (on the 10 ms frame grid, so the frames are the same as
+    # from the file's start) to the last: a one-second window of a long stem reads one second.
+    start = math.floor(min(a for a, _ in spans) / _FRAME_S) * _FRAME_S
+    stop = max(b for _, b in spans)
+    select = "+".join(f"between(t\\,{a - start:.4f}\\,{b - start - 0.005:.4f})" for a, b in spans)
     chain = f"asetnsamples=n=480:p=0,aselect='{select}',asetpts=N/SR/TB,ebur128=framelog=quiet"
-    proc = run_ffmpeg(["-nostats", "-i", str(path), "-af", chain, "-f", "null", "-"], timeout=timeout,
-                      what="span meter")
+    proc = run_ffmpeg(["-nostats", "-ss", f"{start:.4f}", "-t", f"{stop - start:.4f}", "-i", str(path),
+                       "-af", chain, "-f", "null", "-"], timeout=timeout, what="span meter")
     return parse_ebur128_summary(proc.stderr).integrated_lufs  # floored at -70, rounded
 
 
@@ -88,11 +94,11 @@ def speech_music_difference(original_stem: str | Path, music_stem: str | Path,
     speech_lufs = loudness_over(original_stem, speech)
     music_lufs = loudness_over(music_stem, speech)
     shortfalls = []
-    for window in recovery_windows(speech, duration):
-        if unducked_music is not None:
-            reference = loudness_over(unducked_music, [window])
-        else:
-            reference = loudness_over(music_stem, _outside(speech, duration, margin=RECOVERY_AFTER_S))
+    windows = recovery_windows(speech, duration)
+    if windows and unducked_music is None:  # one reference for every window: the music away from speech
+        undisturbed = loudness_over(music_stem, _outside(speech, duration, margin=RECOVERY_AFTER_S))
+    for window in windows:
+        reference = loudness_over(unducked_music, [window]) if unducked_music is not None else undisturbed
         shortfalls.append(reference - loudness_over(music_stem, [window]))
     recovery = round(max(shortfalls), 2) if shortfalls else None
     return {
