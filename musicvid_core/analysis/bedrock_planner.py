@@ -264,7 +264,7 @@ class BedrockPlanner:
     def _converse(self, features, prompt, seed, video, previous, job) -> tuple[Plan, dict]:
         from .planner import RulePlanner
 
-        base = RulePlanner(self.settings).plan(features, prompt, seed)
+        base = RulePlanner(self.settings).draft(features, prompt, seed)  # mix-level fields only
         state = self._start(previous, job)
         text = (_regenerate_turn(prompt, previous["plan"]) if previous and previous.get("plan")
                 else _first_turn(features, prompt))

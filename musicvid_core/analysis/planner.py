@@ -59,8 +59,14 @@ class RulePlanner:
         self.settings = settings
 
     def plan(self, features: VideoFeatures, prompt: str, seed: int) -> Plan:
-        """A Plan tiling [0, features.media.duration] (seconds). Raises PlanValidationError only
-        if the rules produced something invalid (a bug), never for a prompt."""
+        """A Plan tiling [0, features.media.duration] (seconds), its beat grids fitted to the cuts.
+        Raises PlanValidationError only if the rules produced something invalid (a bug), never
+        for a prompt."""
+        return lock_timing(self.draft(features, prompt, seed), features)
+
+    def draft(self, features: VideoFeatures, prompt: str, seed: int) -> Plan:
+        """The plan before :func:`lock_timing` fits its beat grids (no beats, no energy curves):
+        what a model planner takes its mix-level fields from."""
         from ..music.prompt import parse_prompt
         from ..music.styles import DEFAULT_STYLE, STYLES
 
@@ -102,7 +108,7 @@ class RulePlanner:
                 accents=[t for t in cut_times if start + 1e-3 < t < end - 1e-3],
                 prompt=_describe(style, mood, bpm, key, text_instruments, energy, intent.arc,
                                  last=i == len(bounds) - 2)))
-        plan = Plan(duration=duration, prompt=prompt, seed=seed, segments=segments,
+        return Plan(duration=duration, prompt=prompt, seed=seed, segments=segments,
                     understood=dict(intent.understood), cuts=cut_times,
                     # short clips: fades that fit (the defaults suit clips of 8 s and more)
                     fade_in_s=min(0.5, duration / 8), fade_out_s=min(2.0, duration / 4),
@@ -110,7 +116,6 @@ class RulePlanner:
                     source_music=list(features.music),
                     source_music_policy=getattr(self.settings, "source_music", "duck"),
                     planner=self.name)
-        return lock_timing(plan, features)
 
     def _ducking(self, features: VideoFeatures) -> dict:
         """The plan's ducking fields: attack and release from the settings, depth from
