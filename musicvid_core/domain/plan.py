@@ -47,6 +47,11 @@ class Segment(BaseModel):
     def duration(self) -> float:
         return self.end - self.start
 
+    @property
+    def mean_energy(self) -> float:
+        """The mean of the per-bar energy curve (the segment's energy when it has none)."""
+        return sum(self.energy_curve) / len(self.energy_curve) if self.energy_curve else self.energy
+
     @field_validator("key")
     @classmethod
     def _key(cls, v: str) -> str:

@@ -151,11 +151,19 @@ def to_clip(audio: np.ndarray, model_rate: int, plan: Plan, index: int, sample_r
     n = plan.clip_samples(index, sample_rate)
     y = fit_length(y, n, sample_rate)
     seg = plan.segments[index]
-    energy = sum(seg.energy_curve) / len(seg.energy_curve) if seg.energy_curve else seg.energy
     body = max(1, n - round(plan.tail_s(index) * sample_rate))
-    y = _normalise(y, sample_rate, body, target_lufs(energy))
+    y = _normalise(y, sample_rate, body, target_lufs(seg.mean_energy))
     y = np.clip(limit(y, sample_rate), -1.0, 1.0)
     return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def assemble(parts: list[tuple[float, np.ndarray]], model_rate: int, plan: Plan, index: int,
+             sample_rate: int) -> np.ndarray:
+    """Segment ``index``'s clip from its generated pieces ((offset s, audio at ``model_rate``)):
+    joined when there are several, then :func:`to_clip`."""
+    n_model = round((plan.segments[index].duration + plan.tail_s(index)) * model_rate)
+    joined = join_pieces(parts, model_rate, n_model) if len(parts) > 1 else parts[0][1]
+    return to_clip(joined, model_rate, plan, index, sample_rate)
 
 
 def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:

@@ -20,7 +20,7 @@ import numpy as np
 
 from ...domain.errors import ConfigurationError, GenerationError
 from ...domain.plan import Plan
-from .musicgen_common import join_pieces, max_new_tokens, plan_pieces, to_clip
+from .musicgen_common import assemble, max_new_tokens, plan_pieces
 
 log = logging.getLogger(__name__)
 
@@ -131,9 +131,5 @@ class LocalMusicGenGenerator:
         by_segment: dict[int, list[tuple[float, np.ndarray]]] = {}
         for piece, wave in zip(pieces, audio):
             by_segment.setdefault(piece.index, []).append((piece.offset_s, wave.T))
-        clips = []
-        for index, parts in sorted(by_segment.items()):
-            n_model = round((plan.segments[index].duration + plan.tail_s(index)) * self.model_rate)
-            joined = join_pieces(parts, self.model_rate, n_model) if len(parts) > 1 else parts[0][1]
-            clips.append(to_clip(joined, self.model_rate, plan, index, self.sample_rate))
-        return clips
+        return [assemble(parts, self.model_rate, plan, index, self.sample_rate)
+                for index, parts in sorted(by_segment.items())]

@@ -51,10 +51,9 @@ class ProceduralGenerator:
         rate = self.synth_rate
         m = plan.clip_samples(index, rate)
         audio = render_midi(midi, rate, m, self.soundfont)
-        energy = sum(seg.energy_curve) / len(seg.energy_curve) if seg.energy_curve else seg.energy
         tail = round(plan.tail_s(index) * rate)
         audio = polish(audio, rate, reverb=resolve_style(seg.style, seg.prompt).reverb,
-                       energy=energy, body_samples=m - tail)
+                       energy=seg.mean_energy, body_samples=m - tail)
         if rate != self.sample_rate:
             audio = _resample(audio, rate, self.sample_rate, n)
         if audio.shape != (n, 2) or not np.isfinite(audio).all():

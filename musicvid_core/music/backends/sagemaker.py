@@ -31,7 +31,7 @@ import numpy as np
 from ...adapters.aws.errors import error_code, from_aws, http_status
 from ...domain.errors import ConfigurationError, GenerationError, MusicVidError
 from ...domain.plan import Plan
-from .musicgen_common import decode_wav, join_pieces, plan_pieces, resample, to_clip
+from .musicgen_common import assemble, decode_wav, plan_pieces, resample
 
 AUDIO_MAGIC = (b"RIFF", b"fLaC", b"OggS")
 
@@ -134,9 +134,7 @@ class SageMakerGenerator:
                 audio = resample(audio, piece_rate, rate)
             rate = rate or piece_rate
             parts.append((float(req["offset_s"]), audio))
-        clip_s = plan.segments[index].duration + plan.tail_s(index)
-        joined = join_pieces(parts, rate, round(clip_s * rate)) if len(parts) > 1 else parts[0][1]
-        return to_clip(joined, rate, plan, index, self.sample_rate)
+        return assemble(parts, rate, plan, index, self.sample_rate)
 
     def generate(self, plan: Plan, index: int, seed: int, prefix: str = "adhoc/") -> np.ndarray:
         """Blocking convenience for notebooks: submit, wait, fetch one segment. The workflow never
