@@ -10,7 +10,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e ".[local,dev,notebooks,aws,musicgen,api,serve]"
-	# asl-validator (npm) checks infra/workflow.asl.json in the tests; best effort without npm.
+	# asl-validator (npm) checks musicvid_core/workflow/workflow.asl.json in the tests; best effort without npm.
 	-command -v npm >/dev/null 2>&1 && npm ci --prefix infra --no-audit --no-fund --silent
 	# The notebooks' kernel, "Python (musicvid)", registered inside the venv (jupyter lab from the
 	# venv finds it; `make kernel` registers it for a Jupyter installed elsewhere).
@@ -60,7 +60,7 @@ samples: install system-deps
 	$(PY) data/make_samples.py
 
 # The AWS stack, offline: Chalice's SAM template merged with infra/ (bucket, table, Cognito, the state
-# machine from infra/workflow.asl.json, per-function IAM), the three media steps turned into
+# machine from musicvid_core/workflow/workflow.asl.json, per-function IAM), the three media steps turned into
 # container-image functions (--finalize; the image is `make image`), then linted. Output in
 # build/package/ (sam.json, deployment.zip); deploy with `sam deploy` (docs/deploy.md).
 # The browser origin allowed by CORS: Chalice bakes it into the API's preflight at package time.
@@ -73,7 +73,7 @@ package: install
 	  --merge-template ../build/resources.json ../build/package
 	$(PY) infra/build_template.py --finalize build/package/sam.json
 	$(VENV)/bin/cfn-lint build/package/sam.json
-	cd infra && npx --no-install asl-validator --json-path workflow.asl.json
+	cd infra && npx --no-install asl-validator --json-path ../musicvid_core/workflow/workflow.asl.json
 	rm -rf chalice_app/vendor
 	@unzip -l build/package/deployment.zip | tail -1 | awk '{printf "deployment.zip unzipped: %.1f MB\n", $$1/1e6}'
 

@@ -23,7 +23,7 @@ def main() -> None:
     seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 8.0
     shutil.rmtree(OUT, ignore_errors=True)
     os.environ["MUSICVID_HOME"] = str(OUT / "home")
-    from musicvid_core import batch, experiments
+    from musicvid_core.lab import batch, experiments
 
     t0 = time.monotonic()
     manifest = batch.make_sample_batch(OUT / "in", count, broken=1, seconds=seconds)

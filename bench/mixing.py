@@ -24,11 +24,12 @@ PRESETS = ("web", "apple", "broadcast")
 
 
 def main() -> None:
-    from musicvid_core import service
-    from musicvid_core.config import Settings, build_services
+    from musicvid_core.bootstrap import build_services
+    from musicvid_core.lab.samples import espeak_available, make_video
     from musicvid_core.metrics import measure_loudness, video_packet_hashes
-    from musicvid_core.mixing.presets import LOUDNESS_PRESETS
-    from musicvid_core.samples import espeak_available, make_video
+    from musicvid_core.settings import Settings
+    from musicvid_core.stages.mix.presets import LOUDNESS_PRESETS
+    from musicvid_core.workflow import submit as service
 
     if not espeak_available():
         print("note: espeak-ng is not installed: the speech case falls back to a tone", file=sys.stderr)

@@ -4,7 +4,7 @@
     python bench/music_fit.py --seconds 20 --styles rock jazz
     python bench/music_fit.py --kinds fast --no-mode --video-seed 8   # another fast-cut video
 
-Three generated videos with known cuts (musicvid_core.samples.make_video): ``regular`` (a cut every
+Three generated videos with known cuts (musicvid_core.lab.samples.make_video): ``regular`` (a cut every
 2 s), ``irregular`` (scenes of 1.5-5 s, seeded) and ``fast`` (scenes of 0.5-1.2 s, seeded). Each is
 analysed once (the planner sees the *measured* cuts); then for every style a prompt is planned,
 every segment rendered by the procedural generator, the segments assembled into the music stem,
@@ -34,14 +34,14 @@ from pathlib import Path
 
 import numpy as np
 
-from musicvid_core.analysis.features import analyze_video
-from musicvid_core.analysis.planner import RulePlanner
-from musicvid_core.analysis.probe import probe
-from musicvid_core.config import Settings
+from musicvid_core.domain.styles import STYLES
+from musicvid_core.lab.samples import make_video
 from musicvid_core.metrics import music as mm
-from musicvid_core.music.backends.procedural import ProceduralGenerator
-from musicvid_core.music.styles import STYLES
-from musicvid_core.samples import make_video
+from musicvid_core.settings import Settings
+from musicvid_core.stages.analyse.features import analyze_video
+from musicvid_core.stages.analyse.probe import probe
+from musicvid_core.stages.compose.procedural import ProceduralGenerator
+from musicvid_core.stages.plan.planner import RulePlanner
 
 PROMPTS = {"cinematic": "cinematic trailer", "lofi": "lofi hip hop", "electronic": "house",
            "ambient": "ambient", "rock": "rock", "orchestral": "orchestral", "jazz": "jazz",

@@ -16,13 +16,13 @@ from __future__ import annotations
 import argparse
 import time
 
-from musicvid_core.config import Settings
 from musicvid_core.domain.plan import Plan, Segment
-from musicvid_core.music.backends.procedural import SYNTH_RATE, _resample
-from musicvid_core.music.composer import compose_segment
-from musicvid_core.music.fx import polish
-from musicvid_core.music.render import find_soundfont, render_midi
-from musicvid_core.music.styles import STYLES
+from musicvid_core.domain.styles import STYLES
+from musicvid_core.settings import Settings
+from musicvid_core.stages.compose.composer import compose_segment
+from musicvid_core.stages.compose.fx import polish
+from musicvid_core.stages.compose.procedural import SYNTH_RATE, _resample
+from musicvid_core.stages.compose.render import find_soundfont, render_midi
 
 
 def _plan(style: str, seconds: float, energy: float) -> Plan:

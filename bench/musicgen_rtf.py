@@ -51,7 +51,7 @@ def main() -> None:
     import torch
     from transformers.utils import logging as hf_logging
 
-    from musicvid_core.music.backends.musicgen_common import max_new_tokens
+    from musicvid_core.adapters.model.musicgen_common import max_new_tokens
 
     hf_logging.set_verbosity_error()  # musicgen's pad id (2048) sits past the vocabulary by design
 

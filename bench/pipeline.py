@@ -27,8 +27,9 @@ OUT = HERE / "out"
 
 def _child(video: str) -> None:
     """Run the pipeline in this (fresh) process and print its figures as JSON."""
-    from musicvid_core import service
-    from musicvid_core.config import Settings, build_services
+    from musicvid_core.bootstrap import build_services
+    from musicvid_core.settings import Settings
+    from musicvid_core.workflow import submit as service
 
     services = build_services(Settings())
     stages: dict[str, float] = {}
@@ -73,7 +74,7 @@ def _decode_seconds(video: Path) -> float:
 
 
 def bench_one(seconds: float, preset: str) -> dict:
-    from musicvid_core.samples import make_long_video
+    from musicvid_core.lab.samples import make_long_video
 
     OUT.mkdir(parents=True, exist_ok=True)
     video = OUT / f"bench_{int(seconds)}s_720p30_{preset}.mp4"

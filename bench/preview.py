@@ -22,9 +22,10 @@ PROMPTS = ("warm acoustic, slow build", "dark synth pulse", "bright upbeat pop",
 
 
 def main() -> None:
-    from musicvid_core import service
-    from musicvid_core.config import Settings, build_services
-    from musicvid_core.samples import make_long_video
+    from musicvid_core.bootstrap import build_services
+    from musicvid_core.lab.samples import make_long_video
+    from musicvid_core.settings import Settings
+    from musicvid_core.workflow import submit as service
 
     video = OUT / "bench_60s_720p30_veryfast.mp4"
     if not video.exists():

@@ -58,8 +58,9 @@ def _outcome(services, job_id: str) -> str:
 
 
 def kill(runs: int) -> list[dict]:
-    from musicvid_core.config import Settings, build_services
-    from musicvid_core.samples import make_video
+    from musicvid_core.bootstrap import build_services
+    from musicvid_core.lab.samples import make_video
+    from musicvid_core.settings import Settings
     from tests.crash_child import STAGES
 
     rows = []
@@ -114,9 +115,10 @@ def kill(runs: int) -> list[dict]:
 
 
 def hostile(runs: int) -> list[dict]:
-    from musicvid_core import service
-    from musicvid_core.config import Settings, build_services
-    from musicvid_core.samples import HOSTILE_KINDS, make_hostile
+    from musicvid_core.bootstrap import build_services
+    from musicvid_core.lab.samples import HOSTILE_KINDS, make_hostile
+    from musicvid_core.settings import Settings
+    from musicvid_core.workflow import submit as service
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -137,9 +139,10 @@ def hostile(runs: int) -> list[dict]:
 
 
 def long(minutes: float) -> list[dict]:
-    from musicvid_core import service
-    from musicvid_core.config import Settings, build_services
+    from musicvid_core.bootstrap import build_services
     from musicvid_core.media import run_ffmpeg
+    from musicvid_core.settings import Settings
+    from musicvid_core.workflow import submit as service
 
     OUT.mkdir(parents=True, exist_ok=True)
     video = OUT / f"long_{minutes:g}min_160x90.mp4"

@@ -6,23 +6,23 @@ client verify nothing). The step Lambdas are the handlers the local runner calls
 exceptions they raise are the error-tree classes the ASL's Retry/Catch name.
 """
 
-import os
-
 from chalice import Chalice, CognitoUserPoolAuthorizer, CORSConfig, Response
 from chalicelib.wiring import api
 
 from musicvid_core.api.core import error_response
+from musicvid_core.bootstrap import process_services
+from musicvid_core.settings import Settings
 from musicvid_core.workflow import steps
 
 app = Chalice(app_name="musicvid")
+_settings = Settings()  # reads MUSICVID_* once; nothing AWS is built at import time
 
 # The pool ARN is filled at deploy time: infra/resources.json overrides providerARNs with the
 # stack's UserPool (MUSICVID_USER_POOL_ARN may name an existing pool instead).
 authorizer = CognitoUserPoolAuthorizer(
     "MusicvidUsers", header="Authorization",
-    provider_arns=[os.environ.get("MUSICVID_USER_POOL_ARN",
-                                  "arn:aws:cognito-idp:us-east-1:000000000000:userpool/us-east-1_stack")])
-cors = CORSConfig(allow_origin=os.environ.get("MUSICVID_CORS_ORIGIN", "http://localhost:3000"),
+    provider_arns=[_settings.user_pool_arn])
+cors = CORSConfig(allow_origin=_settings.cors_origin,
                   allow_headers=["Authorization", "Content-Type"], max_age=600)
 ROUTE = {"authorizer": authorizer, "cors": cors}
 
@@ -64,24 +64,24 @@ def get_user_jobs():
 # --- step Lambdas: Step Functions invokes these with the ASL's Parameters ---------------------
 @app.lambda_function(name="coordinator")
 def coordinator(event, context):
-    return steps.coordinator(event)
+    return steps.coordinator(event, process_services())
 
 
 @app.lambda_function(name="analyzer")
 def analyzer(event, context):
-    return steps.analyzer(event)
+    return steps.analyzer(event, process_services())
 
 
 @app.lambda_function(name="audio_generator")
 def audio_generator(event, context):
-    return steps.audio_generator(event)
+    return steps.audio_generator(event, process_services())
 
 
 @app.lambda_function(name="av_operator")
 def av_operator(event, context):
-    return steps.av_operator(event)
+    return steps.av_operator(event, process_services())
 
 
 @app.lambda_function(name="failure_handler")
 def failure_handler(event, context):
-    return steps.failure_handler(event)
+    return steps.failure_handler(event, process_services())

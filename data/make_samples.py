@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from musicvid_core.samples import espeak_available, make_video
+from musicvid_core.lab.samples import espeak_available, make_video
 
 OUT = Path(__file__).resolve().parent / "samples"
 

@@ -6,7 +6,7 @@ what the app runs on, and wires it in by merging into Chalice's own resources:
 - S3 bucket (SSE AES256, public access blocked, TLS only, CORS for browser POST uploads, lifecycle),
 - DynamoDB job table (``job_id`` key, GSI ``by_user`` = user_id + created_key, PITR, conditional writes
   are the adapter's), Cognito user pool + app client (the API's authorizer and the app's JWT check),
-- the Step Functions state machine *from infra/workflow.asl.json* with DefinitionSubstitutions to
+- the Step Functions state machine *from musicvid_core/workflow/workflow.asl.json* with DefinitionSubstitutions to
   the step functions' ARNs (the one definition, embedded at build time),
 - one least-privilege IAM role per function,
 - API Gateway DEFAULT_4XX/5XX responses with CORS headers and a JSON ``{"error", "message"}`` body,
@@ -34,7 +34,7 @@ INFRA = Path(__file__).resolve().parent
 STEPS = {"Coordinator": "Coordinator", "Analyzer": "Analyzer", "AudioGenerator": "AudioGenerator",
          "AVOperator": "AvOperator", "FailureHandler": "FailureHandler"}  # ASL step -> Chalice logical id
 FUNCTIONS = ["APIHandler", *STEPS.values()]
-HANDLER_MODULE = "musicvid_core.workflow.lambda_handler"  # the image's entry points
+HANDLER_MODULE = "musicvid_core.lambda_handler"  # the image's entry points
 # Chalice logical id -> the image function's step, and what it gets. Memory buys CPU too (1769 MB
 # = 1 vCPU, 10240 MB = 6); timeouts are Lambda's maximum, as the ASL's TimeoutSeconds; /tmp holds
 # the downloaded input and what the step writes before uploading it. See docs/deploy.md.
@@ -188,7 +188,7 @@ def template(cors_origin: str = "http://localhost:3000") -> dict:
             service="states.amazonaws.com"),
         "StateMachine": {"Type": "AWS::StepFunctions::StateMachine", "Properties": {
             "RoleArn": _arn("StateMachineRole"),
-            "Definition": json.loads((INFRA / "workflow.asl.json").read_text()),
+            "Definition": json.loads((INFRA.parent / "musicvid_core" / "workflow" / "workflow.asl.json").read_text()),
             "DefinitionSubstitutions": {f"{step}FunctionArn": _arn(fn) for step, fn in STEPS.items()}}},
         "GatewayDefault4XX": _gateway_response("DEFAULT_4XX"),
         "GatewayDefault5XX": _gateway_response("DEFAULT_5XX"),

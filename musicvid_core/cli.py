@@ -7,7 +7,6 @@ Exit codes: 0 done, 1 the job failed (reason printed), 2 bad input or usage, 70 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import threading
@@ -18,11 +17,13 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from . import service
-from .config import Services, Settings, build_services
-from .domain.errors import BadInput, MusicVidError
-from .domain.job import Job, Status
-from .mixing.presets import job_options
+from musicvid_core.bootstrap import build_services
+from musicvid_core.domain.errors import BadInput, MusicVidError
+from musicvid_core.domain.job import Job, Status
+from musicvid_core.services import Services
+from musicvid_core.settings import Settings
+from musicvid_core.stages.mix.presets import job_options
+from musicvid_core.workflow import submit as service
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Put fitting music under a video: analyse, plan, compose, mix.")
@@ -37,7 +38,7 @@ STAGE_LABELS = {"Start": "start", "Analyze": "analyse video + plan", "GenerateAu
 def _services(planner: str | None = None, generator: str | None = None) -> Services:
     """Services from the environment, with ``--planner``/``--generator`` over the settings
     (BadInput, exit 2, for a name no registry knows)."""
-    from .config import GENERATORS, PLANNERS
+    from musicvid_core.services import GENERATORS, PLANNERS
 
     overrides = {}
     for kind, name, registry in (("planner", planner, PLANNERS), ("generator", generator, GENERATORS)):
@@ -47,7 +48,7 @@ def _services(planner: str | None = None, generator: str | None = None) -> Servi
             overrides[kind] = name
     services = build_services(Settings(**overrides))
     # Jobs a killed musicvid process left SCHEDULED or PROCESSING are settled by the next one.
-    from .workflow.recovery import reconcile
+    from musicvid_core.workflow.recovery import reconcile
 
     for job in reconcile(services):
         err.print(f"job {job.job_id} {job.status.value}: {job.error.message if job.error else ''}",
@@ -174,9 +175,9 @@ def analyze(video: Path = typer.Argument(..., help="input video file"),
             prompt: str = typer.Option(..., "--prompt", "-p", help="what the music should be like"),
             seed: int = typer.Option(0, help="random seed")) -> None:
     """Analyse VIDEO and print the music plan as JSON (nothing is rendered or stored)."""
-    from .analysis.features import analyze_video
-    from .analysis.probe import probe
-    from .domain.job import clean_prompt
+    from musicvid_core.domain.job import clean_prompt
+    from musicvid_core.stages.analyse.features import analyze_video
+    from musicvid_core.stages.analyse.probe import probe
 
     services = _services()
     if not video.is_file():
@@ -265,7 +266,7 @@ def jobs_show(job_id: str = typer.Argument(...),
 def demo(prompt: str = typer.Option("warm acoustic, slow build, big finish", "--prompt", "-p"),
          out_dir: Path = typer.Option(Path("data/out"), help="where the sample and result go")) -> None:
     """Make a sample video offline and score it (what `make demo` runs)."""
-    from .samples import make_video
+    from musicvid_core.lab.samples import make_video
 
     out_dir.mkdir(parents=True, exist_ok=True)
     err.print("making a 20 s sample video with 5 scenes (ffmpeg lavfi) …")
@@ -283,7 +284,7 @@ def serve(port: int = typer.Option(8000, help="TCP port (0: any free port)"),
                                                            "(upload/download links); default http://HOST:PORT")) -> None:
     """Serve the API (POST /uploads, POST /jobs, GET /jobs, GET /jobs/ID) on the embedded default.
     Tokens come from `musicvid token`; jobs run in the background (MUSICVID_WORKERS at once)."""
-    from .api.server import make_server
+    from musicvid_core.api.server import make_server
 
     try:
         server, local = make_server(Settings(), host=host, port=port, public_url=public_url)
@@ -302,7 +303,7 @@ def serve(port: int = typer.Option(8000, help="TCP port (0: any free port)"),
 def token(user: str = typer.Option(..., "--user", "-u", help="the user id (the token's sub)"),
           ttl: int = typer.Option(3600, help="seconds until it expires", min=1, max=7 * 86400)) -> None:
     """Print a dev JWT for `musicvid serve`, signed by the local key kept under MUSICVID_HOME."""
-    from .api.auth import mint_token
+    from musicvid_core.api.auth import mint_token
 
     settings = Settings()
     kwargs = {k: v for k, v in (("issuer", settings.auth_issuer), ("audience", settings.auth_audience)) if v}
@@ -334,8 +335,7 @@ def experiment(ctx: typer.Context,
     """Run a notebook with papermill into data/runs/<timestamp>-<name>/ and print that folder.
 
     The folder gets the executed notebook, its outputs and figures, and its results table."""
-    from . import experiments
-
+    from musicvid_core.lab import experiments
     if list_params:
         for pname, p in experiments.notebook_parameters(notebook).items():
             print(f"{pname}: {p['type']} = {p['default']}  # {p['help']}")
@@ -360,9 +360,8 @@ def batch(source: Path = typer.Argument(..., help="a folder of videos, or a .csv
 
     A failing input is recorded in its row with the reason and does not stop the batch; the exit
     code is 1 when any input failed."""
-    from . import batch as batch_mod
-    from . import experiments
-
+    from musicvid_core.lab import batch as batch_mod
+    from musicvid_core.lab import experiments
     items = batch_mod.load_manifest(source, prompt=prompt, seed=seed)
     out_dir = out if out is not None else experiments.new_run_dir("batch")
     result = batch_mod.run_batch(_services(), items, out_dir, fmt=fmt, progress=not quiet,
@@ -374,9 +373,16 @@ def batch(source: Path = typer.Argument(..., help="a folder of videos, or a .csv
         raise typer.Exit(1)
 
 
+def _debug() -> bool:
+    try:
+        return Settings().debug
+    except ValueError:  # an unreadable setting is reported by the command that needs it
+        return False
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: every failure is one line on stderr and a non-zero exit, never a traceback."""
-    debug = bool(os.environ.get("MUSICVID_DEBUG"))
+    debug = _debug()
     try:
         # Without standalone mode an Exit raised by a command comes back as the return value.
         code = app(args=argv, prog_name="musicvid", standalone_mode=False)

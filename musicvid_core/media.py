@@ -9,7 +9,7 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 
-from .domain.errors import ConfigurationError, MediaToolError
+from musicvid_core.domain.errors import ConfigurationError, MediaToolError
 
 DEFAULT_TIMEOUT_S = 1800.0
 SCRATCH_PREFIX = "musicvid-"
@@ -23,10 +23,13 @@ def scratch_prefix(kind: str = "") -> str:
 
 @functools.lru_cache(maxsize=1)
 def ffmpeg_exe() -> str:
-    """Path of the ffmpeg binary: $MUSICVID_FFMPEG, else imageio-ffmpeg's, else one on PATH."""
-    env = os.environ.get("MUSICVID_FFMPEG")
-    if env:
-        return env
+    """Path of the ffmpeg binary: Settings.ffmpeg ($MUSICVID_FFMPEG), else imageio-ffmpeg's, else one
+    on PATH."""
+    from musicvid_core.settings import Settings
+
+    configured = Settings().ffmpeg
+    if configured:
+        return str(configured)
     try:
         import imageio_ffmpeg
 
@@ -122,3 +125,17 @@ def write_float_wav(path: str | os.PathLike, audio, sample_rate: int) -> None:
     with open(path, "wb") as fh:
         fh.write(header)
         fh.write(payload)
+
+
+def resample(audio, rate_in: int, rate_out: int):
+    """(frames, channels) float32 audio from ``rate_in`` to ``rate_out`` Hz (scipy's polyphase
+    filter); the same array when the rates are equal."""
+    if rate_in == rate_out:
+        return audio
+    import math
+
+    import numpy as np
+    from scipy.signal import resample_poly
+
+    g = math.gcd(int(rate_in), int(rate_out))
+    return resample_poly(audio, rate_out // g, rate_in // g, axis=0).astype(np.float32)

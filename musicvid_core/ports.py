@@ -13,10 +13,10 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from .domain.errors import BadInput, ConcurrentUpdate, NotFound
-from .domain.job import Job, Status, check_transition, utcnow
+from musicvid_core.domain.errors import BadInput, ConcurrentUpdate, NotFound
+from musicvid_core.domain.job import Job, Status, check_transition, utcnow
 
 # ---------------------------------------------------------------------------------------------
 # ObjectStore
@@ -219,23 +219,40 @@ class JobStore(ABC):
 
 
 # ---------------------------------------------------------------------------------------------
-# Pipeline backends (protocols; registries in config.py)
+# Pipeline backends and the API's collaborators (protocols; plug-in registries in services.py,
+# adapters chosen in bootstrap.py)
 # ---------------------------------------------------------------------------------------------
 class Launcher(Protocol):
+    """Starts the workflow for a job: the embedded runner's pool, or Step Functions."""
+
     def start(self, job: Job) -> str:
-        """Start the workflow for ``job``; returns an execution id."""
+        """Start the workflow for ``job``'s current attempt; returns the execution name
+        (``{job_id}-{attempt}``). Starting the same attempt twice runs it once."""
 
 
 class Planner(Protocol):
+    """Turns measured features and a prompt into a Plan (Analyzer step)."""
+
     name: str
 
     def plan(self, features: VideoFeatures, prompt: str, seed: int) -> Plan:
-        """Turn measured features and a prompt into a validated Plan (deterministic per seed)."""
+        """A validated Plan, deterministic per seed."""
+
+
+@runtime_checkable
+class JobPlanner(Planner, Protocol):
+    """A planner that wants the whole job (the video itself and the prompt history), e.g. Bedrock."""
+
+    def plan_for_job(self, job: Job, features: VideoFeatures, objects: ObjectStore) -> Plan:
+        """A validated Plan for the job's current attempt."""
 
 
 class MusicGenerator(Protocol):
+    """Renders one plan segment in the call (the procedural composer, local MusicGen)."""
+
     name: str
     sample_rate: int
+    is_async: ClassVar[bool]  # False: ``generate`` renders in the call
 
     def generate(self, plan: Plan, index: int, seed: int) -> Any:
         """Render segment ``index`` of ``plan``: float32 array (samples, 2) at ``sample_rate``,
@@ -243,11 +260,71 @@ class MusicGenerator(Protocol):
         TransientBackendError."""
 
 
+class AsyncMusicGenerator(Protocol):
+    """Renders segments on a queue the workflow polls (SageMaker async inference): ``submit`` once,
+    then ``check`` every ``poll_s`` seconds until ``fetch`` can read the clip."""
+
+    name: str
+    sample_rate: int
+    is_async: ClassVar[bool]  # True
+    poll_s: int
+
+    def submit(self, plan: Plan, seed: int, prefix: str, indexes: list[int], *, tag: str) -> list[dict]:
+        """Queue the segments; one JSON-able request record per index (stored by the workflow)."""
+
+    def check(self, record: dict) -> bool:
+        """True once the record's output exists; GenerationError for a failed request or a passed
+        deadline, TransientBackendError for a throttled or unreachable service."""
+
+    def fetch(self, plan: Plan, record: dict) -> Any:
+        """The segment's clip (as :meth:`MusicGenerator.generate` returns it) from a ready output."""
+
+
 class Summarizer(Protocol):
+    """Writes the job's one-paragraph summary (Coordinator's summary action)."""
+
     name: str
 
     def summarize(self, job: Job, plan: Plan, metrics: dict) -> str: ...
 
 
-from .domain.features import VideoFeatures  # noqa: E402  (type names used in protocols)
-from .domain.plan import Plan  # noqa: E402
+class Links(Protocol):
+    """Browser-facing links to objects: presigned upload forms and time-limited download URLs."""
+
+    def upload(self, key: str, content_type: str, max_bytes: int, expires_s: int) -> dict:
+        """``{"url", "fields"}`` of a POST form that accepts one object at ``key`` (at most
+        ``max_bytes`` bytes of ``content_type``) for ``expires_s`` seconds."""
+
+    def download(self, key: str, expires_s: int) -> str:
+        """A URL that reads ``key`` for ``expires_s`` seconds."""
+
+
+class TokenVerifier(Protocol):
+    """Verifies an ``Authorization`` header's bearer JWT (signature, issuer, audience, expiry) and
+    returns its claims; Unauthorized otherwise."""
+
+    def verify(self, authorization: str | None) -> dict[str, Any]: ...
+
+
+class Leases(Protocol):
+    """Which live process runs a job (crash recovery of the embedded runner)."""
+
+    ttl_s: float
+
+    def get(self, job_id: str) -> Any: ...
+
+    def acquire(self, job_id: str, owner: Any = None, adopt_from: Any = None) -> Any:
+        """Take the job's lease; ConcurrentUpdate if another live process holds it."""
+
+    def renew(self, lease: Any) -> bool: ...
+
+    def release(self, job_id: str, owner: Any = None) -> None: ...
+
+    def all(self) -> list[Any]: ...
+
+
+LeaseStore = Leases  # the name the services container uses
+
+
+from musicvid_core.domain.features import VideoFeatures  # noqa: E402  (type names used in protocols)
+from musicvid_core.domain.plan import Plan  # noqa: E402

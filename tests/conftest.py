@@ -1,6 +1,7 @@
 import pytest
 
-from musicvid_core.config import Settings, build_services
+from musicvid_core.bootstrap import build_services
+from musicvid_core.settings import Settings
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ def media_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def short_video(media_dir):
     """6 s, 320x180, 25 fps, three scenes (cuts at 2.0 and 4.0 s), quiet stereo tone."""
-    from musicvid_core.samples import make_video
+    from musicvid_core.lab.samples import make_video
 
     return make_video(media_dir / "short.mp4", (2, 2, 2), audio="tone")
 

@@ -31,7 +31,7 @@ def main(argv: list[str]) -> None:
     def hooked(event, services=None):
         if action is None or event.get("action") == action:
             if step == "AVOperator":
-                import musicvid_core.mixing.compose as compose_mod
+                import musicvid_core.stages.mix.compose as compose_mod
 
                 def stuck(video, media, plan, clips, out, **kw):
                     out.write_bytes(b"partial")

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import requests
 
-from musicvid_core.config import Settings
-from musicvid_core.samples import make_video
+from musicvid_core.lab.samples import make_video
+from musicvid_core.settings import Settings
 from tests.apihelpers import Live
 
 

@@ -5,12 +5,12 @@ import math
 import numpy as np
 import pytest
 
-import musicvid_core.analysis.features as features_module
-from musicvid_core.analysis.features import analysis_size, analyze, analyze_video
-from musicvid_core.analysis.probe import probe
+import musicvid_core.stages.analyse.features as features_module
 from musicvid_core.domain.errors import MediaToolError
+from musicvid_core.lab.samples import espeak_available, make_video
 from musicvid_core.media import run_ffmpeg
-from musicvid_core.samples import espeak_available, make_video
+from musicvid_core.stages.analyse.features import analysis_size, analyze, analyze_video
+from musicvid_core.stages.analyse.probe import probe
 
 NTSC = 30000 / 1001
 SPEECH_AT = 2.0

@@ -6,12 +6,12 @@ import random
 
 import pytest
 
-from musicvid_core.analysis.planner import MAX_SEGMENT_S, MIN_SEGMENT_S, RulePlanner, segment_bounds
-from musicvid_core.config import PLANNERS, load_plugin
 from musicvid_core.domain.features import Curve, Cut, MediaInfo, VideoFeatures
 from musicvid_core.domain.plan import Plan
-from musicvid_core.music.prompt import parse_prompt
-from musicvid_core.music.styles import STYLES
+from musicvid_core.domain.styles import STYLES
+from musicvid_core.services import PLANNERS, load_plugin
+from musicvid_core.stages.plan.planner import MAX_SEGMENT_S, MIN_SEGMENT_S, RulePlanner, segment_bounds
+from musicvid_core.stages.plan.prompt import parse_prompt
 
 
 def features(duration, cuts=(), motion=0.35, brightness=0.5):
@@ -147,7 +147,7 @@ def test_instruments_named_or_from_the_style(planner):
 
 
 def test_features_from_a_real_video(planner, short_video):
-    from musicvid_core.analysis.features import analyze
+    from musicvid_core.stages.analyse.features import analyze
 
     plan = planner.plan(analyze(short_video.path), "warm acoustic, slow build, big finish", 0)
     assert plan.duration == pytest.approx(6.0, abs=1e-3)

@@ -2,10 +2,10 @@
 
 import pytest
 
-from musicvid_core.analysis.probe import _channels, _parse_header, probe
 from musicvid_core.domain.errors import BadInput, UnsupportedMedia
+from musicvid_core.lab.samples import make_video
 from musicvid_core.media import run_ffmpeg
-from musicvid_core.samples import make_video
+from musicvid_core.stages.analyse.probe import _channels, _parse_header, probe
 
 NTSC = 30000 / 1001
 

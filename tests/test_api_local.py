@@ -11,10 +11,10 @@ import pytest
 import requests
 from apihelpers import Live
 
-from musicvid_core import service
 from musicvid_core.api.auth import mint_token
 from musicvid_core.domain import Job, Status
 from musicvid_core.metrics import video_packet_hashes
+from musicvid_core.workflow import submit as service
 
 ROUTES = [("POST", "/uploads", {"content_type": "video/mp4"}),
           ("POST", "/jobs", {"s3_url": "local://uploads/alice/x.mp4", "prompt": "calm"}),
@@ -231,7 +231,7 @@ def test_cli_token_and_serve_as_processes(tmp_path):
     import sys
 
     from musicvid_core.api.auth import verifier_for
-    from musicvid_core.config import Settings
+    from musicvid_core.settings import Settings
 
     env = _cli_env(tmp_path / "home")
     cli = [sys.executable, "-m", "musicvid_core.cli"]

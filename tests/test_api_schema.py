@@ -28,7 +28,7 @@ def test_openapi_names_the_four_routes():
 schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, settings  # noqa: E402
 
-from musicvid_core.config import Settings  # noqa: E402
+from musicvid_core.settings import Settings  # noqa: E402
 
 SCHEMA = schemathesis.openapi.from_dict(openapi())
 EXAMPLES = 10  # per operation; see docs/api.md for the request count this gives

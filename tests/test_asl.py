@@ -1,4 +1,4 @@
-"""The in-process ASL interpreter (musicvid_core.workflow.asl), and the real workflow definition on it.
+"""The in-process ASL interpreter (musicvid_core.asl.machine), and the real workflow definition on it.
 
 Nothing here sleeps: every machine gets a recording ``sleep`` and a seeded ``rng``.
 """
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from musicvid_core.asl.machine import ExecutionFailed, InvalidDefinition, StateMachine, load_definition
 from musicvid_core.domain.errors import RETRYABLE_ERROR_NAMES, GenerationError, TransientBackendError
-from musicvid_core.workflow.asl import ExecutionFailed, InvalidDefinition, StateMachine, load_definition
 
-WORKFLOW = Path(__file__).resolve().parents[1] / "infra" / "workflow.asl.json"
+WORKFLOW = Path(__file__).resolve().parents[1] / "musicvid_core" / "workflow" / "workflow.asl.json"
 
 
 class Boom(Exception):
@@ -544,7 +544,7 @@ STEPS = ("Coordinator", "Analyzer", "AudioGenerator", "AVOperator", "FailureHand
 
 
 class FakeWorkflow(Harness):
-    """infra/workflow.asl.json with one Python function per ``${<Step>FunctionArn}``."""
+    """musicvid_core/workflow/workflow.asl.json with one Python function per ``${<Step>FunctionArn}``."""
 
     def __init__(self, generator) -> None:
         self.calls: dict[str, list] = defaultdict(list)

@@ -22,8 +22,8 @@ from chalice.test import Client
 
 from musicvid_core.adapters.aws.dynamodb import create_table
 from musicvid_core.api.auth import mint_token
+from musicvid_core.asl.machine import StateMachine, load_definition
 from musicvid_core.metrics import video_packet_hashes
-from musicvid_core.workflow.asl import StateMachine, load_definition
 from musicvid_core.workflow.runner import SUBSTITUTIONS, definition_path
 
 # chalice.test warns that it does not run the Cognito authorizer: exactly why the app verifies tokens itself.

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from musicvid_core import lambda_handler
 from musicvid_core.domain.errors import ConfigurationError
-from musicvid_core.workflow import lambda_handler, steps
+from musicvid_core.workflow import steps
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "infra" / "lambda-media" / "Dockerfile"
@@ -36,7 +37,7 @@ def _actions(template: dict, role: str) -> set[str]:
 
 def test_state_machine_is_the_one_definition_with_every_placeholder_bound():
     t = build_template.template()
-    asl_text = (ROOT / "infra" / "workflow.asl.json").read_text()
+    asl_text = (ROOT / "musicvid_core" / "workflow" / "workflow.asl.json").read_text()
     sm = t["Resources"]["StateMachine"]["Properties"]
     assert sm["Definition"] == json.loads(asl_text)
     placeholders = set(re.findall(r"\$\{(\w+)\}", asl_text))
@@ -76,7 +77,7 @@ def test_merge_template_defines_the_media_steps_as_image_functions():
     assert "MediaImageUri" in t["Parameters"]
     for name, props in images.items():
         assert props["ImageUri"] == {"Ref": "MediaImageUri"}
-        assert props["ImageConfig"]["Command"] == [f"musicvid_core.workflow.lambda_handler.{MEDIA[name]}"]
+        assert props["ImageConfig"]["Command"] == [f"musicvid_core.lambda_handler.{MEDIA[name]}"]
         assert props["Role"] == {"Fn::Sub": f"${{{name}Role.Arn}}"}
         assert 1024 <= props["MemorySize"] <= 10240 and props["Timeout"] == 900
         assert 512 <= props["EphemeralStorage"]["Size"] <= 10240
@@ -134,7 +135,7 @@ def test_packaged_stack_has_three_image_functions_and_three_zip_functions(packag
     assert set(images) == set(MEDIA)
     for name, props in images.items():
         assert props["ImageUri"] == {"Ref": "MediaImageUri"} and "MediaImageUri" in sam["Parameters"]
-        assert props["ImageConfig"]["Command"] == [f"musicvid_core.workflow.lambda_handler.{MEDIA[name]}"]
+        assert props["ImageConfig"]["Command"] == [f"musicvid_core.lambda_handler.{MEDIA[name]}"]
         assert props["Role"] == {"Fn::Sub": f"${{{name}Role.Arn}}"}
         assert not {"CodeUri", "Handler", "Runtime", "Layers"} & set(props)  # nothing left of Chalice's zip
     zips = {n for n, p in functions.items() if p.get("PackageType", "Zip") == "Zip"}
@@ -196,7 +197,7 @@ def test_media_image_dockerfile_base_context_and_entry_point():
     assert re.search(r"^FROM public\.ecr\.aws/lambda/python:3\.11\s*$", text, re.M)
     cmd = json.loads(re.search(r"^CMD (\[.*\])\s*$", text, re.M).group(1))
     module, _, func = cmd[0].rpartition(".")
-    assert module == "musicvid_core.workflow.lambda_handler" and callable(getattr(lambda_handler, func))
+    assert module == "musicvid_core.lambda_handler" and callable(getattr(lambda_handler, func))
     # the build context is the repository root: the allowlist must let in every COPY source, no more
     ignore = (DOCKERFILE.parent / "Dockerfile.dockerignore").read_text().split("\n")
     allowed = {line[1:].rstrip("/") for line in ignore if line.startswith("!")}
@@ -214,7 +215,7 @@ def test_image_entry_points_dispatch_every_step_to_its_handler(monkeypatch):
     assert set(lambda_handler.MEDIA_STEPS) == set(MEDIA.values())
     calls = []
     for step in lambda_handler.STEPS:
-        monkeypatch.setattr(steps, step, lambda event, _step=step: calls.append((_step, event)) or {"ran": _step})
+        monkeypatch.setattr(steps, step, lambda event, services, _step=step: calls.append((_step, event)) or {"ran": _step})
     for step in lambda_handler.STEPS:
         event = {"job_id": "j1", "attempt": 1, "step": step}
         assert getattr(lambda_handler, step)(event, None) == {"ran": step}
@@ -235,7 +236,7 @@ def test_definition_passes_asl_validator():
     exe = ROOT / "infra" / "node_modules" / ".bin" / "asl-validator"
     if not exe.exists():
         pytest.skip("asl-validator not installed (make install runs npm ci --prefix infra)")
-    out = subprocess.run([str(exe), "--json-path", str(ROOT / "infra" / "workflow.asl.json")],
+    out = subprocess.run([str(exe), "--json-path", str(ROOT / "musicvid_core" / "workflow" / "workflow.asl.json")],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
     bad = subprocess.run([str(exe), "--json-definition", '{"StartAt": "A", "States": {"A": {"Type": "Nope"}}}'],
@@ -256,7 +257,7 @@ with moto.mock_aws():
     from chalice.test import Client
     import app
     from musicvid_core.api.auth import mint_token
-    from musicvid_core.config import Settings
+    from musicvid_core.settings import Settings
     h = {"Authorization": "Bearer " + mint_token(Settings().home, "alice"), "Content-Type": "application/json"}
     with Client(app.app, project_dir="chalice_app") as client:
         jobs = client.http.get("/jobs", headers=h)

@@ -15,13 +15,13 @@ boto3 = pytest.importorskip("boto3")
 from botocore.stub import Stubber  # noqa: E402
 
 from musicvid_core.adapters.local import FolderObjectStore  # noqa: E402
-from musicvid_core.analysis.bedrock_planner import (  # noqa: E402
+from musicvid_core.adapters.model.bedrock_planner import (  # noqa: E402
     CONVERSATION,
     BedrockAgentPlanner,
     BedrockPlanner,
     snap_boundaries,
 )
-from musicvid_core.config import PLANNERS, SUMMARIZERS, load_plugin  # noqa: E402
+from musicvid_core.asl.machine import StateMachine, load_definition  # noqa: E402
 from musicvid_core.domain.errors import (  # noqa: E402
     BadInput,
     ConfigurationError,
@@ -30,10 +30,10 @@ from musicvid_core.domain.errors import (  # noqa: E402
 )
 from musicvid_core.domain.features import Curve, Cut, MediaInfo, Region, VideoFeatures  # noqa: E402
 from musicvid_core.domain.job import Job  # noqa: E402
-from musicvid_core.workflow.asl import StateMachine, load_definition  # noqa: E402
+from musicvid_core.services import PLANNERS, SUMMARIZERS, load_plugin  # noqa: E402
 
 REGION = "us-east-1"
-WORKFLOW = Path(__file__).resolve().parents[1] / "infra" / "workflow.asl.json"
+WORKFLOW = Path(__file__).resolve().parents[1] / "musicvid_core" / "workflow" / "workflow.asl.json"
 
 
 @pytest.fixture
@@ -244,8 +244,8 @@ def test_registries_name_the_model_backends():
 
 # --- summarizer --------------------------------------------------------------------------------------
 def test_summarizer_writes_the_models_text_and_falls_back_to_the_template(settings, runtime, features):
-    from musicvid_core.analysis.planner import RulePlanner
-    from musicvid_core.workflow.bedrock_summary import BedrockSummarizer
+    from musicvid_core.adapters.model.bedrock_summary import BedrockSummarizer
+    from musicvid_core.stages.plan.planner import RulePlanner
 
     plan = RulePlanner(settings).plan(features, "warm acoustic", 0)
     job = Job(user_id="u", s3_url="local://uploads/u/v.mp4", prompts=["warm acoustic"])

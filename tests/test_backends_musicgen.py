@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
+from musicvid_core.adapters.model import musicgen_common as mc
 from musicvid_core.domain.errors import ConfigurationError, GenerationError
 from musicvid_core.domain.plan import Plan, Segment
-from musicvid_core.music.backends import musicgen_common as mc
 
 
 def make_plan(durations, bpm=120.0, crossfade=0.35) -> Plan:
@@ -69,7 +69,7 @@ def test_to_clip_is_exact_length_stereo_levelled_and_rejects_silence():
     clip = mc.to_clip(wave, 32000, plan, 0, 48000)
     assert clip.shape == (plan.clip_samples(0, 48000), 2) and clip.dtype == np.float32
     assert np.abs(clip).max() <= 10 ** (-1 / 20) + 1e-6
-    from musicvid_core.music.fx import measure_lufs, target_lufs
+    from musicvid_core.stages.compose.fx import measure_lufs, target_lufs
 
     assert measure_lufs(clip[:96000], 48000) == pytest.approx(target_lufs(0.5), abs=0.5)
     with pytest.raises(GenerationError, match="silent"):
@@ -137,7 +137,7 @@ def counting(model):
 
 
 def test_all_segments_come_from_one_batched_generate_call(gen_settings, tiny):
-    from musicvid_core.music.backends.musicgen_local import LocalMusicGenGenerator
+    from musicvid_core.adapters.model.musicgen_local import LocalMusicGenGenerator
 
     model, tokenizer = tiny
     gen = LocalMusicGenGenerator(gen_settings, model=model, processor=tokenizer)
@@ -157,7 +157,7 @@ def test_all_segments_come_from_one_batched_generate_call(gen_settings, tiny):
 
 
 def test_same_seed_same_music_and_a_new_plan_generates_again(gen_settings, tiny):
-    from musicvid_core.music.backends.musicgen_local import LocalMusicGenGenerator
+    from musicvid_core.adapters.model.musicgen_local import LocalMusicGenGenerator
 
     model, tokenizer = tiny
     gen = LocalMusicGenGenerator(gen_settings, model=model, processor=tokenizer)
@@ -171,7 +171,7 @@ def test_same_seed_same_music_and_a_new_plan_generates_again(gen_settings, tiny)
 
 
 def test_long_segments_are_split_on_bars_and_crossfaded(gen_settings, tiny, monkeypatch):
-    from musicvid_core.music.backends.musicgen_local import LocalMusicGenGenerator
+    from musicvid_core.adapters.model.musicgen_local import LocalMusicGenGenerator
 
     monkeypatch.setattr(mc, "MAX_WINDOW_S", 1.0)  # a 30 s window in miniature
     monkeypatch.setattr(mc, "XFADE_S", 0.25)
@@ -191,7 +191,7 @@ def test_long_segments_are_split_on_bars_and_crossfaded(gen_settings, tiny, monk
 
 
 def test_loads_a_saved_model_folder_offline(gen_settings, tiny, tmp_path, monkeypatch):
-    from musicvid_core.config import GENERATORS, load_plugin
+    from musicvid_core.services import GENERATORS, load_plugin
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     model, tokenizer = tiny
@@ -222,9 +222,9 @@ def test_fifty_tokens_per_second_plus_the_delay_pattern_gives_exact_seconds(tiny
 def test_pipeline_with_the_local_musicgen_generator(services, short_video, tiny, tmp_path):
     """The real workflow with --generator musicgen-local built by the registry from a saved folder:
     every segment from one batched call, the Map's iterations served from it, a mastered output."""
-    from musicvid_core import service
     from musicvid_core.domain import Status
     from musicvid_core.metrics import measure_loudness
+    from musicvid_core.workflow import submit as service
 
     model, tokenizer = tiny
     model.save_pretrained(tmp_path / "m")

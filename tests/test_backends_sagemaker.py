@@ -17,14 +17,14 @@ moto = pytest.importorskip("moto")
 
 from botocore.stub import Stubber  # noqa: E402
 
+from musicvid_core.adapters.model import musicgen_common as mc  # noqa: E402
+from musicvid_core.adapters.model.sagemaker import SageMakerGenerator  # noqa: E402
+from musicvid_core.asl.machine import ExecutionFailed, StateMachine, load_definition  # noqa: E402
 from musicvid_core.domain.errors import BadInput, GenerationError, TransientBackendError  # noqa: E402
 from musicvid_core.domain.plan import Plan, Segment  # noqa: E402
-from musicvid_core.music.backends import musicgen_common as mc  # noqa: E402
-from musicvid_core.music.backends.sagemaker import SageMakerGenerator  # noqa: E402
-from musicvid_core.workflow.asl import ExecutionFailed, StateMachine, load_definition  # noqa: E402
 
 REGION = "us-east-1"
-WORKFLOW = Path(__file__).resolve().parents[1] / "infra" / "workflow.asl.json"
+WORKFLOW = Path(__file__).resolve().parents[1] / "musicvid_core" / "workflow" / "workflow.asl.json"
 
 
 def make_plan(durations, bpm=120.0) -> Plan:
@@ -197,7 +197,7 @@ def test_missing_settings_are_configuration_errors(settings):
 
 # --- the workflow's polling, on the real definition -------------------------------------------------
 class Workflow:
-    """infra/workflow.asl.json with fake steps; records events and Wait sleeps."""
+    """musicvid_core/workflow/workflow.asl.json with fake steps; records events and Wait sleeps."""
 
     def __init__(self, generator) -> None:
         self.calls = defaultdict(list)
@@ -262,9 +262,9 @@ def test_a_failed_poll_goes_to_the_failure_handler():
 # --- end to end through the steps (moto for AWS, the embedded stores for the job) --------------------
 @pytest.mark.slow
 def test_pipeline_with_the_sagemaker_generator(services, short_video, aws, monkeypatch):
-    from musicvid_core import service
     from musicvid_core.domain import Status
     from musicvid_core.metrics import measure_loudness
+    from musicvid_core.workflow import submit as service
 
     settings = services.settings.model_copy(update={"generator": "sagemaker", "sagemaker_endpoint": "musicgen-async",
                                                     "bucket": "mv-bucket"})

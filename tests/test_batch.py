@@ -10,9 +10,9 @@ import pytest
 
 pytest.importorskip("pandas")
 
-from musicvid_core import batch, experiments
 from musicvid_core.cli import main
 from musicvid_core.domain.errors import BadInput
+from musicvid_core.lab import batch, experiments
 
 
 def _write_csv(path, rows, fields):

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from musicvid_core import service
-from musicvid_core.config import Settings, build_services
+from musicvid_core.bootstrap import build_services
 from musicvid_core.domain import Status
+from musicvid_core.lab.samples import HOSTILE_KINDS, make_hostile, make_video
 from musicvid_core.metrics import stream_durations, video_packet_hashes
-from musicvid_core.samples import HOSTILE_KINDS, make_hostile, make_video
+from musicvid_core.settings import Settings
+from musicvid_core.workflow import submit as service
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,7 @@ def test_hostile_input_is_scored_or_fails_with_a_reason(services, corpus, kind):
     if kind != "decode_errors":  # its damaged packets are copied as they are, too
         assert video_packet_hashes(out) == video_packet_hashes(corpus[kind])
     if kind == "rotated":
-        from musicvid_core.analysis.probe import probe
+        from musicvid_core.stages.analyse.probe import probe
 
         assert probe(out).rotation == probe(corpus[kind]).rotation != 0
 

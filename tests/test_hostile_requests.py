@@ -9,9 +9,9 @@ import json
 import pytest
 import requests
 
-from musicvid_core import service
 from musicvid_core.domain.errors import BadInput, PlanValidationError
 from musicvid_core.domain.job import MAX_PROMPT_CHARS, clean_prompt
+from musicvid_core.workflow import submit as service
 from tests.apihelpers import Live
 
 
@@ -72,7 +72,7 @@ def test_prompt_injection_cannot_break_the_plan_schema(settings, monkeypatch):
     import boto3
     from botocore.stub import Stubber
 
-    from musicvid_core.analysis.bedrock_planner import BedrockPlanner
+    from musicvid_core.adapters.model.bedrock_planner import BedrockPlanner
     from tests.test_backends_bedrock import GOOD, reply
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
@@ -106,7 +106,7 @@ def test_prompt_injection_cannot_break_the_plan_schema(settings, monkeypatch):
 
 
 def test_hostile_media_through_the_server_fails_the_job_not_the_server(live, tmp_path):
-    from musicvid_core.samples import make_hostile
+    from musicvid_core.lab.samples import make_hostile
 
     for kind in ("random_bytes", "truncated", "still_image"):
         uri = live.upload("alice", make_hostile(kind, tmp_path))

@@ -30,8 +30,9 @@ def test_fifty_concurrent_jobs_through_serve():
 @pytest.mark.slow
 def test_jobs_of_a_killed_server_are_resumed_by_the_next(tmp_path, short_video):
     from musicvid_core.api.auth import mint_token
-    from musicvid_core.config import Settings, build_services
+    from musicvid_core.bootstrap import build_services
     from musicvid_core.domain import Status
+    from musicvid_core.settings import Settings
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("MUSICVID_")}
     env.update(MUSICVID_HOME=str(tmp_path / "home"), MUSICVID_WORKERS="1")

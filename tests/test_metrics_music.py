@@ -112,9 +112,9 @@ def test_a_step_is_a_click_and_a_smooth_join_is_not():
 
 @pytest.mark.slow
 def test_report_on_a_rendered_cut_locked_plan(settings):
-    from musicvid_core.analysis.planner import RulePlanner
     from musicvid_core.domain.features import Cut, MediaInfo, VideoFeatures
-    from musicvid_core.music.backends.procedural import ProceduralGenerator
+    from musicvid_core.stages.compose.procedural import ProceduralGenerator
+    from musicvid_core.stages.plan.planner import RulePlanner
 
     media = MediaInfo(duration=16.0, width=320, height=180, fps=25, video_codec="h264")
     feats = VideoFeatures(media=media, cuts=[Cut(time=t, strength=1.0) for t in (2.0, 4.0, 8.0, 10.0, 14.0)])

@@ -5,6 +5,7 @@ from fractions import Fraction
 import pytest
 
 from musicvid_core.domain.errors import MediaToolError
+from musicvid_core.lab.samples import make_video
 from musicvid_core.media import run_ffmpeg
 from musicvid_core.metrics import (
     measure_loudness,
@@ -14,7 +15,6 @@ from musicvid_core.metrics import (
     video_packet_pts,
 )
 from musicvid_core.metrics.streams import measure_output, parse_framemd5
-from musicvid_core.samples import make_video
 
 FRAMEMD5 = """#format: frame checksums
 #version: 2

@@ -11,12 +11,12 @@ import soundfile as sf
 from musicvid_core.domain import MixError, Plan, Segment
 from musicvid_core.domain.errors import MediaToolError
 from musicvid_core.domain.features import AudioStreamInfo, MediaInfo
+from musicvid_core.lab.samples import make_video
 from musicvid_core.media import run_ffmpeg
 from musicvid_core.metrics import measure_loudness, stream_durations, video_packet_hashes
-from musicvid_core.mixing import compose as compose_mod
-from musicvid_core.mixing.compose import compose, output_suffix
-from musicvid_core.mixing.filtergraph import original_chain
-from musicvid_core.samples import make_video
+from musicvid_core.stages.mix import compose as compose_mod
+from musicvid_core.stages.mix.compose import compose, output_suffix
+from musicvid_core.stages.mix.filtergraph import original_chain
 
 SR = 48000
 FPS = 25

@@ -5,7 +5,7 @@ import re
 import pytest
 
 from musicvid_core.domain import Plan, Segment
-from musicvid_core.mixing.filtergraph import (
+from musicvid_core.stages.mix.filtergraph import (
     DECLICK_S,
     GraphInputs,
     build_graph,

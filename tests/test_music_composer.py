@@ -4,9 +4,9 @@ import pytest
 
 from musicvid_core.domain.errors import GenerationError
 from musicvid_core.domain.plan import Plan, Segment
-from musicvid_core.music import render
-from musicvid_core.music.backends.procedural import ProceduralGenerator
-from musicvid_core.music.composer import (
+from musicvid_core.domain.styles import STYLES
+from musicvid_core.stages.compose import render
+from musicvid_core.stages.compose.composer import (
     SCALES,
     beat_grid,
     chord_from_numeral,
@@ -14,8 +14,8 @@ from musicvid_core.music.composer import (
     parse_key,
     voice_chord,
 )
-from musicvid_core.music.fx import limit, measure_lufs, polish
-from musicvid_core.music.styles import STYLES
+from musicvid_core.stages.compose.fx import limit, measure_lufs, polish
+from musicvid_core.stages.compose.procedural import ProceduralGenerator
 
 SR = 48000
 
@@ -189,7 +189,8 @@ def test_find_soundfont_falls_back(settings, tmp_path, monkeypatch):
     custom = tmp_path / "mine.sf2"
     custom.write_bytes(render.BUNDLED.read_bytes())
     monkeypatch.setenv("MUSICVID_SOUNDFONT", str(custom))
-    assert render.find_soundfont(settings) == custom
+    assert render.find_soundfont(None) == custom  # no settings given: read through Settings
+    assert render.find_soundfont(settings.model_copy(update={"soundfont": custom})) == custom
 
 
 def test_fx_guards_silence_and_limits_peaks():

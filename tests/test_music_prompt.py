@@ -1,8 +1,8 @@
 import pytest
 
-from musicvid_core.music.intent import PromptIntent
-from musicvid_core.music.prompt import parse_prompt, resolve_style
-from musicvid_core.music.styles import DEFAULT_STYLE, GM_INSTRUMENTS, STYLES, instrument_program
+from musicvid_core.domain.styles import DEFAULT_STYLE, GM_INSTRUMENTS, STYLES, instrument_program
+from musicvid_core.stages.plan.intent import PromptIntent
+from musicvid_core.stages.plan.prompt import parse_prompt, resolve_style
 
 
 def test_slow_sad_piano():

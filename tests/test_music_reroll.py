@@ -7,16 +7,16 @@ import sys
 
 import pytest
 
-from musicvid_core import service
 from musicvid_core.domain.errors import BadInput
 from musicvid_core.domain.job import Status
 from musicvid_core.domain.plan import Plan
+from musicvid_core.workflow import submit as service
 
 
 @pytest.fixture(scope="module")
 def two_scene_video(media_dir):
     """18 s, two long scenes (a cut at 9.0 s): the planner makes two segments."""
-    from musicvid_core.samples import make_video
+    from musicvid_core.lab.samples import make_video
 
     return make_video(media_dir / "two_scenes.mp4", (9, 9), size=(160, 90), audio="none")
 

@@ -6,12 +6,21 @@ import random
 import numpy as np
 import pytest
 
-from musicvid_core.analysis.planner import RulePlanner, lock_timing, reroll_segment
 from musicvid_core.domain.errors import BadInput
 from musicvid_core.domain.features import Curve, Cut, MediaInfo, VideoFeatures
 from musicvid_core.domain.plan import Plan, Segment
-from musicvid_core.music.composer import beat_grid, compose_segment
-from musicvid_core.music.timing import EXPLICIT_DRIFT, FAST_RANGE, MAX_DRIFT, SHORT_DRIFT, SYNC_S, Anchor, fit_beats, nominal_grid
+from musicvid_core.stages.compose.composer import beat_grid, compose_segment
+from musicvid_core.stages.plan.planner import RulePlanner, lock_timing, reroll_segment
+from musicvid_core.stages.plan.timing import (
+    EXPLICIT_DRIFT,
+    FAST_RANGE,
+    MAX_DRIFT,
+    SHORT_DRIFT,
+    SYNC_S,
+    Anchor,
+    fit_beats,
+    nominal_grid,
+)
 
 
 def on_beat(t, beats, tol=1e-4):
@@ -199,9 +208,9 @@ def test_plan_rejects_beats_outside_the_segment():
 
 
 def test_the_segment_description_states_the_fitted_tempo():
-    from musicvid_core.analysis.planner import RulePlanner, lock_timing
-    from musicvid_core.config import Settings
     from musicvid_core.domain.features import Curve, Cut, MediaInfo, VideoFeatures
+    from musicvid_core.settings import Settings
+    from musicvid_core.stages.plan.planner import RulePlanner, lock_timing
 
     cuts = [round(0.6 * i + 0.1 * (i % 3), 3) for i in range(1, 40)]  # fast cutting
     features = VideoFeatures(media=MediaInfo(duration=25.0, width=320, height=180, fps=25, video_codec="h264"),

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from musicvid_core import experiments
 from musicvid_core.cli import main
 from musicvid_core.domain.errors import BadInput, ExperimentError
+from musicvid_core.lab import experiments
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("0*.ipynb"))

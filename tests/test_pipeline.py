@@ -5,11 +5,11 @@ import math
 
 import pytest
 
-from musicvid_core import service
 from musicvid_core.domain import OperationType, Stage, Status
 from musicvid_core.domain.errors import GenerationError, MixError, TransientBackendError
+from musicvid_core.lab.samples import make_video
 from musicvid_core.metrics import measure_loudness, stream_durations, video_packet_hashes
-from musicvid_core.samples import make_video
+from musicvid_core.workflow import submit as service
 
 pytestmark = pytest.mark.slow
 
@@ -77,7 +77,7 @@ def test_corrupt_input_fails_cleanly(services, tmp_path):
 
 
 def test_failure_in_mix_rolls_back_partial_outputs(services, short_video, monkeypatch):
-    import musicvid_core.mixing.compose as compose_mod
+    import musicvid_core.stages.mix.compose as compose_mod
     from musicvid_core.workflow.steps import features_cache_key
 
     def broken(video, media, plan, clips, out, **kw):
@@ -184,7 +184,7 @@ def test_speech_is_ducked_with_preset_and_stems(services, media_dir, tmp_path):
     after it, stems exported sample-aligned with the video, the plan beside them."""
     import soundfile as sf
 
-    from musicvid_core.samples import espeak_available
+    from musicvid_core.lab.samples import espeak_available
 
     if not espeak_available():
         pytest.skip("espeak-ng is not installed")
@@ -206,7 +206,7 @@ def test_speech_is_ducked_with_preset_and_stems(services, media_dir, tmp_path):
 def test_source_music_is_ducked_end_to_end_and_preview(services, media_dir):
     """A video whose own sound is music: detected, planned with the default policy (duck) and ducked
     >= 10 LU under ours; then the same as a preview (option), written as output_preview, smaller."""
-    from musicvid_core.analysis.probe import probe
+    from musicvid_core.stages.analyse.probe import probe
 
     sample = make_video(media_dir / "music_pipeline.mp4", (3, 3), size=(960, 540), fps=25, audio="music")
     job = _run(services, sample.path)
@@ -227,8 +227,8 @@ def test_source_music_is_ducked_end_to_end_and_preview(services, media_dir):
 def test_regeneration_reuses_analysis_and_preview_proxy(services, media_dir, monkeypatch):
     """The features (and a preview's proxy) are made once per job: a regeneration re-plans and
     re-renders without decoding the video again, and a preview copies the proxy's packets."""
-    import musicvid_core.analysis.features as features_mod
-    from musicvid_core.analysis.probe import probe
+    import musicvid_core.stages.analyse.features as features_mod
+    from musicvid_core.stages.analyse.probe import probe
     from musicvid_core.workflow.steps import features_cache_key, proxy_key
 
     sample = make_video(media_dir / "proxy_src.mp4", (2, 2), size=(854, 480), fps=25, audio="tone")

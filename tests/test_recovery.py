@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from musicvid_core import service
 from musicvid_core.adapters.local.leases import LeaseStore, Owner, pid_alive
-from musicvid_core.config import Settings, build_services
+from musicvid_core.bootstrap import build_services
 from musicvid_core.domain import Status
 from musicvid_core.domain.errors import ConcurrentUpdate
-from musicvid_core.samples import make_video
+from musicvid_core.lab.samples import make_video
+from musicvid_core.settings import Settings
+from musicvid_core.workflow import submit as service
 from musicvid_core.workflow.recovery import reconcile, sweep_scratch
 from tests.crash_child import STAGES
 
@@ -134,7 +135,8 @@ def test_orphaned_scheduled_job_fails_after_grace(home, tmp_path, monkeypatch):
 
 def test_a_submitter_that_dies_before_running_its_job_is_noticed_at_once(home, tmp_path):
     video = make_video(tmp_path / "in.mp4", (2,), size=(160, 90), fps=25, audio="none").path
-    script = ("import sys; from musicvid_core import service; from musicvid_core.config import default_services as d;"
+    script = ("import sys; from musicvid_core.workflow import submit as service; "
+              "from musicvid_core.bootstrap import process_services as d;"
               "s = d(); print(service.submit_new(s, service.upload_file(s, sys.argv[1], 'tester'), 'x', 'tester').job_id)")
     job_id = subprocess.run([sys.executable, "-c", script, str(video)], capture_output=True, text=True,
                             check=True, timeout=120).stdout.strip()

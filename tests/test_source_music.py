@@ -5,17 +5,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from musicvid_core.analysis.features import analyze_video
-from musicvid_core.analysis.probe import probe
 from musicvid_core.domain import BadInput
 from musicvid_core.domain.features import Region
+from musicvid_core.lab.samples import espeak_available, make_video
 from musicvid_core.media import run_ffmpeg
 from musicvid_core.metrics import measure_loudness, video_packet_hashes
 from musicvid_core.metrics.speech import loudness_over
-from musicvid_core.mixing.compose import SOURCE_MUSIC_CLEARANCE_LU, compose, source_depth
-from musicvid_core.mixing.filtergraph import source_music_chain
-from musicvid_core.mixing.presets import job_options
-from musicvid_core.samples import espeak_available, make_video
+from musicvid_core.stages.analyse.features import analyze_video
+from musicvid_core.stages.analyse.probe import probe
+from musicvid_core.stages.mix.compose import SOURCE_MUSIC_CLEARANCE_LU, compose, source_depth
+from musicvid_core.stages.mix.filtergraph import source_music_chain
+from musicvid_core.stages.mix.presets import job_options
 from tests.test_mixing_compose import SR, make_plan, write_clips
 
 

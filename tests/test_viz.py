@@ -1,4 +1,4 @@
-"""musicvid_core.viz: the measurements behind the figures, and the figures themselves, on
+"""musicvid_core.lab.viz: the measurements behind the figures, and the figures themselves, on
 generated media with known truth (scene cuts, tone levels)."""
 
 from __future__ import annotations
@@ -9,21 +9,21 @@ import soundfile as sf
 
 pytest.importorskip("matplotlib")
 
-from musicvid_core import viz
 from musicvid_core.domain.errors import BadInput
 from musicvid_core.domain.plan import Plan, Segment
+from musicvid_core.lab import viz
 
 
 @pytest.fixture(scope="module")
 def features(short_video):
-    from musicvid_core.analysis.features import analyze
+    from musicvid_core.stages.analyse.features import analyze
 
     return analyze(short_video.path)
 
 
 @pytest.fixture(scope="module")
 def plan(features):
-    from musicvid_core.analysis.planner import RulePlanner
+    from musicvid_core.stages.plan.planner import RulePlanner
 
     return RulePlanner(None).plan(features, "upbeat 120 bpm house", 0)
 

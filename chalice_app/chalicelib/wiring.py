@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import functools
 
+from musicvid_core import bootstrap
 from musicvid_core.api.auth import verifier_for
 from musicvid_core.api.core import Api
 from musicvid_core.api.links import S3Links
-from musicvid_core.config import build_launcher, default_services
 
 
 @functools.lru_cache(maxsize=1)
 def api() -> Api:
-    services = default_services()
-    return Api(services, build_launcher(services), S3Links(services.objects), verifier_for(services.settings))
+    services = bootstrap.process_services()
+    return Api(services, bootstrap.build_launcher(services), S3Links(services.objects), verifier_for(services.settings))
 
 
 def reset() -> None:
     """Forget the built API and services (tests change the environment between cases)."""
     api.cache_clear()
-    default_services.cache_clear()
+    bootstrap.reset()

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..domain.errors import ConfigurationError, TransientBackendError, Unauthorized
+from musicvid_core.domain.errors import ConfigurationError, TransientBackendError, Unauthorized
 
 ALGORITHMS = ["RS256"]
 LOCAL_ISSUER = "musicvid-local"
@@ -120,7 +120,7 @@ def local_private_key(home: Path):
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    from .links import write_secret_once
+    from musicvid_core.api.links import write_secret_once
 
     def make() -> bytes:
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -154,7 +154,7 @@ def mint_token(home: Path, user: str, *, ttl_s: int = 3600, issuer: str = LOCAL_
     """A dev ID token for ``user`` signed by the local key (what ``musicvid token`` prints)."""
     jwt = _jwt()
     if not _SAFE_SUB.match(user or ""):
-        from ..domain.errors import BadInput
+        from musicvid_core.domain.errors import BadInput
 
         raise BadInput("user must be 1..128 characters of [A-Za-z0-9._@+=-]")
     now = int(time.time())

@@ -2,7 +2,7 @@
 (api/server.py) both parse a request, call one method here and serialise what it returns.
 
 Every method takes the verified caller (``sub``) and the raw JSON body or query, validates them,
-calls the use cases in :mod:`musicvid_core.service`, and returns ``(http_status, json_dict)``.
+calls the use cases in :mod:`musicvid_core.workflow.submit`, and returns ``(http_status, json_dict)``.
 Errors are the error tree's; :func:`error_response` turns any exception into
 ``{"error": CODE, "message": TEXT}`` with the class's ``http_status`` (never a traceback).
 """
@@ -17,11 +17,11 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .. import service
-from ..config import Services
-from ..domain.errors import BadInput, ConcurrentUpdate, MusicVidError
-from ..domain.job import Job, Status
-from .models import JobList, JobView, SubmitRequest, SubmitResponse, UploadRequest, UploadResponse
+from musicvid_core.api.models import JobList, JobView, SubmitRequest, SubmitResponse, UploadRequest, UploadResponse
+from musicvid_core.domain.errors import BadInput, ConcurrentUpdate, MusicVidError
+from musicvid_core.domain.job import Job, Status
+from musicvid_core.services import Services
+from musicvid_core.workflow import submit as service
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
-from ..domain.errors import BadInput, Unauthorized
-from ..ports import validate_key
+from musicvid_core.domain.errors import BadInput, Unauthorized
+from musicvid_core.ports import validate_key
 
 
 class S3Links:

@@ -10,7 +10,7 @@ import json
 
 from pydantic.json_schema import models_json_schema
 
-from .models import ErrorBody, JobList, JobView, SubmitRequest, SubmitResponse, UploadRequest, UploadResponse
+from musicvid_core.api.models import ErrorBody, JobList, JobView, SubmitRequest, SubmitResponse, UploadRequest, UploadResponse
 
 _MODELS = [UploadRequest, SubmitRequest, UploadResponse, SubmitResponse, JobView, JobList, ErrorBody]
 

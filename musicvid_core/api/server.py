@@ -15,11 +15,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..config import Services, Settings, build_launcher, build_services
-from ..domain.errors import BadInput, MusicVidError, NotFound
-from .auth import verifier_for
-from .core import MAX_BODY_BYTES, Api, error_response
-from .links import LocalLinks, local_secret
+from musicvid_core.api.auth import verifier_for
+from musicvid_core.api.core import MAX_BODY_BYTES, Api, error_response
+from musicvid_core.api.links import LocalLinks, local_secret
+from musicvid_core.bootstrap import build_launcher, build_services
+from musicvid_core.domain.errors import BadInput, MusicVidError, NotFound
+from musicvid_core.services import Services
+from musicvid_core.settings import Settings
 
 log = logging.getLogger(__name__)
 _JOB_PATH = re.compile(r"^/jobs/([^/]+)$")
@@ -30,7 +32,7 @@ def _werkzeug():
     try:
         from werkzeug import exceptions, wrappers
     except ImportError:
-        from ..domain.errors import ConfigurationError
+        from musicvid_core.domain.errors import ConfigurationError
 
         raise ConfigurationError("musicvid serve needs werkzeug: install the [serve] extra") from None
     return wrappers, exceptions
@@ -86,7 +88,7 @@ class LocalApp:
         if path.startswith(LocalLinks.FILES_PATH) and method == "GET":
             return self.send_file(request, path[len(LocalLinks.FILES_PATH):])
         if path == "/openapi.json" and method == "GET":
-            from .openapi import openapi
+            from musicvid_core.api.openapi import openapi
 
             return self.json(200, openapi())
         route = self._route(method, path)
@@ -174,7 +176,7 @@ def make_server(settings: Settings | None = None, host: str = "127.0.0.1", port:
     base = public_url or f"http://{host}:{server.port}"
     holder["app"] = LocalApp(services, base)
     # Jobs a killed server (or CLI) left unfinished: this server's pool runs them again.
-    from ..workflow.recovery import reconcile
+    from musicvid_core.workflow.recovery import reconcile
 
     for job in reconcile(services, resume=holder["app"].launcher.start):
         log.warning("job %s: %s", job.job_id, "resumed" if job.status.value != "FAILED" else job.error.message)

@@ -1,5 +1,5 @@
 """Pure data and rules: no I/O, no heavy imports."""
 
-from .errors import *  # noqa: F403
-from .job import Job, JobError, OperationType, Stage, Status, check_transition, clean_prompt, parse_job_id  # noqa: F401
-from .plan import Plan, Segment  # noqa: F401
+from musicvid_core.domain.errors import *  # noqa: F403
+from musicvid_core.domain.job import Job, JobError, OperationType, Stage, Status, check_transition, clean_prompt, parse_job_id  # noqa: F401
+from musicvid_core.domain.plan import Plan, Segment  # noqa: F401

@@ -128,5 +128,5 @@ class ExperimentError(MusicVidError):
     code = "experiment_failed"
 
 
-# Names the workflow retries: keep in sync with infra/workflow.asl.json (a test checks).
+# Names the workflow retries: keep in sync with musicvid_core/workflow/workflow.asl.json (a test checks).
 RETRYABLE_ERROR_NAMES = ("TransientError", "TransientBackendError")

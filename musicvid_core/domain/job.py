@@ -8,7 +8,7 @@ from enum import Enum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .errors import BadInput, InvalidTransition
+from musicvid_core.domain.errors import BadInput, InvalidTransition
 
 
 class Status(str, Enum):

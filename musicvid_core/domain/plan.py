@@ -8,8 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from .errors import PlanValidationError
-from .features import Region
+from musicvid_core.domain.errors import PlanValidationError
+from musicvid_core.domain.features import Region
 
 _KEY_RE = re.compile(r"^[A-G](#|b)? (major|minor)$")
 TIME_EPS = 1e-6

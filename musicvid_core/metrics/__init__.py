@@ -4,9 +4,15 @@ speech against music.
 These never share code paths with the mixer they check: they decode or scan the finished file.
 """
 
-from .loudness import LoudnessReport, measure_array, measure_loudness
-from .speech import speech_music_difference
-from .streams import measure_output, scan_video_packets, stream_durations, video_packet_hashes, video_packet_pts
+from musicvid_core.metrics.loudness import LoudnessReport, measure_array, measure_loudness
+from musicvid_core.metrics.speech import speech_music_difference
+from musicvid_core.metrics.streams import (
+           measure_output,
+           scan_video_packets,
+           stream_durations,
+           video_packet_hashes,
+           video_packet_pts,
+)
 
 __all__ = ["LoudnessReport", "measure_array", "measure_loudness", "measure_output", "scan_video_packets",
            "speech_music_difference", "stream_durations", "video_packet_hashes", "video_packet_pts"]

@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..domain.errors import BadInput, MediaToolError
-from ..media import DEFAULT_TIMEOUT_S, run_ffmpeg
+from musicvid_core.domain.errors import BadInput, MediaToolError
+from musicvid_core.media import DEFAULT_TIMEOUT_S, run_ffmpeg
 
 # Floors reported for silence. -70 LUFS is BS.1770's absolute gate (what ebur128 prints for
 # silence); -120 dBTP stands in for "no peak at all" (digital silence is -inf dB).

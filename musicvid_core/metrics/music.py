@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..domain.errors import BadInput, ConfigurationError
+from musicvid_core.domain.errors import BadInput, ConfigurationError
 
 ANALYSIS_SR = 22050  # beat tracking and chroma run at this rate (librosa's default)
 HOP = 256  # onset-envelope hop at ANALYSIS_SR: 11.6 ms frames

@@ -15,9 +15,9 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..domain.features import Region
-from ..media import run_ffmpeg
-from .loudness import SILENCE_LUFS, parse_ebur128_summary
+from musicvid_core.domain.features import Region
+from musicvid_core.media import run_ffmpeg
+from musicvid_core.metrics.loudness import SILENCE_LUFS, parse_ebur128_summary
 
 RECOVERY_AFTER_S = 1.0  # the music should be back this long after speech ends...
 RECOVERY_WINDOW_S = 1.0  # ...measured over this long a window

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from ..domain.errors import MediaToolError
-from ..media import DEFAULT_TIMEOUT_S, run_ffmpeg
-from .loudness import EBUR128_FILTER, LoudnessReport, parse_ebur128_summary
+from musicvid_core.domain.errors import MediaToolError
+from musicvid_core.media import DEFAULT_TIMEOUT_S, run_ffmpeg
+from musicvid_core.metrics.loudness import EBUR128_FILTER, LoudnessReport, parse_ebur128_summary
 
 _NOPTS = -(2**63)  # AV_NOPTS_VALUE as framemd5 prints it
 

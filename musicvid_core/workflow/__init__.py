@@ -1,1 +1,1 @@
-"""Step handlers (the Tasks of infra/workflow.asl.json) and the embedded runner that executes it."""
+"""Step handlers (the Tasks of musicvid_core/workflow/workflow.asl.json) and the embedded runner that executes it."""

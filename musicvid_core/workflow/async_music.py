@@ -16,20 +16,15 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from ..config import GENERATORS, Services, load_plugin
-from ..domain.errors import NotFound, TransientError
-from ..domain.job import Job
-from ..domain.plan import Plan
+from musicvid_core.domain.errors import NotFound, TransientError
+from musicvid_core.domain.job import Job
+from musicvid_core.domain.plan import Plan
+from musicvid_core.services import Services
 
 if TYPE_CHECKING:
     import numpy as np
 
 log = logging.getLogger(__name__)
-
-
-def generator_is_async(services: Services) -> bool:
-    """Whether the configured generator is asynchronous (asked of its class: nothing is built)."""
-    return bool(getattr(load_plugin(GENERATORS, "generator", services.settings.generator), "is_async", False))
 
 
 def record_key(job: Job, index: int) -> str:

@@ -20,32 +20,39 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from ..config import Services
-from ..domain.job import TERMINAL, Job
+from musicvid_core.domain.job import TERMINAL, Job
+from musicvid_core.services import Services
+from musicvid_core.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 # Imported once in the forkserver, so each job's child starts warm (fork, not a fresh interpreter).
-PRELOAD = ["musicvid_core.workflow.runner", "musicvid_core.workflow.steps", "musicvid_core.analysis.features",
-           "musicvid_core.mixing.compose", "musicvid_core.music.backends.procedural", "numpy", "scipy.signal"]
+PRELOAD = ["musicvid_core.workflow.runner", "musicvid_core.workflow.steps", "musicvid_core.stages.analyse.features",
+           "musicvid_core.stages.mix.compose", "musicvid_core.stages.compose.procedural", "numpy", "scipy.signal"]
 
 
-def _child(settings, job_id: str, parent: tuple) -> None:
-    """A job's child process: fresh services (no connection crosses a fork), the lease taken over
-    from the parent, the workflow run to a terminal state."""
-    from ..adapters.local.leases import Owner
-    from ..config import build_services
-    from .runner import run_job
+def _child(build: Callable[[Settings], Services], settings: Settings, job_id: str, parent: tuple) -> None:
+    """A job's child process: fresh services from ``build`` (the composition root's builder, handed
+    down; no connection crosses a fork), the lease taken over from the parent, the workflow run to a
+    terminal state."""
+    from musicvid_core.adapters.local.leases import Owner
+    from musicvid_core.workflow.runner import run_job
 
-    run_job(build_services(settings), job_id, adopt_from=Owner(*parent))
+    run_job(build(settings), job_id, adopt_from=Owner(*parent))
 
 
 class PooledLauncher:
-    def __init__(self, services: Services, workers: int, isolation: str = "thread") -> None:
+    def __init__(self, services: Services, workers: int, isolation: str = "thread",
+                 build: Callable[[Settings], Services] | None = None) -> None:
+        """``build`` makes a child process's services from Settings (required for ``"process"``)."""
+        if isolation == "process" and build is None:
+            raise ValueError("process isolation needs the services builder")
         self.services = services
+        self.build = build
         self.workers = int(workers)
         self.isolation = isolation
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="musicvid-job")
@@ -63,7 +70,7 @@ class PooledLauncher:
         return name
 
     def _execute(self, job_id: str, name: str) -> None:
-        from .runner import run_job
+        from musicvid_core.workflow.runner import run_job
 
         try:
             if self.isolation == "process":
@@ -76,14 +83,14 @@ class PooledLauncher:
     def _execute_in_child(self, job_id: str) -> None:
         import multiprocessing
 
-        from ..adapters.local.leases import Owner
-        from .recovery import LOST
-        from .steps import mark_failed
+        from musicvid_core.adapters.local.leases import Owner
+        from musicvid_core.workflow.recovery import LOST
+        from musicvid_core.workflow.steps import mark_failed
 
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(PRELOAD)
         me = Owner.me()
-        proc = ctx.Process(target=_child, args=(self.services.settings, job_id, (me.host, me.pid, me.pid_start)),
+        proc = ctx.Process(target=_child, args=(self.build, self.services.settings, job_id, (me.host, me.pid, me.pid_start)),
                            name=f"musicvid-job-{job_id[:8]}")
         proc.start()
         proc.join()

@@ -27,12 +27,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..adapters.local.leases import pid_alive
-from ..config import Services
-from ..domain.errors import ConcurrentUpdate
-from ..domain.job import TERMINAL, Job, Status
-from ..media import SCRATCH_PREFIX
-from .steps import mark_failed
+from musicvid_core.adapters.local.leases import pid_alive
+from musicvid_core.domain.errors import ConcurrentUpdate
+from musicvid_core.domain.job import TERMINAL, Job, Status
+from musicvid_core.media import SCRATCH_PREFIX
+from musicvid_core.services import Services
+from musicvid_core.workflow.steps import mark_failed
 
 log = logging.getLogger(__name__)
 

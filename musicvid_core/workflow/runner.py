@@ -1,4 +1,4 @@
-"""The embedded runner: executes infra/workflow.asl.json in-process with the step handlers.
+"""The embedded runner: executes musicvid_core/workflow/workflow.asl.json in-process with the step handlers.
 
 The definition's ``${...FunctionArn}`` placeholders (Step Functions DefinitionSubstitutions on
 AWS) are substituted with ``musicvid:<Step>`` names that resolve to the handlers in
@@ -9,24 +9,26 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from ..adapters.local.leases import Heartbeat
-from ..config import Services
-from ..domain.errors import ConfigurationError
-from ..domain.job import TERMINAL, Job
-from .asl import ExecutionFailed, StateMachine, load_definition
-from .steps import HANDLERS, mark_failed
+from musicvid_core.adapters.local.leases import Heartbeat
+from musicvid_core.asl.machine import ExecutionFailed, StateMachine, load_definition
+from musicvid_core.domain.errors import ConfigurationError
+from musicvid_core.domain.job import TERMINAL, Job
+from musicvid_core.services import Services
+from musicvid_core.settings import Settings
+from musicvid_core.workflow.steps import HANDLERS, mark_failed
 
-_REPO_DEFINITION = Path(__file__).resolve().parents[2] / "infra" / "workflow.asl.json"
+# The one definition, shipped inside the package (the deploy template reads this same file).
+PACKAGED_DEFINITION = Path(__file__).resolve().parent / "workflow.asl.json"
 
 
-def definition_path() -> Path:
-    """$MUSICVID_WORKFLOW, else the repository's infra/workflow.asl.json (the one definition)."""
-    path = Path(os.environ.get("MUSICVID_WORKFLOW", _REPO_DEFINITION))
+def definition_path(settings: Settings | None = None) -> Path:
+    """``settings.workflow`` (MUSICVID_WORKFLOW) when set, else the packaged workflow.asl.json."""
+    configured = settings.workflow if settings is not None else None
+    path = Path(configured).expanduser() if configured else PACKAGED_DEFINITION
     if not path.is_file():
         raise ConfigurationError(f"workflow definition not found at {path}; set MUSICVID_WORKFLOW")
     return path
@@ -56,7 +58,7 @@ def run_job(services: Services, job_id: str, on_event: Callable[[dict], None] | 
         return functools.partial(HANDLERS[step], services=services)
 
     threading.Thread(target=services.warm, name="musicvid-warm", daemon=True).start()
-    machine = StateMachine(_definition(str(definition_path())), resolve,
+    machine = StateMachine(_definition(str(definition_path(services.settings))), resolve,
                            time_scale=services.settings.retry_time_scale, on_event=on_event)
     # The lease says this process runs the job (ConcurrentUpdate if another live one does); if this
     # process dies, the next musicvid process to open the store settles the job (recovery.py).

@@ -1,4 +1,4 @@
-"""Step handlers: ``event dict -> dict``, one per Task of infra/workflow.asl.json.
+"""Step handlers: ``event dict -> dict``, one per Task of musicvid_core/workflow/workflow.asl.json.
 
 The local runner calls them in-process; chalice_app deploys the very same functions as
 ``@app.lambda_function``s. They pass ids and object URIs, never media bytes (Step Functions
@@ -29,13 +29,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..config import Services, default_services
-from ..domain.errors import BadInput, InvalidTransition, MusicVidError, NotFound
-from ..domain.features import VideoFeatures
-from ..domain.job import Job, JobError, Stage, Status
-from ..domain.plan import Plan
-from ..media import scratch_prefix, write_float_wav
-from .async_music import advance, generator_is_async, submit_all
+from musicvid_core.domain.errors import BadInput, InvalidTransition, MusicVidError, NotFound
+from musicvid_core.domain.features import VideoFeatures
+from musicvid_core.domain.job import Job, JobError, Stage, Status
+from musicvid_core.domain.plan import Plan
+from musicvid_core.media import scratch_prefix, write_float_wav
+from musicvid_core.services import Services
+from musicvid_core.workflow.async_music import advance, submit_all
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +43,6 @@ OUTPUT_EXTS = (".mp4", ".mov", ".m4v", ".mkv")
 
 
 # --- helpers ---------------------------------------------------------------------------------
-def _services(services: Services | None) -> Services:
-    return services if services is not None else default_services()
-
-
 def _job_for(event: dict, services: Services) -> Job:
     """The job named by the event, refusing a stale execution (an older attempt's run must never
     write over a regeneration that replaced it)."""
@@ -128,7 +124,7 @@ def music_metrics(plan: Plan, clips: list[Path]) -> dict:
     (before mixing: no ducking or fades), against the plan's measured cuts."""
     import soundfile as sf
 
-    from ..metrics.music import assemble_music, music_report
+    from musicvid_core.metrics.music import assemble_music, music_report
 
     audio, rates = [], set()
     for path in clips:
@@ -150,10 +146,9 @@ def load_features(services: Services, job: Job) -> VideoFeatures:
 
 
 # --- steps -----------------------------------------------------------------------------------
-def coordinator(event: dict, services: Services | None = None) -> dict:
+def coordinator(event: dict, services: Services) -> dict:
     """``action: start`` moves SCHEDULED -> PROCESSING; ``action: summary`` writes the summary and
     completes the job (PROCESSING -> COMPLETED), then drops older attempts' outputs."""
-    services = _services(services)
     job = _job_for(event, services)
     action = event.get("action")
     if action == "start":
@@ -175,14 +170,13 @@ def coordinator(event: dict, services: Services | None = None) -> dict:
     raise BadInput(f"unknown coordinator action: {action!r}")
 
 
-def analyzer(event: dict, services: Services | None = None) -> dict:
+def analyzer(event: dict, services: Services) -> dict:
     """Probe the input, measure its features, and plan the music. Returns the segment indexes the
     workflow's Map fans out over."""
-    from ..analysis.features import analyze_video
-    from ..analysis.probe import probe
-    from ..media import make_proxy
+    from musicvid_core.media import make_proxy
+    from musicvid_core.stages.analyse.features import analyze_video
+    from musicvid_core.stages.analyse.probe import probe
 
-    services = _services(services)
     job = _enter(services, _job_for(event, services), Stage.ANALYZE)
     features = _cached_features(services, job)
     preview = bool(job.settings.get("preview"))
@@ -208,7 +202,7 @@ def analyzer(event: dict, services: Services | None = None) -> dict:
     planner = services.planner
     reroll = job.settings.get("reroll")
     if reroll:  # one segment re-rolled over the previous attempt's plan (the others stay as they were)
-        from ..analysis.planner import reroll_segment
+        from musicvid_core.stages.plan.planner import reroll_segment
 
         previous = Plan.parse(services.objects.get_bytes(reroll["from"] + "plan.json").decode())
         plan = reroll_segment(previous, int(reroll["segment"]), features, prompt=reroll.get("prompt"),
@@ -219,7 +213,7 @@ def analyzer(event: dict, services: Services | None = None) -> dict:
         plan = planner.plan(features, job.prompt, job.seed)
     if not reroll and (job.settings.get("hits") is not None or not any(s.beats for s in plan.segments)):
         # Requested accents, or a planner that leaves timing open: fit the beat grids to the cuts.
-        from ..analysis.planner import lock_timing
+        from musicvid_core.stages.plan.planner import lock_timing
 
         plan = lock_timing(plan, features, hits=job.settings.get("hits"))
     if job.settings.get("source_music"):  # the job's option over the planner's default
@@ -229,14 +223,13 @@ def analyzer(event: dict, services: Services | None = None) -> dict:
     plan_url = services.objects.put_bytes(job.prefix + "plan.json",
                                           plan.model_dump_json(indent=1).encode(), "application/json")
     services.jobs.update(job.job_id, {"plan_url": plan_url})
-    if generator_is_async(services):  # queue every segment at the endpoint now (docs/backends.md)
+    if services.generator_is_async:  # queue every segment at the endpoint now (docs/backends.md)
         submit_all(services, job, plan)
     return {"segments": [s.index for s in plan.segments], "plan_url": plan_url}
 
 
-def audio_generator(event: dict, services: Services | None = None) -> dict:
+def audio_generator(event: dict, services: Services) -> dict:
     """Render one segment's clip (a Map iteration) and store it as a WAV."""
-    services = _services(services)
     job = _enter(services, _job_for(event, services), Stage.GENERATE)
     plan = load_plan(services, job)
     index = event.get("index")
@@ -263,13 +256,12 @@ def audio_generator(event: dict, services: Services | None = None) -> dict:
     return {"index": index, "clip_url": uri, "pending": False}
 
 
-def av_operator(event: dict, services: Services | None = None) -> dict:
+def av_operator(event: dict, services: Services) -> dict:
     """Mix the clips onto the video (video stream copied) and record the measured metrics. With the
     job option ``stems``, the mixer's stems are stored under the job's prefix (metrics["stems"]: name
     -> object URI)."""
-    from ..mixing.compose import PREVIEW_SAMPLE_RATE, compose
+    from musicvid_core.stages.mix.compose import PREVIEW_SAMPLE_RATE, compose
 
-    services = _services(services)
     job = _enter(services, _job_for(event, services), Stage.MIX)
     settings = services.settings
     plan = load_plan(services, job)
@@ -321,10 +313,9 @@ def _error_from(event: dict) -> tuple[str, str]:
     return etype, message
 
 
-def failure_handler(event: dict, services: Services | None = None) -> dict:
+def failure_handler(event: dict, services: Services) -> dict:
     """Mark the job FAILED with the stage it failed in and the reason, and roll back this
     attempt's partial outputs. The input upload and earlier attempts' outputs are kept."""
-    services = _services(services)
     job = services.jobs.get(str(event["job_id"]))
     etype, message = _error_from(event)
     stage = job.stage.value

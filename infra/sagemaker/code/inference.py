@@ -5,7 +5,7 @@ the model artifact (``model.tar.gz``). The weights are read from the artifact di
 (``model_dir``) only: ``local_files_only=True`` and ``HF_HUB_OFFLINE=1``, so a container never
 reaches a hub at start-up.
 
-Request (what ``musicvid_core.music.backends.sagemaker`` writes to S3 and passes as InputLocation)::
+Request (what ``musicvid_core.adapters.model.sagemaker`` writes to S3 and passes as InputLocation)::
 
     {"inputs": ["lofi hip hop, mellow keys, 84 bpm, A minor"],
      "parameters": {"max_new_tokens": 1503, "do_sample": true, "guidance_scale": 3.0, "seed": 7}}

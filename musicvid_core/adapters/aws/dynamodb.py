@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ...domain.errors import ConcurrentUpdate
-from ...domain.job import Job, Status
-from ...ports import JobStore
-from .errors import error_code, from_aws
+from musicvid_core.adapters.aws.errors import error_code, from_aws
+from musicvid_core.domain.errors import ConcurrentUpdate
+from musicvid_core.domain.job import Job, Status
+from musicvid_core.ports import JobStore
 
 USER_INDEX = "by_user"
 

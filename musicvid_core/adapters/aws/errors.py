@@ -10,7 +10,7 @@ the API Lambda's small package and in tests without boto3.
 
 from __future__ import annotations
 
-from ...domain.errors import (
+from musicvid_core.domain.errors import (
     BadInput,
     ConfigurationError,
     MusicVidError,

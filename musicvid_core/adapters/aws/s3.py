@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ...domain.errors import BadInput
-from ...ports import ObjectStore, validate_key
-from .errors import error_code, from_aws, http_status
+from musicvid_core.adapters.aws.errors import error_code, from_aws, http_status
+from musicvid_core.domain.errors import BadInput
+from musicvid_core.ports import ObjectStore, validate_key
 
 SSE = "AES256"
 

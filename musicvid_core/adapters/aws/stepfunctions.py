@@ -1,4 +1,4 @@
-"""Launcher on Step Functions: StartExecution of the state machine built from infra/workflow.asl.json.
+"""Launcher on Step Functions: StartExecution of the state machine built from musicvid_core/workflow/workflow.asl.json.
 
 The execution name is ``{job_id}-{attempt}`` (the same name the local runner gives its runs), so a
 repeated start of the same attempt is idempotent: Step Functions refuses a second execution with
@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ...domain.errors import ConfigurationError
-from ...domain.job import Job
-from .errors import error_code, from_aws
+from musicvid_core.adapters.aws.errors import error_code, from_aws
+from musicvid_core.domain.errors import ConfigurationError
+from musicvid_core.domain.job import Job
 
 
 def execution_name(job: Job) -> str:

@@ -1,2 +1,2 @@
-from .jobstore import SQLiteJobStore  # noqa: F401
-from .objectstore import FolderObjectStore  # noqa: F401
+from musicvid_core.adapters.local.jobstore import SQLiteJobStore  # noqa: F401
+from musicvid_core.adapters.local.objectstore import FolderObjectStore  # noqa: F401

@@ -7,9 +7,9 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-from ...domain.errors import ConcurrentUpdate
-from ...domain.job import Job, Status
-from ...ports import JobStore
+from musicvid_core.domain.errors import ConcurrentUpdate
+from musicvid_core.domain.job import Job, Status
+from musicvid_core.ports import JobStore
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (

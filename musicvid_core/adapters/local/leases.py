@@ -26,8 +26,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...domain.errors import ConcurrentUpdate
-from .jobstore import SQLiteFile
+from musicvid_core.adapters.local.jobstore import SQLiteFile
+from musicvid_core.domain.errors import ConcurrentUpdate
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS leases (

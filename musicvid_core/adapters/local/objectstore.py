@@ -8,8 +8,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from ...domain.errors import BadInput
-from ...ports import ObjectStore, validate_key
+from musicvid_core.domain.errors import BadInput
+from musicvid_core.ports import ObjectStore, validate_key
 
 
 class FolderObjectStore(ObjectStore):

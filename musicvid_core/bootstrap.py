@@ -1,0 +1,69 @@
+"""The composition root: the one place that turns Settings into adapters and services.
+
+The CLI, ``musicvid serve``, the notebooks, the Chalice app and the Lambda handlers all call
+:func:`build_services` (and :func:`build_launcher` where they start jobs); nothing below this module
+chooses an adapter. Step handlers receive the services they run with; there is no global fallback.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from musicvid_core.adapters.aws.client import aws_client
+from musicvid_core.domain.errors import ConfigurationError
+from musicvid_core.ports import Launcher
+from musicvid_core.services import Services
+from musicvid_core.settings import Settings
+
+
+def build_services(settings: Settings | None = None) -> Services:
+    settings = settings or Settings()
+    if settings.object_store == "local":
+        from musicvid_core.adapters.local import FolderObjectStore
+
+        objects = FolderObjectStore(settings.store_root)
+    else:
+        from musicvid_core.adapters.aws.s3 import S3ObjectStore
+
+        if not settings.bucket:
+            raise ConfigurationError("the s3 object store needs MUSICVID_BUCKET")
+        objects = S3ObjectStore(aws_client(settings, "s3"), settings.bucket)
+    if settings.job_store == "sqlite":
+        from musicvid_core.adapters.local import SQLiteJobStore
+
+        jobs = SQLiteJobStore(settings.db_path)
+    else:
+        from musicvid_core.adapters.aws.dynamodb import DynamoDBJobStore
+
+        jobs = DynamoDBJobStore(aws_client(settings, "dynamodb"), settings.table)
+    leases = None
+    if settings.job_store == "sqlite" and str(jobs.path) != ":memory:":
+        from musicvid_core.adapters.local.leases import LeaseStore
+
+        leases = LeaseStore(jobs.path, settings.lease_ttl_s)
+    return Services(settings=settings, objects=objects, jobs=jobs, leases=leases)
+
+
+def build_launcher(services: Services) -> Launcher:
+    """The Launcher port the settings name: Step Functions StartExecution, or the local runner on a
+    bounded background pool of ``Settings.workers`` (musicvid serve)."""
+    settings = services.settings
+    if settings.launcher == "stepfunctions":
+        from musicvid_core.adapters.aws.stepfunctions import StepFunctionsLauncher
+
+        return StepFunctionsLauncher(aws_client(settings, "stepfunctions"), settings.state_machine_arn)
+    from musicvid_core.workflow.pool import PooledLauncher
+
+    return PooledLauncher(services, settings.workers, settings.worker_isolation, build=build_services)
+
+
+@functools.lru_cache(maxsize=1)
+def process_services() -> Services:
+    """Services from the environment, built once per process: what a Lambda container (the Chalice
+    app, the media image's handlers) runs with. Entry points only; step handlers are handed theirs."""
+    return build_services(Settings())
+
+
+def reset() -> None:
+    """Forget the process's services (tests change the environment between cases)."""
+    process_services.cache_clear()

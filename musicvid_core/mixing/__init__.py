@@ -1,1 +1,0 @@
-"""Mixing: the ffmpeg filtergraph that places the music under the video, and the compose run."""

@@ -1,0 +1,61 @@
+"""The default generator: the procedural composer, rendered with a General MIDI SoundFont.
+
+Royalty-free, offline, deterministic per seed and fast (see docs/music.md for the measured speed).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from musicvid_core.domain.errors import GenerationError
+from musicvid_core.domain.plan import Plan
+from musicvid_core.media import resample
+from musicvid_core.stages.compose.composer import compose_segment
+from musicvid_core.stages.compose.fx import polish
+from musicvid_core.stages.compose.render import find_soundfont, render_midi
+from musicvid_core.stages.plan.prompt import resolve_style
+
+SYNTH_RATE = 32000  # Hz: 16 kHz of bandwidth; the GM SoundFonts' samples mostly carry less
+
+
+def _resample(audio: np.ndarray, rate: int, target: int, n: int) -> np.ndarray:
+    """(m, 2) float32 at ``rate`` Hz -> exactly ``n`` frames at ``target`` Hz (polyphase FIR),
+    peaks kept within [-1, 1]."""
+    out = resample(audio, rate, target)
+    if out.shape[0] < n:
+        out = np.concatenate([out, np.zeros((n - out.shape[0], out.shape[1]), np.float32)])
+    return np.clip(out[:n], -1.0, 1.0)
+
+
+class ProceduralGenerator:
+    name = "procedural"
+
+    def __init__(self, settings) -> None:
+        self.sample_rate = int(settings.sample_rate)
+        # Synthesis and polish run at SYNTH_RATE (never above the output rate), then one polyphase
+        # resample: a third less work than at 48 kHz (see docs/music.md, "Speed").
+        self.synth_rate = min(self.sample_rate, SYNTH_RATE)
+        self.soundfont = find_soundfont(settings)  # ConfigurationError now, not mid-pipeline
+
+    def generate(self, plan: Plan, index: int, seed: int) -> np.ndarray:
+        """Segment ``index`` of ``plan`` as float32 (samples, 2) at ``sample_rate`` Hz, exactly
+        ``plan.clip_samples(index, sample_rate)`` long (the segment plus its release tail), finite,
+        peaks <= 1.0. Raises GenerationError for an index outside the plan or a failed render, and
+        ConfigurationError when no SoundFont renderer is installed."""
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(plan.segments):
+            raise GenerationError(f"segment index {index!r} is outside the plan "
+                                  f"(0..{len(plan.segments) - 1})", index=index)
+        seg = plan.segments[index]
+        n = plan.clip_samples(index, self.sample_rate)
+        midi = compose_segment(plan, index, seed)
+        rate = self.synth_rate
+        m = plan.clip_samples(index, rate)
+        audio = render_midi(midi, rate, m, self.soundfont)
+        tail = round(plan.tail_s(index) * rate)
+        audio = polish(audio, rate, reverb=resolve_style(seg.style, seg.prompt).reverb,
+                       energy=seg.mean_energy, body_samples=m - tail)
+        if rate != self.sample_rate:
+            audio = _resample(audio, rate, self.sample_rate, n)
+        if audio.shape != (n, 2) or not np.isfinite(audio).all():
+            raise GenerationError(f"segment {index} rendered to an invalid clip {audio.shape}", index=index)
+        return audio
