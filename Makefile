@@ -4,8 +4,11 @@ PY      := $(VENV)/bin/python
 PIP     := $(PY) -m pip
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install system-deps demo test lint bench samples clean experiments lab kernel package image
+.PHONY: install install-demo system-deps demo test lint bench samples clean experiments lab kernel package image wheel-smoke
 
+# Two stamps: the full developer install (`make install`, `make test`, everything else) and the
+# embedded default alone (`make demo`: the [local] extra, ~1 GB, without torch, Jupyter, moto ...).
+# The full install satisfies the demo's stamp too; the demo's never satisfies the full one.
 $(VENV)/.installed: pyproject.toml Makefile
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
@@ -17,13 +20,23 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -m ipykernel install --sys-prefix --name musicvid --display-name "Python (musicvid)" >/dev/null
 	# .gitattributes names the nbstripout filter; this defines it in .git/config (skipped outside git).
 	-[ -d .git ] && $(VENV)/bin/nbstripout --install >/dev/null 2>&1
-	# tinysoundfont renders the SoundFont (~100x real time, no system libraries). Every release
-	# declares pyaudio (live playback, which we never use; it needs portaudio headers to build),
-	# so it is installed without dependencies. Its one real dependency is numpy, already present.
+	# tinysoundfont, the faster SoundFont renderer (~250x real time; used over [local]'s midirenderer
+	# when present, docs/install.md). Every release declares pyaudio (live playback, which we never
+	# use; it needs portaudio headers to build), so it is installed without dependencies. Its one
+	# real dependency is numpy, already present.
 	$(PIP) install -q --no-deps "tinysoundfont>=0.3.6"
+	touch $@ $(VENV)/.demo-installed
+
+# What `pip install "musicvid[local]"` gives a user, editable: midirenderer renders the SoundFont.
+$(VENV)/.demo-installed: pyproject.toml Makefile
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e ".[local]"
 	touch $@
 
 install: $(VENV)/.installed
+
+install-demo: $(VENV)/.demo-installed
 
 # apt only where pip cannot do it: espeak-ng speaks the sample videos' dialogue (tests of speech
 # detection skip without it). Best effort: a machine without apt or root still installs and runs.
@@ -32,11 +45,15 @@ system-deps:
 	  ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq espeak-ng) >/dev/null 2>&1 || \
 	  echo "note: espeak-ng not installed; speech samples fall back to tones"; }
 
-demo: install system-deps
+demo: install-demo system-deps
 	$(VENV)/bin/musicvid demo
 
 test: install system-deps
 	$(PY) -m pytest -q
+
+# The wheel as a pip user installs it, in a fresh venv outside the checkout: doctor + a short run (CI).
+wheel-smoke: install
+	bash .ci/wheel-smoke
 
 lint: install
 	$(VENV)/bin/ruff check musicvid_core tests bench data chalice_app infra

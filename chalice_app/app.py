@@ -9,7 +9,7 @@ exceptions they raise are the error-tree classes the ASL's Retry/Catch name.
 from chalice import Chalice, CognitoUserPoolAuthorizer, CORSConfig, Response
 from chalicelib.wiring import api
 
-from musicvid_core.api.core import error_response
+from musicvid_core.api.core import SECURITY_HEADERS, error_headers, error_response
 from musicvid_core.bootstrap import process_services
 from musicvid_core.settings import Settings
 from musicvid_core.workflow import steps
@@ -29,12 +29,14 @@ ROUTE = {"authorizer": authorizer, "cors": cors}
 
 def _respond(call, *args) -> Response:
     request = app.current_request
+    headers = {"Content-Type": "application/json", **SECURITY_HEADERS}
     try:
         user = api().authenticate(request.headers.get("authorization"))
         status, body = call(user, *args)
     except Exception as exc:  # one JSON error body, never a traceback
         status, body = error_response(exc)
-    return Response(body=body, status_code=status, headers={"Content-Type": "application/json"})
+        headers.update(error_headers(exc))  # Retry-After on a 429
+    return Response(body=body, status_code=status, headers=headers)
 
 
 def _body() -> bytes:

@@ -59,7 +59,9 @@ def _bucket(suffix: str) -> dict:
 
 TABLE = _arn("JobsTable")
 INDEX = _arn("JobsTable", "/index/*")
-JOBS_RW = ["dynamodb:GetItem", "dynamodb:PutItem"]
+# UpdateItem: the per-user count of active jobs changes in the same TransactWriteItems as the job
+# (adapters/aws/dynamodb.py); a transaction needs the rights of each of its writes.
+JOBS_RW = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
 # Without ListBucket, S3 answers a read of a missing key with 403 instead of 404: every "is it
 # there yet?" (cached features, the preview proxy, a previous attempt's files) would fail the job.
 LIST_JOBS = {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": _bucket(""),
@@ -138,7 +140,8 @@ def template(cors_origin: str = "http://localhost:3000") -> dict:
            "MUSICVID_AUTH_AUDIENCE": {"Ref": "UserPoolClient"},
            "MUSICVID_AUTH_JWKS_URL": {"Fn::Sub": "https://cognito-idp.${AWS::Region}.amazonaws.com/${UserPool}/.well-known/jwks.json"},
            "MUSICVID_CORS_ORIGIN": {"Ref": "CorsOrigin"},
-           "MUSICVID_OBJECT_STORE": "s3", "MUSICVID_JOB_STORE": "dynamodb", "MUSICVID_LAUNCHER": "stepfunctions"}
+           "MUSICVID_OBJECT_STORE": "s3", "MUSICVID_JOB_STORE": "dynamodb", "MUSICVID_LAUNCHER": "stepfunctions",
+           "MUSICVID_MAX_ACTIVE_JOBS": {"Ref": "MaxActiveJobs"}}
     resources: dict = {
         "MediaBucket": {"Type": "AWS::S3::Bucket", "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain",
                         "Properties": {
@@ -192,9 +195,14 @@ def template(cors_origin: str = "http://localhost:3000") -> dict:
             "DefinitionSubstitutions": {f"{step}FunctionArn": _arn(fn) for step, fn in STEPS.items()}}},
         "GatewayDefault4XX": _gateway_response("DEFAULT_4XX"),
         "GatewayDefault5XX": _gateway_response("DEFAULT_5XX"),
-        "RestAPI": {"Properties": {"DefinitionBody": {"securityDefinitions": {"MusicvidUsers": {
-            "x-amazon-apigateway-authorizer": {"type": "cognito_user_pools",
-                                               "providerARNs": [_arn("UserPool")]}}}}}},
+        "RestAPI": {"Properties": {
+            "DefinitionBody": {"securityDefinitions": {"MusicvidUsers": {
+                "x-amazon-apigateway-authorizer": {"type": "cognito_user_pools", "providerARNs": [_arn("UserPool")]}}}},
+            # Stage throttling: past it API Gateway answers 429 (THROTTLED, a DEFAULT_4XX: JSON with
+            # CORS below) before any Lambda runs. Per user, the app caps active jobs (MaxActiveJobs).
+            "MethodSettings": [{"ResourcePath": "/*", "HttpMethod": "*",
+                                "ThrottlingRateLimit": {"Ref": "ApiRateLimit"},
+                                "ThrottlingBurstLimit": {"Ref": "ApiBurstLimit"}}]}},
     }
     step_env = {k: v for k, v in env.items() if "AUTH" not in k and "CORS" not in k}
     for fn in FUNCTIONS:
@@ -216,6 +224,12 @@ def template(cors_origin: str = "http://localhost:3000") -> dict:
                                           "to MUSICVID_CORS_ORIGIN at `make package`: Chalice bakes preflight in)"},
             "UploadRetentionDays": {"Type": "Number", "Default": 30, "MinValue": 1},
             "OutputRetentionDays": {"Type": "Number", "Default": 90, "MinValue": 1},
+            "ApiRateLimit": {"Type": "Number", "Default": 50, "MinValue": 1,
+                             "Description": "API Gateway stage: requests per second, all users (429 beyond)"},
+            "ApiBurstLimit": {"Type": "Number", "Default": 100, "MinValue": 1,
+                              "Description": "API Gateway stage: requests in one burst, all users"},
+            "MaxActiveJobs": {"Type": "Number", "Default": 20, "MinValue": 1,
+                              "Description": "a user's jobs SCHEDULED + PROCESSING at once (429 too_many_jobs beyond)"},
         },
         "Resources": resources,
         "Outputs": {"UserPoolId": {"Value": {"Ref": "UserPool"}},

@@ -7,7 +7,6 @@ Exit codes: 0 done, 1 the job failed (reason printed), 2 bad input or usage, 70 
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import threading
 import time
@@ -17,12 +16,13 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from musicvid_core.bootstrap import build_services
+from musicvid_core.bootstrap import build_services, configure_logging
 from musicvid_core.domain.errors import BadInput, MusicVidError
-from musicvid_core.domain.job import Job, Status
+from musicvid_core.domain.job import Status
+from musicvid_core.domain.options import JobOptions
+from musicvid_core.scoring import ScoreResult, finish, score
 from musicvid_core.services import Services
 from musicvid_core.settings import Settings
-from musicvid_core.stages.mix.presets import job_options
 from musicvid_core.workflow import submit as service
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -46,7 +46,9 @@ def _services(planner: str | None = None, generator: str | None = None) -> Servi
             if name not in registry:
                 raise BadInput(f"unknown {kind} {name!r}; choose one of: {', '.join(sorted(registry))}")
             overrides[kind] = name
-    services = build_services(Settings(**overrides))
+    settings = Settings(**overrides)
+    configure_logging(settings, "ERROR")
+    services = build_services(settings)
     # Jobs a killed musicvid process left SCHEDULED or PROCESSING are settled by the next one.
     from musicvid_core.workflow.recovery import reconcile
 
@@ -75,7 +77,9 @@ class _Progress:
             return
         kind, state = event.get("type"), event.get("state")
         with self.lock:
-            if kind == "StateEntered" and state in STAGE_LABELS:
+            if kind == "JobSubmitted":
+                err.print(f"job {event['job_id']}")
+            elif kind == "StateEntered" and state in STAGE_LABELS:
                 self.entered[state] = time.monotonic()
                 err.print(f"[dim]{time.monotonic() - self.t0:6.1f}s[/] {STAGE_LABELS[state]} …")
             elif kind == "StateEntered" and state == "SegmentDone":  # not each poll of an async one
@@ -85,29 +89,14 @@ class _Progress:
                 err.print(f"[yellow]retrying {state}[/] after {event.get('error')}")
 
 
-def _emit(job: Job, services: Services, as_json: bool, out: Path | None) -> None:
-    output = None
-    if job.status == Status.COMPLETED:
-        stored = service.output_path(services, job)
-        output = stored
-        if out is not None:
-            out = out.expanduser()
-            out.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(stored, out)
-            output = out
+def _emit(result: ScoreResult, as_json: bool) -> None:
+    job = result.job
     if as_json:
-        plan = None
-        if job.plan_url:
-            try:
-                plan = services.objects.get_json(services.objects.key_from_uri(job.plan_url))
-            except MusicVidError:
-                plan = None
-        print(json.dumps({"job": job.public(), "output": str(output) if output else None,
-                          "plan": plan, "metrics": job.metrics}, indent=1))
-    elif job.status == Status.COMPLETED:
+        print(result.to_json())
+    elif result.ok:
         if job.summary:
             err.print(job.summary)
-        print(output)
+        print(result.output)
     if job.status == Status.FAILED:
         e = job.error
         reason = f"{e.type} at {e.stage}: {e.message}" if e else "unknown reason"
@@ -124,11 +113,11 @@ SOURCE_MUSIC_HELP = ("music already in the video's sound: keep it, duck it (ours
 
 
 def _options(loudness: str | None, target_lufs: float | None, true_peak: float | None,
-             **other) -> dict:
+             **other) -> JobOptions:
     """Job options from the flags, validated before anything is uploaded (BadInput: exit 2):
     the preset resolved, explicit values over it, unset flags left out."""
-    return job_options({"loudness": loudness, "target_lufs": target_lufs, "true_peak_dbtp": true_peak,
-                        **other})
+    return JobOptions.parse({"loudness": loudness, "target_lufs": target_lufs, "true_peak_dbtp": true_peak,
+                             **other})
 
 
 @app.command()
@@ -152,22 +141,12 @@ def run(video: Path = typer.Argument(..., help="input video file"),
                                                            "(with the music metrics)"),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress on stderr")) -> None:
     """Score VIDEO end to end and write the result (default: VIDEO_musicvid.EXT beside it)."""
-    services = _services(planner, generator)
-    options = _options(loudness, target_lufs, true_peak, source_music=source_music,
-                       stems=True if stems is not None else None, preview=preview or None,
-                       hits=service.clean_hits(hit) if hit else None,
-                       music_metrics=True if as_json or metrics else None)
-    uri = service.upload_file(services, video, services.settings.user)
-    job = service.submit_new(services, uri, prompt, services.settings.user, seed=seed, options=options)
-    if not quiet:
-        err.print(f"job {job.job_id}")
-    job = service.run(services, job, _Progress(quiet))
-    if out is None and job.status == Status.COMPLETED:
-        ext = service.output_path(services, job).suffix
-        out = video.with_name(f"{video.stem}_{'preview' if preview else 'musicvid'}{ext}")
-    if stems is not None and job.status == Status.COMPLETED:
-        service.export_stems(services, job, stems.expanduser())
-    _emit(job, services, as_json, out)
+    # The Python API's score() is this command: `run --json` prints its result's as_dict().
+    result = score(video, prompt, out=out, seed=seed, loudness=loudness, target_lufs=target_lufs,
+                   true_peak=true_peak, stems=stems, source_music=source_music, preview=preview, hits=hit,
+                   music_metrics=as_json or metrics, services=_services(planner, generator),
+                   on_event=_Progress(quiet), check=False)
+    _emit(result, as_json)
 
 
 @app.command()
@@ -219,7 +198,7 @@ def regenerate(job_id: str = typer.Argument(..., help="the job to re-score"),
                                                      music_metrics=as_json or metrics),
                                     segment=segment, hits=hit or None)
     job = service.run(services, job, _Progress(quiet))
-    _emit(job, services, as_json, out)
+    _emit(finish(services, job, out=out), as_json)
 
 
 @jobs_app.callback()
@@ -287,7 +266,9 @@ def serve(port: int = typer.Option(8000, help="TCP port (0: any free port)"),
     from musicvid_core.api.server import make_server
 
     try:
-        server, local = make_server(Settings(), host=host, port=port, public_url=public_url)
+        settings = Settings()
+        configure_logging(settings, "INFO")  # a server's log: every step of every job
+        server, local = make_server(settings, host=host, port=port, public_url=public_url)
     except OSError as exc:
         raise BadInput(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     err.print(f"musicvid API on http://{host}:{server.port} ({local.launcher.workers} workers); "
@@ -308,6 +289,22 @@ def token(user: str = typer.Option(..., "--user", "-u", help="the user id (the t
     settings = Settings()
     kwargs = {k: v for k, v in (("issuer", settings.auth_issuer), ("audience", settings.auth_audience)) if v}
     print(mint_token(settings.home, user, ttl_s=ttl, **kwargs))
+
+
+@app.command()
+def doctor(as_json: bool = typer.Option(False, "--json", help="one JSON object on stdout")) -> None:
+    """What this machine has and what musicvid will use (ffmpeg, SoundFont renderer and SoundFont,
+    espeak-ng, torch/GPU, AWS, store), each missing piece with the command that fixes it. Exit 0
+    when the embedded default can run, 1 otherwise."""
+    from musicvid_core import doctor as checkup
+
+    checks = checkup.run_checks()
+    if as_json:
+        print(json.dumps(checkup.report(checks), indent=1))
+    else:
+        Console(soft_wrap=False).print(checkup.table(checks))
+    if not checkup.healthy(checks):
+        raise typer.Exit(1)
 
 
 def _pairs(args: list[str]) -> dict[str, str]:
@@ -335,12 +332,12 @@ def experiment(ctx: typer.Context,
     """Run a notebook with papermill into data/runs/<timestamp>-<name>/ and print that folder.
 
     The folder gets the executed notebook, its outputs and figures, and its results table."""
-    from musicvid_core.lab import experiments
+    from musicvid_core.lab import runs
     if list_params:
-        for pname, p in experiments.notebook_parameters(notebook).items():
+        for pname, p in runs.notebook_parameters(notebook).items():
             print(f"{pname}: {p['type']} = {p['default']}  # {p['help']}")
         return
-    run = experiments.run_notebook(notebook, _pairs(list(ctx.args)), name=name, root=runs_dir)
+    run = runs.run_notebook(notebook, _pairs(list(ctx.args)), name=name, root=runs_dir)
     err.print(f"{run.notebook.name}: {run.rows} result row(s) in {run.seconds:.0f} s -> {run.results}")
     print(run.dir)
 
@@ -361,9 +358,9 @@ def batch(source: Path = typer.Argument(..., help="a folder of videos, or a .csv
     A failing input is recorded in its row with the reason and does not stop the batch; the exit
     code is 1 when any input failed."""
     from musicvid_core.lab import batch as batch_mod
-    from musicvid_core.lab import experiments
+    from musicvid_core.lab import runs
     items = batch_mod.load_manifest(source, prompt=prompt, seed=seed)
-    out_dir = out if out is not None else experiments.new_run_dir("batch")
+    out_dir = out if out is not None else runs.new_run_dir("batch")
     result = batch_mod.run_batch(_services(), items, out_dir, fmt=fmt, progress=not quiet,
                                  measure_music=music_metrics)
     err.print(f"{result.completed} completed, {result.failed} failed in {result.seconds:.0f} s; "

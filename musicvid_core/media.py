@@ -1,15 +1,18 @@
 """Running ffmpeg: the static binary imageio-ffmpeg ships, always with an argument list (never a
-shell), always with a timeout, failures mapped to MediaToolError with stderr's tail."""
+shell), always with a timeout, every input opened as media only (protocol and container
+allow-lists), failures mapped to MediaToolError with stderr's tail (UnsupportedMedia for a refused
+input)."""
 
 from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Sequence
 
-from musicvid_core.domain.errors import ConfigurationError, MediaToolError
+from musicvid_core.domain.errors import ConfigurationError, MediaToolError, UnsupportedMedia
 
 DEFAULT_TIMEOUT_S = 1800.0
 SCRATCH_PREFIX = "musicvid-"
@@ -23,11 +26,19 @@ def scratch_prefix(kind: str = "") -> str:
 
 @functools.lru_cache(maxsize=1)
 def ffmpeg_exe() -> str:
-    """Path of the ffmpeg binary: Settings.ffmpeg ($MUSICVID_FFMPEG), else imageio-ffmpeg's, else one
-    on PATH."""
-    from musicvid_core.settings import Settings
+    """Path of the ffmpeg binary (:func:`find_ffmpeg` of the environment's settings), found once per process."""
+    return find_ffmpeg()
 
-    configured = Settings().ffmpeg
+
+def find_ffmpeg(settings=None) -> str:
+    """Path of the ffmpeg binary: ``settings.ffmpeg`` (default: Settings(), $MUSICVID_FFMPEG), else
+    imageio-ffmpeg's, else one on PATH; a configured path is returned unchecked. Raises
+    ConfigurationError when there is none."""
+    if settings is None:
+        from musicvid_core.settings import Settings
+
+        settings = Settings()
+    configured = settings.ffmpeg
     if configured:
         return str(configured)
     try:
@@ -44,12 +55,14 @@ def ffmpeg_exe() -> str:
 def run_ffmpeg(args: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT_S, what: str = "ffmpeg",
                check: bool = True, stdout=subprocess.DEVNULL, input: bytes | None = None,
                cwd: str | os.PathLike | None = None) -> subprocess.CompletedProcess:
-    """Run ``ffmpeg -hide_banner -nostdin ARGS`` (in ``cwd`` when given); returns the
-    CompletedProcess (stderr as text).
+    """Run ``ffmpeg -hide_banner -nostdin ARGS`` (in ``cwd`` when given), every input guarded (see
+    :func:`ffmpeg_command`); returns the CompletedProcess (stderr as text).
 
-    Raises MediaToolError when it exits non-zero (with ``check``) or runs past ``timeout`` seconds.
+    Raises UnsupportedMedia when ffmpeg refused an input (not an accepted container, or a location
+    outside the file given), whatever ``check`` says; MediaToolError when it exits non-zero (with
+    ``check``) or runs past ``timeout`` seconds.
     """
-    cmd = [ffmpeg_exe(), "-hide_banner", *([] if input is not None else ["-nostdin"]), *map(str, args)]
+    cmd = ffmpeg_command(args, stdin=input is not None)
     try:
         proc = subprocess.run(cmd, stdout=stdout, stderr=subprocess.PIPE, input=input,
                               timeout=timeout, check=False, cwd=cwd)
@@ -57,10 +70,130 @@ def run_ffmpeg(args: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT_S, what:
         raise MediaToolError(f"{what} timed out after {timeout:.0f} s") from None
     err = proc.stderr.decode("utf-8", "replace") if isinstance(proc.stderr, bytes) else proc.stderr
     proc = subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout, err)
+    if proc.returncode != 0:
+        check_refused(err, args, cwd=cwd)
     if check and proc.returncode != 0:
         raise MediaToolError(f"{what} failed: {last_error_line(err)}", returncode=proc.returncode,
                              stderr_tail=err[-2000:])
     return proc
+
+
+# --- inputs are opened as media, never as playlists ------------------------------------------------
+# ffmpeg opens whatever an input names: a DASH or HLS manifest, a concat list, an SDP file or an
+# image-sequence pattern makes it read other files (file://, another user's upload) or the network.
+# Every input of every run is therefore opened with two of libavformat's own allow-lists, which it
+# enforces when the input is opened, before a demuxer reads anything past the probe's first bytes:
+# -protocol_whitelist (only the one local file named: no http, data, concat:, subfile:) and
+# -format_whitelist (only the containers below; also checked when -f names one explicitly, so no
+# later read of the same file can take it for a playlist).
+ALLOWED_DEMUXERS = (
+    "mov",       # MP4 / MOV / M4A / 3GP (mov,mp4,m4a,3gp,3g2,mj2); external data references stay off
+    "matroska",  # Matroska and WebM (matroska,webm)
+    "mpegts",    # .ts / .mts camera and broadcast files
+    "mpeg",      # MPEG-PS (.mpg, .vob)
+    "avi", "flv", "asf",  # AVI, Flash video, WMV/ASF: old camera and screen-recorder files
+    "h264", "hevc",  # raw elementary streams (drones, dashcams): one file, no references
+    "yuv4mpegpipe",  # Y4M, raw frames from video tools (and the hostile corpus' giant-frame headers)
+    "ogg",       # Ogg Theora video, Ogg Vorbis / Opus music tracks
+    "wav", "w64", "mp3", "flac", "aac",  # the music and stem files the pipeline writes and reads
+    "png_pipe", "jpeg_pipe",  # one picture, one file (cover art); the probe refuses it as a video
+)
+FORMAT_WHITELIST = ",".join(ALLOWED_DEMUXERS)
+# Demuxers that read other files or the network on purpose: named in the refusal's reason.
+PLAYLIST_DEMUXERS = frozenset({"dash", "hls", "concat", "sdp", "rtp", "rtsp", "webm_dash_manifest",
+                               "ffmetadata", "image2", "data", "tee"})
+_REFUSED_MARKER = "not on whitelist"  # ffmpeg's words for both refusals
+_FORMAT_REFUSED = "Format not on whitelist"
+_PROBED_RE = re.compile(r"Format (\S+) probed with size=")
+_SEQUENCE_RE = re.compile(r"%0?\d*d")
+
+
+def _guarded(target: str) -> list[str]:
+    protocol = "pipe" if target == "-" or target.startswith("pipe:") else "file"
+    return ["-protocol_whitelist", protocol, "-format_whitelist", FORMAT_WHITELIST]
+
+
+def _inputs(args: Sequence[str]) -> list[tuple[int, bool]]:
+    """(index of each ``-i``, whether it is guarded). Inputs declared ``-f lavfi`` are generated by
+    our own filter strings (test sources, silence), not read from anywhere: those run as they are."""
+    out, start = [], 0
+    for i, arg in enumerate(args):
+        if arg == "-i" and i + 1 < len(args):
+            opts = list(args[start:i])
+            lavfi = any(opts[j] == "-f" and opts[j + 1] == "lavfi" for j in range(len(opts) - 1))
+            out.append((i, not lavfi))
+            start = i + 2
+    return out
+
+
+def ffmpeg_command(args: Sequence[str], *, stdin: bool = False) -> list[str]:
+    """The full ffmpeg command line for ``args``: ``-hide_banner``, ``-nostdin`` (unless ``stdin``
+    feeds the process), and every input (``-i X``) opened with the protocol and container
+    allow-lists above. The one place every ffmpeg run is built, whether run_ffmpeg waits for it or
+    a caller streams its output (the analysis decode)."""
+    args = [str(a) for a in args]
+    cmd = [ffmpeg_exe(), "-hide_banner", *([] if stdin else ["-nostdin"])]
+    pos = 0
+    for index, guarded in _inputs(args):
+        cmd += args[pos:index]
+        if guarded:
+            cmd += _guarded(args[index + 1])
+        pos = index
+    return cmd + args[pos:]
+
+
+def detected_format(path: str | os.PathLike, *, cwd: str | os.PathLike | None = None,
+                    timeout: float = 60.0) -> str | None:
+    """The demuxer ffmpeg's probe picks for the file at ``path`` (e.g. ``"dash"``,
+    ``"mov,mp4,m4a,3gp,3g2,mj2"``), found without opening it any further: the allow-lists stay on
+    and the probe's verdict is read from its debug log. None when nothing was recognised."""
+    cmd = ffmpeg_command(["-v", "debug", "-i", os.fspath(path)])
+    try:
+        proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=timeout,
+                              check=False, cwd=cwd)
+    except subprocess.TimeoutExpired:
+        return None
+    found = _PROBED_RE.findall(proc.stderr.decode("utf-8", "replace"))
+    if found:
+        return found[0]
+    # image2 picks a numbered-file pattern by its name alone, before any probe is logged
+    return "image2" if _SEQUENCE_RE.search(os.path.basename(os.fspath(path))) else None
+
+
+def refusal_reason(fmt: str | None) -> str:
+    """Why an input in format ``fmt`` (a demuxer name; "" when unknown; None: a location, not a
+    format) is refused: one line, completing "the video ..."."""
+    if fmt is None:
+        return "names a location other than the file it was given (only the file itself is read)"
+    if not fmt:
+        return ("is not in a media container read here (accepted: MP4/MOV, Matroska/WebM, MPEG-TS/PS, AVI, "
+                "FLV, ASF, Ogg and common audio files)")
+    if fmt == "image2":
+        return "names an image sequence (a numbered-file pattern: it points at other files), not a video"
+    if fmt in PLAYLIST_DEMUXERS:
+        return f"is a playlist or manifest ({fmt}: it points at other files or streams), not a media file"
+    if fmt.endswith("_pipe") or fmt in ("image2pipe", "gif", "apng"):
+        return f"is a still image ({fmt.removesuffix('_pipe')}), not a video"
+    return (f"is in the {fmt} format, which is not read here (accepted: MP4/MOV, Matroska/WebM, MPEG-TS/PS, "
+            "AVI, FLV, ASF, Ogg and common audio files)")
+
+
+def check_refused(stderr: str, args: Sequence[str], *, cwd: str | os.PathLike | None = None) -> None:
+    """Raise UnsupportedMedia (one line, ``reason`` and ``format`` in its context) when ``stderr``
+    says ffmpeg refused one of the inputs of ``args`` under the allow-lists; else return."""
+    if _REFUSED_MARKER not in stderr:
+        return
+    args = [str(a) for a in args]
+    fmt = None  # a protocol refused: the input named a location, not a file
+    if _FORMAT_REFUSED in stderr:
+        fmt = ""
+        for index, guarded in _inputs(args):
+            found = detected_format(args[index + 1], cwd=cwd) if guarded else None
+            if found is not None and not any(name in ALLOWED_DEMUXERS for name in found.split(",")):
+                fmt = found
+                break
+    reason = refusal_reason(fmt)
+    raise UnsupportedMedia(f"the input {reason}", reason=reason, format=fmt)
 
 
 def last_error_line(stderr: str) -> str:

@@ -8,20 +8,24 @@ drift apart. Adapters receive their clients; nothing connects at import time.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import re
+import secrets
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from musicvid_core.domain.errors import BadInput, ConcurrentUpdate, NotFound
+from musicvid_core.domain.errors import BadInput, ConcurrentUpdate, NotFound, TooManyJobs
 from musicvid_core.domain.job import Job, Status, check_transition, utcnow
 
 # ---------------------------------------------------------------------------------------------
 # ObjectStore
 # ---------------------------------------------------------------------------------------------
-_KEY_PART = re.compile(r"^[A-Za-z0-9._=@+-]+$")
+_KEY_PART = re.compile(r"[A-Za-z0-9._=@+-]+")  # matched whole (fullmatch): no trailing newline
 MAX_KEY_LEN = 512
 
 
@@ -35,7 +39,7 @@ def validate_key(key: str) -> str:
         raise BadInput("object key must be 1..512 characters")
     parts = key.split("/")
     for part in parts:
-        if part in ("", ".", "..") or not _KEY_PART.match(part):
+        if part in ("", ".", "..") or not _KEY_PART.fullmatch(part):
             raise BadInput(f"unsafe object key: {key[:80]!r}")
     return key
 
@@ -124,20 +128,44 @@ class ObjectStore(ABC):
 # ---------------------------------------------------------------------------------------------
 # JobStore
 # ---------------------------------------------------------------------------------------------
+ACTIVE = frozenset({Status.SCHEDULED, Status.PROCESSING})  # what the per-user cap counts
+
+
+def too_many_jobs(user_id: str, limit: int) -> TooManyJobs:
+    """The error of a user already at the per-user cap of ``limit`` active jobs."""
+    return TooManyJobs(f"you already have {limit} jobs scheduled or running (the limit); submit again "
+                       "when one has finished", user_id=user_id, limit=limit)
+
+
 class JobStore(ABC):
     """Jobs with conditional writes. Subclasses implement storage primitives only; the lifecycle
-    rules (legal transitions, optimistic versioning, paging tokens) live here."""
+    rules (legal transitions, optimistic versioning, the per-user cap, paging tokens) live here."""
+
+    # HMAC key of page tokens (bootstrap sets it from Settings.page_token_secret); when None, the
+    # store's own shared secret (:meth:`_shared_secret`), else one random key for this process.
+    token_secret: bytes | None = None
 
     @abstractmethod
-    def _insert(self, job: Job) -> None:
-        """Store a new job; raise ConcurrentUpdate if the id exists."""
+    def _insert(self, job: Job, max_active: int | None = None) -> None:
+        """Store a new job; raise ConcurrentUpdate if the id exists. An active job (SCHEDULED or
+        PROCESSING) counts towards its user's active jobs; with ``max_active``, TooManyJobs
+        (:func:`too_many_jobs`) when the user already has that many, checked atomically with the
+        write."""
 
     @abstractmethod
     def _get(self, job_id: str) -> Job | None: ...
 
     @abstractmethod
-    def _replace_if(self, job: Job, expected_version: int) -> bool:
-        """Write ``job`` only if the stored version equals ``expected_version``; True if written."""
+    def _replace_if(self, job: Job, expected_version: int, *, active_delta: int = 0,
+                    max_active: int | None = None) -> bool:
+        """Write ``job`` only if the stored version equals ``expected_version``; True if written.
+        ``active_delta`` (+1, -1 or 0) is how the write changes the user's count of active jobs;
+        with ``max_active`` (only given with +1), TooManyJobs when the user is already there."""
+
+    def _shared_secret(self) -> bytes | None:
+        """A random secret created once and shared by every process using this store (the page
+        tokens' key); None when the store keeps none."""
+        return None
 
     @abstractmethod
     def _by_user(self, user_id: str, limit: int, after: tuple[str, str] | None) -> list[Job]:
@@ -148,9 +176,11 @@ class JobStore(ABC):
     def _by_status(self, statuses: Iterable[Status]) -> list[Job]: ...
 
     # rules -----------------------------------------------------------------------------------
-    def create(self, job: Job) -> Job:
+    def create(self, job: Job, *, max_active: int | None = None) -> Job:
+        """Store a new job (version 1). ``max_active``: the per-user cap on SCHEDULED + PROCESSING
+        jobs (TooManyJobs beyond it); None: no cap (the CLI, recovery)."""
         job = job.model_copy(update={"version": 1})
-        self._insert(job)
+        self._insert(job, max_active if job.status in ACTIVE else None)
         return job
 
     def get(self, job_id: str, user_id: str | None = None) -> Job:
@@ -161,11 +191,13 @@ class JobStore(ABC):
         return job
 
     def update(self, job_id: str, mutate: Callable[[Job], dict[str, Any]] | dict[str, Any],
-               *, status: Status | None = None, retries: int = 5) -> Job:
+               *, status: Status | None = None, retries: int = 5, max_active: int | None = None) -> Job:
         """Apply changes (a dict, or a function of the current job returning one) atomically.
 
         When ``status`` is given the transition is checked against the lifecycle first.
-        Retries optimistic-concurrency conflicts; raises InvalidTransition / ConcurrentUpdate.
+        Retries optimistic-concurrency conflicts; raises InvalidTransition / ConcurrentUpdate, and
+        TooManyJobs when the change makes the job active again and its user already has
+        ``max_active`` active jobs.
         """
         for _ in range(retries):
             current = self.get(job_id)
@@ -175,7 +207,9 @@ class JobStore(ABC):
                 changes["status"] = status
             new = current.model_copy(update={**changes, "updated_at": utcnow(),
                                               "version": current.version + 1})
-            if self._replace_if(Job.model_validate(new.model_dump()), current.version):
+            delta = (new.status in ACTIVE) - (current.status in ACTIVE)
+            if self._replace_if(Job.model_validate(new.model_dump()), current.version, active_delta=delta,
+                                max_active=max_active if delta > 0 else None):
                 return new
         raise ConcurrentUpdate(f"job {job_id} kept changing under us", job_id=job_id)
 
@@ -200,22 +234,46 @@ class JobStore(ABC):
     def unfinished(self) -> list[Job]:
         return self._by_status([Status.SCHEDULED, Status.PROCESSING])
 
-    # paging tokens: opaque to clients, bound to the owner --------------------------------------
+    # paging tokens: opaque to clients, signed, bound to the owner -----------------------------
+    # ``BODY.MAC``: BODY is the base64url JSON [owner, created_at, job_id], MAC its HMAC-SHA256 under
+    # a key derived from the store's secret. The MAC is checked before BODY is decoded, so a forged
+    # or hand-made token (another user's, or deeply nested JSON) is refused unread.
+    _token_lock = threading.Lock()
+
+    def _token_key(self) -> bytes:
+        key = self.__dict__.get("_page_token_key")
+        if key is None:
+            with self._token_lock:
+                secret = self.token_secret or self._shared_secret() or secrets.token_bytes(32)
+                key = self.__dict__.setdefault("_page_token_key",
+                                               hmac.new(secret, b"musicvid page token v1", hashlib.sha256).digest())
+        return key
+
+    def _mac(self, body: str) -> str:
+        return _b64(hmac.new(self._token_key(), body.encode(), hashlib.sha256).digest())
+
     def _encode_token(self, user_id: str, last: Job) -> str:
-        raw = json.dumps([user_id, last.created_at.isoformat(), last.job_id]).encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        body = _b64(json.dumps([user_id, last.created_at.isoformat(), last.job_id], separators=(",", ":")).encode())
+        return f"{body}.{self._mac(body)}"
 
     def _decode_token(self, token: str, user_id: str) -> tuple[str, str]:
+        """(created_at iso, job_id) of a token this store signed for ``user_id``; BadInput otherwise."""
+        body, _, mac = str(token).rpartition(".")
+        if not body or not hmac.compare_digest(self._mac(body).encode(), mac.encode("utf-8", "replace")):
+            raise BadInput("invalid page token")
         try:
-            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-            owner, created, job_id = json.loads(raw)
+            owner, created, job_id = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
             if not (isinstance(owner, str) and isinstance(created, str) and isinstance(job_id, str)):
                 raise ValueError
-        except (ValueError, TypeError, json.JSONDecodeError):
+        except (ValueError, TypeError, RecursionError):
             raise BadInput("invalid page token") from None
         if owner != user_id:
             raise BadInput("invalid page token")
         return created, job_id
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import getpass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     runs_dir: Path | None = Field(default=None, description="notebook/batch runs (default: data/runs)")
     step: str = Field(default="", description="media image: the step its default handler runs")
     debug: bool = Field(default=False, description="CLI: re-raise errors with their traceback")
+    log_level: str | None = Field(default=None, pattern=r"(?i)^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$",
+                                  description="musicvid_core's log level; unset: the entry point's (CLI: ERROR, "
+                                              "serve and Lambda: INFO)")
+    log_format: Literal["text", "json"] = Field(default="text", description="log lines: text, or one JSON object each")
+    # Set by the Lambda runtime (no MUSICVID_ prefix): the step and API functions log JSON (Powertools).
+    lambda_function: str = Field(default="", validation_alias="AWS_LAMBDA_FUNCTION_NAME")
     sample_rate: int = 48000
     target_lufs: float = Field(default=-14.0, ge=-40, le=-5)
     true_peak_dbtp: float = Field(default=-1.0, ge=-9, le=0)
@@ -82,6 +88,20 @@ class Settings(BaseSettings):
     auth_audience: str = Field(default="", description="Cognito app client id; empty: the local dev audience")
     auth_jwks_url: str = Field(default="", description="JWKS URL of the issuer; empty: the local dev key")
     cors_origin: str = Field(default="http://localhost:3000", description="the web origin allowed by CORS")
+    # Fair use (docs/RELIABILITY.md, "Hostile requests and uploads"). The cap holds on AWS too (a
+    # conditional counter in DynamoDB); the rate limit and timeouts are the local server's (API
+    # Gateway throttles and times out requests on AWS).
+    max_active_jobs: int = Field(default=20, ge=1, le=100_000,
+                                 description="API: a user's jobs SCHEDULED + PROCESSING at once (429 beyond)")
+    rate_limit_per_s: float = Field(default=20.0, ge=0, description="serve: requests per second per user, "
+                                                                     "sustained (0: no limit)")
+    rate_limit_burst: int = Field(default=100, ge=1, description="serve: requests per user in one burst")
+    header_timeout_s: float = Field(default=10.0, gt=0, description="serve: a request line and headers must "
+                                                                     "arrive within this (408 after)")
+    read_timeout_s: float = Field(default=30.0, gt=0, description="serve: longest silence while a request body "
+                                                                   "is read (408 after)")
+    page_token_secret: SecretStr = Field(default=SecretStr(""), description="HMAC key of page tokens; empty: a "
+                                         "secret the job store keeps (SQLite table, DynamoDB item)")
     user_pool_arn: str = Field(default="arn:aws:cognito-idp:us-east-1:000000000000:userpool/us-east-1_stack",
                                description="Chalice's Cognito authorizer (infra overrides it with the stack's pool)")
 

@@ -307,4 +307,4 @@ def test_segment_reroll_and_hits_through_the_api(live, short_video, monkeypatch)
     r = _call(live, "POST", "/jobs", {"job_id": done.job_id, "prompt": "dark", "segment": 0, "hits": [1.5]}, h)
     assert r.status_code == 202, r.text
     job = services.jobs.get(done.job_id)
-    assert job.settings["reroll"]["segment"] == 0 and job.settings["hits"] == [1.5] and started
+    assert job.reroll.segment == 0 and job.reroll.attempt == done.attempt and job.options.hits == [1.5] and started

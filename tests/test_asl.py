@@ -1,4 +1,4 @@
-"""The in-process ASL interpreter (musicvid_core.asl.machine), and the real workflow definition on it.
+"""The in-process ASL interpreter (musicvid_core.asl), and the real workflow definition on it.
 
 Nothing here sleeps: every machine gets a recording ``sleep`` and a seeded ``rng``.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from musicvid_core.asl.machine import ExecutionFailed, InvalidDefinition, StateMachine, load_definition
+from musicvid_core.asl import ExecutionFailed, InvalidDefinition, StateMachine, load_definition
 from musicvid_core.domain.errors import RETRYABLE_ERROR_NAMES, GenerationError, TransientBackendError
 
 WORKFLOW = Path(__file__).resolve().parents[1] / "musicvid_core" / "workflow" / "workflow.asl.json"
@@ -646,3 +646,35 @@ def test_real_workflow_retries_only_the_retryable_error_names():
         assert set(RETRYABLE_ERROR_NAMES) <= set(names), name
     assert all_states["HandleFailure"]["Retry"][0]["ErrorEquals"] == ["States.ALL"]
     StateMachine(definition, lambda resource: None)  # and it is inside the supported subset
+
+
+def test_the_interpreter_is_a_self_contained_library():
+    """asl/ is a general ASL interpreter: standard library and its own modules only, so it could leave
+    musicvid unchanged. Any other import (musicvid_core.domain, numpy, ...) fails this."""
+    import ast
+    import sys
+
+    package = Path(__file__).resolve().parents[1] / "musicvid_core" / "asl"
+    modules = sorted(package.glob("*.py"))
+    assert {m.name for m in modules} >= {"__init__.py", "machine.py", "validation.py"}
+    for module in modules:
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                assert node.level == 0, f"{module.name}: relative import"
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                assert (name == "musicvid_core.asl" or name.startswith("musicvid_core.asl.")
+                        or top in sys.stdlib_module_names or top == "__future__"), f"{module.name} imports {name}"
+
+
+def test_validate_definition_checks_without_a_resolver():
+    from musicvid_core.asl import validate_definition
+
+    validate_definition(load_definition(WORKFLOW))
+    with pytest.raises(InvalidDefinition, match="Parallel"):
+        validate_definition(machine({"P": {"Type": "Parallel", "Branches": [], "End": True}}))

@@ -22,7 +22,7 @@ from chalice.test import Client
 
 from musicvid_core.adapters.aws.dynamodb import create_table
 from musicvid_core.api.auth import mint_token
-from musicvid_core.asl.machine import StateMachine, load_definition
+from musicvid_core.asl import StateMachine, load_definition
 from musicvid_core.metrics import video_packet_hashes
 from musicvid_core.workflow.runner import SUBSTITUTIONS, definition_path
 
@@ -156,3 +156,64 @@ def test_flow_to_completed_and_regeneration_on_step_functions(stack, settings, s
         listed = json.loads(client.http.get("/jobs?limit=1", headers=h).body)
         assert [j["job_id"] for j in listed["jobs"]] == [job_id] and listed["next"] is None
         assert client.http.get(f"/jobs/{job_id}", headers=_h(settings, "bob")).status_code == 404
+
+
+def test_hostile_requests_on_aws_headers_bounds_and_the_per_user_cap(stack, settings, short_video, monkeypatch):
+    """Issue 14 on the deployed path: security headers, deep JSON as 400, the DynamoDB-counted cap
+    as 429 with Retry-After, and signed page tokens."""
+    monkeypatch.setenv("MUSICVID_MAX_ACTIVE_JOBS", "2")
+    from chalicelib import wiring
+
+    wiring.reset()
+    module, _, _ = stack
+    h = _h(settings)
+    with Client(module.app, project_dir=str(APP_DIR)) as client:
+        for body in (b"[" * 60_000, b'{"a":' * 10_000 + b"1" + b"}" * 10_000):
+            for path in ("/jobs", "/uploads"):
+                r = client.http.post(path, headers=h, body=body)
+                assert r.status_code == 400 and json.loads(r.body)["error"] == "bad_input", (path, r.body[:200])
+                assert r.headers["X-Content-Type-Options"] == "nosniff" and r.headers["Cache-Control"] == "no-store"
+        up = json.loads(client.http.post("/uploads", headers=h, body=json.dumps({"content_type": "video/mp4"})).body)
+        with open(short_video.path, "rb") as fh:
+            assert requests.post(up["upload"]["url"], data=up["upload"]["fields"],
+                                 files={"file": ("v.mp4", fh, "video/mp4")}).status_code == 204
+        codes = []
+        for i in range(3):
+            r = client.http.post("/jobs", headers=h, body=json.dumps({"s3_url": up["s3_url"], "prompt": f"p{i}"}))
+            codes.append(r.status_code)
+        assert codes == [202, 202, 429], codes
+        assert json.loads(r.body)["error"] == "too_many_jobs" and int(r.headers["Retry-After"]) > 0
+        page = json.loads(client.http.get("/jobs?limit=1", headers=h).body)
+        assert page["next"] and "." in page["next"]
+        assert client.http.get(f"/jobs?limit=1&next={page['next']}", headers=h).status_code == 200
+        body = page["next"].rpartition(".")[0]
+        r = client.http.get(f"/jobs?limit=1&next={body}", headers=h)  # the same token without its signature
+        assert r.status_code == 400 and r.headers["Cache-Control"] == "no-store"
+        r = client.http.get(f"/jobs?limit=1&next={page['next']}", headers=_h(settings, "bob"))
+        assert r.status_code == 400
+
+
+def test_a_manifest_upload_fails_in_the_analyzer_lambda(stack, settings, tmp_path):
+    """The Analyzer step Lambda opens the downloaded object under the same allow-lists: a DASH
+    manifest pointing at a file on the function's disk fails the job, unread."""
+    from tests.test_hostile_media import Canary, _mpd
+
+    module, sfn, arn = stack
+    h = _h(settings)
+    canary = Canary(tmp_path / "secret.mp4")
+    manifest = tmp_path / "movie.mp4"
+    manifest.write_bytes(_mpd(f"file://{canary.path}"))
+    with Client(module.app, project_dir=str(APP_DIR)) as client:
+        up = json.loads(client.http.post("/uploads", headers=h, body=json.dumps({"content_type": "video/mp4"})).body)
+        with open(manifest, "rb") as fh:
+            assert requests.post(up["upload"]["url"], data=up["upload"]["fields"],
+                                 files={"file": ("v.mp4", fh, "video/mp4")}).status_code == 204
+        r = client.http.post("/jobs", headers=h, body=json.dumps({"s3_url": up["s3_url"], "prompt": "calm"}))
+        job_id = json.loads(r.body)["job_id"]
+        from musicvid_core.asl import ExecutionFailed
+
+        with pytest.raises(ExecutionFailed, match="JobFailed"):  # the workflow's Fail state, as on AWS
+            _run_execution(client, sfn, arn, f"{job_id}-1")
+        job = json.loads(client.http.get(f"/jobs/{job_id}", headers=h).body)
+    assert job["status"] == "FAILED" and job["error"]["type"] == "UnsupportedMedia", job
+    assert "playlist or manifest" in job["error"]["message"] and not canary.was_opened()

@@ -173,10 +173,10 @@ def _pip_installs(text: str) -> list[list[str]]:
             for cmd in commands]
 
 
-def _project_extras(installs: list[list[str]]) -> set[str]:
+def _project_extras(installs: list[list[str]]) -> list[set[str]]:
+    """The extras of each install of the project itself, in order."""
     extras = [m.group(1) for args in installs for a in args if (m := re.fullmatch(r"(?:\.|/tmp/src)\[([\w,]+)\]", a))]
-    assert len(extras) == 1, installs  # the project is installed once
-    return set(extras[0].split(","))
+    return [set(e.split(",")) for e in extras]
 
 
 def _no_deps(installs: list[list[str]]) -> set[str]:
@@ -186,8 +186,9 @@ def _no_deps(installs: list[list[str]]) -> set[str]:
 def test_media_image_installs_the_same_media_stack_as_the_makefile():
     make = _pip_installs((ROOT / "Makefile").read_text())
     docker = _pip_installs(DOCKERFILE.read_text())
-    assert _project_extras(docker) == {"local"}  # the media stack, nothing for notebooks or dev
-    assert "local" in _project_extras(make)
+    assert _project_extras(docker) == [{"local"}]  # the media stack, nothing for notebooks or dev
+    full, demo = _project_extras(make)  # `make install` (everything), `make demo` (the embedded default)
+    assert "local" in full and {"dev", "musicgen", "notebooks"} <= full and demo == {"local"}
     # tinysoundfont (without its pyaudio dependency), with the very same specifier
     assert _no_deps(docker) == _no_deps(make) and any(r.startswith("tinysoundfont") for r in _no_deps(make))
 
@@ -277,3 +278,20 @@ def test_api_handler_runs_without_the_media_stack(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == '200 {"jobs":[],"next":null} 201'
+
+
+def test_the_stage_is_throttled_and_the_per_user_cap_is_configured():
+    """Issue 14 on AWS: API Gateway stage throttling (429 before any Lambda), the per-user cap's
+    setting, and the rights its DynamoDB counter needs (a transaction needs each write's right)."""
+    t = build_template.template()
+    api = t["Resources"]["RestAPI"]["Properties"]
+    assert api["MethodSettings"] == [{"ResourcePath": "/*", "HttpMethod": "*",
+                                      "ThrottlingRateLimit": {"Ref": "ApiRateLimit"},
+                                      "ThrottlingBurstLimit": {"Ref": "ApiBurstLimit"}}]
+    assert {"ApiRateLimit", "ApiBurstLimit", "MaxActiveJobs"} <= set(t["Parameters"])
+    env = t["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"]
+    assert env["MUSICVID_MAX_ACTIVE_JOBS"] == {"Ref": "MaxActiveJobs"}
+    for fn in build_template.FUNCTIONS:
+        actions = {a for s in t["Resources"][f"{fn}Role"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+                   for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
+        assert {"dynamodb:PutItem", "dynamodb:UpdateItem"} <= actions, fn

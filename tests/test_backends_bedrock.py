@@ -21,7 +21,7 @@ from musicvid_core.adapters.model.bedrock_planner import (  # noqa: E402
     BedrockPlanner,
     snap_boundaries,
 )
-from musicvid_core.asl.machine import StateMachine, load_definition  # noqa: E402
+from musicvid_core.asl import StateMachine, load_definition  # noqa: E402
 from musicvid_core.domain.errors import (  # noqa: E402
     BadInput,
     ConfigurationError,

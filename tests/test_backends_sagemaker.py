@@ -19,7 +19,7 @@ from botocore.stub import Stubber  # noqa: E402
 
 from musicvid_core.adapters.model import musicgen_common as mc  # noqa: E402
 from musicvid_core.adapters.model.sagemaker import SageMakerGenerator  # noqa: E402
-from musicvid_core.asl.machine import ExecutionFailed, StateMachine, load_definition  # noqa: E402
+from musicvid_core.asl import ExecutionFailed, StateMachine, load_definition  # noqa: E402
 from musicvid_core.domain.errors import BadInput, GenerationError, TransientBackendError  # noqa: E402
 from musicvid_core.domain.plan import Plan, Segment  # noqa: E402
 

@@ -12,7 +12,7 @@ pytest.importorskip("pandas")
 
 from musicvid_core.cli import main
 from musicvid_core.domain.errors import BadInput
-from musicvid_core.lab import batch, experiments
+from musicvid_core.lab import batch, experiments, tables
 
 
 def _write_csv(path, rows, fields):
@@ -76,6 +76,18 @@ def test_missing_source_or_empty_folder(tmp_path):
         batch.load_manifest(tmp_path)
 
 
+def test_project_root_falls_back_to_the_checkout_this_package_runs_from(tmp_path):
+    """Outside any checkout (a notebook opened elsewhere) sample and run folders still land in the
+    project, found from the package's own location (musicvid_core/lab/ is two levels down)."""
+    from pathlib import Path
+
+    from musicvid_core.lab.runs import project_root
+
+    checkout = Path(__file__).resolve().parents[1]
+    assert project_root(tmp_path) == checkout
+    assert project_root(checkout / "musicvid_core" / "lab") == checkout
+
+
 # --- running --------------------------------------------------------------------------------------
 def test_an_unexpected_error_in_one_input_does_not_stop_the_batch(services, tmp_path, monkeypatch):
     """A bug in one row becomes that row's reason; the rows around it still run and the table and
@@ -87,7 +99,7 @@ def test_an_unexpected_error_in_one_input_does_not_stop_the_batch(services, tmp_
         calls.append(label)
         if "boom" in label:
             raise ZeroDivisionError("division by zero")
-        row = dict.fromkeys(experiments.COLUMNS)
+        row = dict.fromkeys(tables.COLUMNS)
         row.update(label=label, video=video, prompt=prompt, seed=seed, status="COMPLETED", elapsed_s=1.0,
                    integrated_lufs=-14.0, target_lufs=-14.0)
         return experiments.Scored(job=None, row=row, output=None, stems=None)
@@ -101,7 +113,7 @@ def test_an_unexpected_error_in_one_input_does_not_stop_the_batch(services, tmp_
     assert [r["status"] for r in result.rows] == ["COMPLETED", "FAILED", "COMPLETED"]
     assert result.rows[1]["error_type"] == "ZeroDivisionError" and result.rows[1]["error"] == "division by zero"
     assert (result.completed, result.failed) == (2, 1)
-    table = experiments.read_table(result.table)
+    table = tables.read_table(result.table)
     assert list(table["label"]) == ["one", "boom", "three"]
     assert result.figure.is_file() and result.figure.stat().st_size > 10_000
 
@@ -110,13 +122,13 @@ def test_parquet_table_round_trips(tmp_path):
     pytest.importorskip("pyarrow")
     rows = [dict(label="a", seed=1, segments=2, bpm=120.5, status="COMPLETED"),
             dict(label="b", seed=2, status="FAILED", error="broken")]
-    path = experiments.write_table(rows, tmp_path, fmt="parquet")
+    path = tables.write_table(rows, tmp_path, fmt="parquet")
     assert path.name == "results.parquet" and (tmp_path / "results.csv").is_file()
-    back = experiments.read_table(path)
+    back = tables.read_table(path)
     assert list(back["label"]) == ["a", "b"] and back["segments"].iloc[0] == 2
     assert str(back["seed"].dtype) == "Int64"  # whole numbers stay whole next to a failed row
     with pytest.raises(BadInput):
-        experiments.write_table(rows, tmp_path, fmt="xlsx")
+        tables.write_table(rows, tmp_path, fmt="xlsx")
 
 
 @pytest.mark.slow
@@ -147,7 +159,7 @@ def test_a_broken_input_is_recorded_and_the_others_complete(services, tmp_path):
                 assert 0.0 <= r["hit_rate"] <= 1.0 and r["median_cut_beat_ms"] >= 0
                 assert r["tempo_measured_bpm"] is None or r["tempo_measured_bpm"] > 0  # 4 s may be too short
             assert (tmp_path / "out" / "outputs" / r["label"] / "output.mp4").is_file()
-    table = experiments.read_table(result.table)
+    table = tables.read_table(result.table)
     assert len(table) == 5 and set(table["status"]) == {"COMPLETED", "FAILED"}
     assert result.figure.is_file()
 
@@ -159,7 +171,7 @@ def test_cli_batch_exits_1_when_an_input_failed_and_2_for_a_bad_manifest(setting
               "--no-music-metrics"])
     assert exc.value.code == 1
     out = capsys.readouterr()
-    table = experiments.read_table(out.out.strip())
+    table = tables.read_table(out.out.strip())
     assert list(table["error_type"]) == ["UnsupportedMedia"]
     assert "0 completed, 1 failed" in out.err
     with pytest.raises(SystemExit) as exc:

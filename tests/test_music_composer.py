@@ -6,15 +6,10 @@ from musicvid_core.domain.errors import GenerationError
 from musicvid_core.domain.plan import Plan, Segment
 from musicvid_core.domain.styles import STYLES
 from musicvid_core.stages.compose import render
-from musicvid_core.stages.compose.composer import (
-    SCALES,
-    beat_grid,
-    chord_from_numeral,
-    compose_segment,
-    parse_key,
-    voice_chord,
-)
+from musicvid_core.stages.compose.composer import compose_segment
 from musicvid_core.stages.compose.fx import limit, measure_lufs, polish
+from musicvid_core.stages.compose.grid import beat_grid
+from musicvid_core.stages.compose.harmony import SCALES, chord_from_numeral, parse_key, voice_chord
 from musicvid_core.stages.compose.procedural import ProceduralGenerator
 
 SR = 48000

@@ -9,7 +9,8 @@ import pytest
 from musicvid_core.domain.errors import BadInput
 from musicvid_core.domain.features import Curve, Cut, MediaInfo, VideoFeatures
 from musicvid_core.domain.plan import Plan, Segment
-from musicvid_core.stages.compose.composer import beat_grid, compose_segment
+from musicvid_core.stages.compose.composer import compose_segment
+from musicvid_core.stages.compose.grid import beat_grid
 from musicvid_core.stages.plan.planner import RulePlanner, lock_timing, reroll_segment
 from musicvid_core.stages.plan.timing import (
     EXPLICIT_DRIFT,

@@ -14,7 +14,7 @@ import pytest
 
 from musicvid_core.cli import main
 from musicvid_core.domain.errors import BadInput, ExperimentError
-from musicvid_core.lab import experiments
+from musicvid_core.lab import experiments, runs, tables
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("0*.ipynb"))
@@ -63,7 +63,7 @@ def test_one_parameters_cell_with_typed_literal_values_and_help(path):
         ast.literal_eval(m["value"])  # no computed values
         names.append(m["name"])
     assert "output_dir" in names
-    declared = experiments.notebook_parameters(path)  # what papermill --help-notebook shows
+    declared = runs.notebook_parameters(path)  # what papermill --help-notebook shows
     assert list(declared) == names and all(p["help"] and p["type"] for p in declared.values())
 
 
@@ -98,23 +98,23 @@ def test_outputs_are_stripped_by_git_and_the_tools_are_in_the_notebooks_extra():
 
 # --- running --------------------------------------------------------------------------------------
 def test_find_notebook_by_name_number_or_path():
-    assert experiments.find_notebook("01").name == "01_quickstart.ipynb"
-    assert experiments.find_notebook("batch").name == "04_batch.ipynb"
-    assert experiments.find_notebook("03_mixing_experiments.ipynb").stem == "03_mixing_experiments"
-    assert experiments.find_notebook(NOTEBOOKS[1]) == NOTEBOOKS[1]
+    assert runs.find_notebook("01").name == "01_quickstart.ipynb"
+    assert runs.find_notebook("batch").name == "04_batch.ipynb"
+    assert runs.find_notebook("03_mixing_experiments.ipynb").stem == "03_mixing_experiments"
+    assert runs.find_notebook(NOTEBOOKS[1]) == NOTEBOOKS[1]
     with pytest.raises(BadInput, match="choose one of: 01_quickstart"):
-        experiments.find_notebook("nope")
+        runs.find_notebook("nope")
 
 
 def test_command_line_values_become_the_declared_types():
-    declared = experiments.notebook_parameters("03_mixing_experiments")
-    got = experiments.coerce_parameters({"seed": "3", "duck_db": "[6, 12.5]", "loudness": "web",
+    declared = runs.notebook_parameters("03_mixing_experiments")
+    got = runs.coerce_parameters({"seed": "3", "duck_db": "[6, 12.5]", "loudness": "web",
                                          "prompt": "1984 synth"}, declared)
     assert got == {"seed": 3, "duck_db": [6.0, 12.5], "loudness": ["web"], "prompt": "1984 synth"}
     for bad, message in [({"seed": "x"}, "must be int"), ({"duck_db": "[a]"}, "must be"),
                          ({"nope": "1"}, "unknown parameter 'nope'")]:
         with pytest.raises(BadInput, match=message):
-            experiments.coerce_parameters(bad, declared)
+            runs.coerce_parameters(bad, declared)
 
 
 def test_mix_sweep_checks_its_grid_before_any_work(services, tmp_path):
@@ -155,10 +155,10 @@ TINY = {
 def test_notebook_runs_with_papermill_and_writes_results_and_a_figure(name, settings, tmp_path, request):
     pytest.importorskip("papermill")
     params, figure = TINY[name]
-    run = experiments.run_notebook(name, params, root=tmp_path / "runs")
+    run = runs.run_notebook(name, params, root=tmp_path / "runs")
     assert run.dir.parent == tmp_path / "runs" and re.match(r"\d{8}-\d{6}-" + name, run.dir.name)
     assert run.notebook.is_file() and run.results.name == "results.csv" and run.rows >= 1
-    table = experiments.read_table(run.results)
+    table = tables.read_table(run.results)
     assert len(table) == run.rows and "status" in table
     png = run.dir / figure
     assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
@@ -187,5 +187,5 @@ def test_notebook_runs_with_papermill_and_writes_results_and_a_figure(name, sett
 def test_a_failing_cell_is_one_clear_error_with_the_notebook_kept(settings, tmp_path):
     pytest.importorskip("papermill")
     with pytest.raises(ExperimentError, match=r"01_quickstart.ipynb failed in cell \d+: BadInput: no such video") as exc:
-        experiments.run_notebook("01", {"video": str(tmp_path / "missing.mp4")}, root=tmp_path)
+        runs.run_notebook("01", {"video": str(tmp_path / "missing.mp4")}, root=tmp_path)
     assert Path(exc.value.context["notebook"]).is_file()

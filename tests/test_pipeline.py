@@ -78,7 +78,6 @@ def test_corrupt_input_fails_cleanly(services, tmp_path):
 
 def test_failure_in_mix_rolls_back_partial_outputs(services, short_video, monkeypatch):
     import musicvid_core.stages.mix.compose as compose_mod
-    from musicvid_core.workflow.steps import features_cache_key
 
     def broken(video, media, plan, clips, out, **kw):
         out.write_bytes(b"partial")  # a half-written output must not survive
@@ -89,7 +88,7 @@ def test_failure_in_mix_rolls_back_partial_outputs(services, short_video, monkey
     assert job.status == Status.FAILED
     assert (job.error.type, job.error.stage, job.error.message) == ("MixError", "mix", "mixer exploded")
     # nothing of the attempt is left; the job's analysis cache (complete, input-derived) stays for a retry
-    assert services.objects.list(f"jobs/{job.job_id}") == [features_cache_key(job)]
+    assert services.objects.list(f"jobs/{job.job_id}") == [job.layout.features_cache]
     assert services.objects.exists(services.objects.key_from_uri(job.s3_url))
 
 
@@ -229,13 +228,12 @@ def test_regeneration_reuses_analysis_and_preview_proxy(services, media_dir, mon
     re-renders without decoding the video again, and a preview copies the proxy's packets."""
     import musicvid_core.stages.analyse.features as features_mod
     from musicvid_core.stages.analyse.probe import probe
-    from musicvid_core.workflow.steps import features_cache_key, proxy_key
 
     sample = make_video(media_dir / "proxy_src.mp4", (2, 2), size=(854, 480), fps=25, audio="tone")
     job = _run(services, sample.path, options={"preview": True})
     assert job.status == Status.COMPLETED, job.error
-    proxy = services.objects.local_path(proxy_key(job))
-    assert services.objects.exists(features_cache_key(job)) and proxy.is_file()
+    proxy = services.objects.local_path(job.layout.proxy)
+    assert services.objects.exists(job.layout.features_cache) and proxy.is_file()
     first = service.output_path(services, job)
     assert first.stem == "output_preview" and (probe(first).width, probe(first).height) == (640, 360)
     assert video_packet_hashes(first) == video_packet_hashes(proxy)

@@ -1,5 +1,6 @@
 """Contract tests: every adapter of a port passes the same suite (S3 and DynamoDB under moto)."""
 
+import json
 import threading
 
 import pytest
@@ -161,6 +162,32 @@ def test_unfinished_lists_scheduled_and_processing(jobs):
     assert sorted(j.job_id for j in jobs.unfinished()) == sorted([a.job_id, b.job_id])
 
 
+def _store_raw_body(jobs, job_id: str, body: str) -> None:
+    """Overwrite a stored row's JSON body as older code wrote it (bypassing the model)."""
+    if isinstance(jobs, SQLiteJobStore):
+        jobs._conn().execute("UPDATE jobs SET body = ? WHERE job_id = ?", (body, job_id))
+    else:
+        jobs.client.update_item(TableName=jobs.table, Key={"job_id": {"S": job_id}},
+                                UpdateExpression="SET body = :b", ExpressionAttributeValues={":b": {"S": body}})
+
+
+def test_rows_with_the_old_settings_map_still_load_and_update(jobs):
+    """Jobs written before JobOptions kept options and bookkeeping in one ``settings`` map."""
+    job = jobs.create(_job())
+    old = job.model_dump(mode="json", exclude={"options", "reroll", "resumes", "client_token"})
+    old["settings"] = {"target_lufs": -23.0, "preview": True, "hits": [2.0], "resumes": 1, "client_token": "req-1",
+                       "reroll": {"segment": 0, "prompt": None, "from": f"jobs/{job.job_id}/1/"}}
+    _store_raw_body(jobs, job.job_id, json.dumps(old))
+    loaded = jobs.get(job.job_id)
+    assert (loaded.options.target_lufs, loaded.options.preview, loaded.options.hits) == (-23.0, True, [2.0])
+    assert (loaded.resumes, loaded.client_token, loaded.reroll.segment, loaded.reroll.attempt) == (1, "req-1", 0, 1)
+    assert [j.job_id for j in jobs.unfinished()] == [job.job_id]  # listing reads old rows too
+    updated = jobs.update(job.job_id, {"resumes": loaded.resumes + 1})  # written back in the new shape
+    again = jobs.get(job.job_id)
+    assert again == updated and again.resumes == 2 and again.options == loaded.options
+    assert again.reroll == loaded.reroll and again.client_token == "req-1"
+
+
 # --- Launcher: Step Functions vs the local pool -------------------------------------------------
 @pytest.fixture(params=["pool", "stepfunctions"])
 def launcher(request, monkeypatch, services):
@@ -206,3 +233,75 @@ def test_launcher_names_executions_by_attempt_and_starts_once(launcher):
     while not runs() and time.monotonic() < deadline:
         time.sleep(0.01)
     assert runs() == [f"{job.job_id}-1"]
+
+
+# --- fair use and signed page tokens (issue 14) ----------------------------------------------------
+def test_the_per_user_cap_counts_scheduled_and_processing_jobs(jobs):
+    from musicvid_core.domain import TooManyJobs
+
+    a, b = jobs.create(_job(), max_active=2), jobs.create(_job(), max_active=2)
+    with pytest.raises(TooManyJobs) as err:
+        jobs.create(_job(), max_active=2)
+    assert err.value.http_status == 429 and "limit" in str(err.value)
+    jobs.create(_job(user="other"), max_active=2)  # the cap is per user
+    jobs.create(_job(), max_active=None)  # the CLI and recovery are not capped (3 active now)
+    jobs.transition(a.job_id, Status.PROCESSING)  # still active: no slot freed
+    with pytest.raises(TooManyJobs):
+        jobs.create(_job(), max_active=3)
+    jobs.transition(a.job_id, Status.COMPLETED)  # terminal: a slot is free again
+    jobs.transition(b.job_id, Status.FAILED)
+    made = jobs.create(_job(), max_active=3)  # 2 active now
+    with pytest.raises(TooManyJobs):  # a regeneration makes a terminal job active again: it counts
+        jobs.update(a.job_id, {"attempt": 2}, status=Status.SCHEDULED, max_active=2)
+    assert jobs.get(a.job_id).status == Status.COMPLETED  # refused whole: nothing was written
+    jobs.transition(made.job_id, Status.FAILED)
+    assert jobs.update(a.job_id, {"attempt": 2}, status=Status.SCHEDULED, max_active=2).attempt == 2
+
+
+def test_the_cap_holds_under_racing_submits(jobs):
+    from musicvid_core.domain import TooManyJobs
+
+    results: list[str] = []
+
+    def submit():
+        try:
+            jobs.create(_job(), max_active=3)
+            results.append("made")
+        except TooManyJobs:
+            results.append("refused")
+
+    threads = [threading.Thread(target=submit) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == ["made"] * 3 + ["refused"] * 5
+    assert len(jobs.unfinished()) == 3
+
+
+def test_page_tokens_are_signed_by_the_store(jobs):
+    for i in range(3):
+        jobs.create(_job(prompt=f"p{i}"))
+    _, token = jobs.list_for_user("u", limit=1)
+    body, _, mac = token.rpartition(".")
+    assert body and mac
+    import base64
+
+    unsigned = base64.urlsafe_b64encode(base64.urlsafe_b64decode(body + "==")).decode().rstrip("=")
+    nested = base64.urlsafe_b64encode(b"[" * 100_000 + b"]" * 100_000).decode()
+    for bad in (unsigned, f"{body}.{mac[:-2]}AA", f"{body[:-2]}AA.{mac}", f"{nested}.{mac}", nested, "."):
+        with pytest.raises(BadInput, match="invalid page token"):
+            jobs.list_for_user("u", limit=1, next_token=bad)
+    # every process using the store shares its secret; one given another (Settings.page_token_secret) refuses it
+    def twin():
+        if isinstance(jobs, SQLiteJobStore):
+            return SQLiteJobStore(jobs.path)
+        from musicvid_core.adapters.aws.dynamodb import DynamoDBJobStore
+
+        return DynamoDBJobStore(jobs.client, jobs.table)
+
+    assert len(twin().list_for_user("u", limit=1, next_token=token)[0]) == 1
+    other = twin()
+    other.token_secret = b"another deployment's secret"
+    with pytest.raises(BadInput):
+        other.list_for_user("u", limit=1, next_token=token)

@@ -11,7 +11,7 @@ pytest.importorskip("matplotlib")
 
 from musicvid_core.domain.errors import BadInput
 from musicvid_core.domain.plan import Plan, Segment
-from musicvid_core.lab import viz
+from musicvid_core.lab import readers, viz
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def test_loudness_series_matches_an_independent_meter_and_hides_unfilled_windows
     import pyloudnorm
 
     path = _tone(tmp_path / "step.wav", 5.0, 0.1, silence_s=2.0)
-    s = viz.loudness_series(path)
+    s = readers.loudness_series(path)
     times = np.array(s["time"])
     assert len(times) == len(s["momentary"]) == len(s["short_term"]) >= 60
     assert np.allclose(np.diff(times), 0.1, atol=1e-3)
@@ -61,17 +61,17 @@ def test_meter_log_parser():
            "frame:1 pts:4800 pts_time:0.1\nlavfi.r128.M=-inf\nlavfi.r128.S=-inf\n"
            "frame:2 pts:9600 pts_time:0.3\nlavfi.r128.M=-20.5\nlavfi.r128.S=-30.25\n"
            "frame:3 pts:9600 pts_time:2.9\nlavfi.r128.M=-19.0\nlavfi.r128.S=-18.0\n")
-    s = viz._parse_meter_log(log)
+    s = readers.parse_meter_log(log)
     assert s["time"] == [0.1, 0.2, 0.4, 3.0]
     assert s["momentary"] == [None, None, -20.5, -19.0]
     assert s["short_term"] == [None, None, None, -18.0]
 
 
 def test_read_audio_and_thumbnails_follow_the_video(short_video):
-    y, rate = viz.read_audio(short_video.path, rate=4000)
+    y, rate = readers.read_audio(short_video.path, rate=4000)
     assert rate == 4000 and abs(len(y) / rate - short_video.duration) < 0.05
     assert 0.02 < float(np.max(np.abs(y))) < 0.2  # the sample's quiet tone bed
-    frames = viz.thumbnails(short_video.path, [1.0, 3.0, 5.0], height=36)
+    frames = readers.thumbnails(short_video.path, [1.0, 3.0, 5.0], height=36)
     assert [f.shape for f in frames] == [(36, 64, 3)] * 3
     # three different scenes (testsrc2, life, smptehdbars) look different
     means = [f.reshape(-1, 3).mean(axis=0) for f in frames]
@@ -161,7 +161,7 @@ def test_compare_and_batch_summary_say_what_is_missing():
 def test_players_embed_small_media(short_video, tmp_path):
     html = viz.players({"A": short_video.path}).data
     assert '<video controls' in html and "data:video/mp4;base64," in html and "<b>A</b>" in html
-    audio = viz.audio_of(short_video.path, tmp_path / "a.m4a")
+    audio = readers.audio_of(short_video.path, tmp_path / "a.m4a")
     assert "data:audio/mp4;base64," in viz.players({"B": audio}).data
     ab = viz.ab_players({"first": short_video.path}).data
     assert "<audio controls" in ab and (short_video.path.parent / "short_audio.m4a").is_file()

@@ -9,15 +9,13 @@ from __future__ import annotations
 import functools
 
 from musicvid_core import bootstrap
-from musicvid_core.api.auth import verifier_for
+from musicvid_core.api.build import build_api
 from musicvid_core.api.core import Api
-from musicvid_core.api.links import S3Links
 
 
 @functools.lru_cache(maxsize=1)
 def api() -> Api:
-    services = bootstrap.process_services()
-    return Api(services, bootstrap.build_launcher(services), S3Links(services.objects), verifier_for(services.settings))
+    return build_api(bootstrap.process_services())  # S3 presigned links, the launcher the settings name
 
 
 def reset() -> None:

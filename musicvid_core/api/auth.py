@@ -24,7 +24,7 @@ from musicvid_core.domain.errors import ConfigurationError, TransientBackendErro
 ALGORITHMS = ["RS256"]
 LOCAL_ISSUER = "musicvid-local"
 LOCAL_AUDIENCE = "musicvid-local"
-_SAFE_SUB = re.compile(r"^[A-Za-z0-9._@+=-]{1,128}$")
+_SAFE_SUB = re.compile(r"[A-Za-z0-9._@+=-]{1,128}")  # always fullmatch: "$" would let "alice\n" in
 
 
 def _jwt():
@@ -105,7 +105,7 @@ class TokenVerifier:
                 raise Unauthorized("token for another client")
         else:
             raise Unauthorized("token_use must be id or access")
-        if not isinstance(claims.get("sub"), str) or not _SAFE_SUB.match(claims["sub"]):
+        if not isinstance(claims.get("sub"), str) or not _SAFE_SUB.fullmatch(claims["sub"]):
             raise Unauthorized("token subject is not a valid user id")
         return claims
 
@@ -120,7 +120,7 @@ def local_private_key(home: Path):
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    from musicvid_core.api.links import write_secret_once
+    from musicvid_core.adapters.local.links import write_secret_once
 
     def make() -> bytes:
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -153,7 +153,7 @@ def mint_token(home: Path, user: str, *, ttl_s: int = 3600, issuer: str = LOCAL_
                audience: str = LOCAL_AUDIENCE, **extra: Any) -> str:
     """A dev ID token for ``user`` signed by the local key (what ``musicvid token`` prints)."""
     jwt = _jwt()
-    if not _SAFE_SUB.match(user or ""):
+    if not isinstance(user, str) or not _SAFE_SUB.fullmatch(user):
         from musicvid_core.domain.errors import BadInput
 
         raise BadInput("user must be 1..128 characters of [A-Za-z0-9._@+=-]")

@@ -20,6 +20,8 @@ from pydantic import BaseModel, ValidationError
 from musicvid_core.api.models import JobList, JobView, SubmitRequest, SubmitResponse, UploadRequest, UploadResponse
 from musicvid_core.domain.errors import BadInput, ConcurrentUpdate, MusicVidError
 from musicvid_core.domain.job import Job, Status
+from musicvid_core.domain.layout import ArtifactLayout
+from musicvid_core.ports import Launcher, Links, TokenVerifier
 from musicvid_core.services import Services
 from musicvid_core.workflow import submit as service
 
@@ -31,18 +33,38 @@ EXT_BY_TYPE = {"video/mp4": ".mp4", "video/quicktime": ".mov", "video/x-m4v": ".
                "video/x-msvideo": ".avi", "video/ogg": ".ogv"}
 _IDEMPOTENCY_NS = uuid.UUID("6f1c7c8e-58f3-4a9b-9a57-6b0f8a1c2d3e")
 MAX_BODY_BYTES = 64 * 1024
+MAX_JSON_DEPTH = 16  # our request bodies nest 3 deep; a deeper body is refused, not recursed into
+RETRY_AFTER_S = 30  # a 429's Retry-After: about one short job's run time
+
+
+def json_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> int:
+    """How deep ``value`` (decoded JSON) nests, counted without recursion and at most ``limit + 1``."""
+    depth, level = 0, [value]
+    while level and depth <= limit:
+        depth += 1
+        level = [child for item in level if isinstance(item, (dict, list))
+                 for child in (item.values() if isinstance(item, dict) else item)
+                 if isinstance(child, (dict, list))]
+    return depth
 
 
 def _parse(model: type[BaseModel], body: Any) -> Any:
+    """The validated ``model`` of a JSON body (bytes, or an already decoded dict); BadInput for
+    anything else: too large, not JSON (every decoding failure, a nesting that exhausts the
+    decoder's recursion included), nested deeper than MAX_JSON_DEPTH, or invalid."""
     if isinstance(body, (bytes, bytearray)):
         if len(body) > MAX_BODY_BYTES:
             raise BadInput("request body too large")
         try:
             body = json.loads(body or b"null")
+        except RecursionError:
+            raise BadInput(f"request body nests deeper than {MAX_JSON_DEPTH} levels") from None
         except (ValueError, UnicodeDecodeError):
             raise BadInput("request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise BadInput("request body must be a JSON object")
+    if json_depth(body) > MAX_JSON_DEPTH:
+        raise BadInput(f"request body nests deeper than {MAX_JSON_DEPTH} levels")
     try:
         return model.model_validate(body)
     except ValidationError as exc:
@@ -55,7 +77,7 @@ class Api:
     """The four routes. ``launcher`` starts workflows (local pool or Step Functions); ``links``
     makes upload forms and download URLs (S3 presigned or locally signed); ``verifier`` checks JWTs."""
 
-    def __init__(self, services: Services, launcher: Any, links: Any, verifier: Any) -> None:
+    def __init__(self, services: Services, launcher: Launcher, links: Links, verifier: TokenVerifier) -> None:
         self.services = services
         self.launcher = launcher
         self.links = links
@@ -76,7 +98,7 @@ class Api:
         if req.size is not None and req.size > limit:
             raise BadInput(f"the file is {req.size} bytes; the limit is {limit}")
         ctype = req.content_type.lower()
-        key = f"uploads/{user}/{uuid.uuid4().hex}{EXT_BY_TYPE.get(ctype, '.bin')}"
+        key = ArtifactLayout.new_upload(user, EXT_BY_TYPE.get(ctype, ".bin"))
         expires = self.settings.upload_expires_s
         form = self.links.upload(key, ctype, limit, expires)
         out = UploadResponse(s3_url=self.services.objects.uri(key), upload=form, expires_in=expires, max_bytes=limit)
@@ -106,18 +128,19 @@ class Api:
             raise BadInput("segment re-rolls an existing job: send it with job_id")
         options = {"hits": req.hits} if req.hits else None
         try:
-            return service.submit_new(self.services, req.s3_url, req.prompt, user, job_id=job_id, options=options)
+            return service.submit_new(self.services, req.s3_url, req.prompt, user, job_id=job_id, options=options,
+                                      max_active=self.settings.max_active_jobs)
         except ConcurrentUpdate:  # the same client token raced us: return the job it made
             return self.services.jobs.get(job_id, user)
 
     def _submit_regenerate(self, user: str, req: SubmitRequest) -> Job:
         if req.client_token:
             job = service.get_job(self.services, req.job_id, user)
-            if job.settings.get("client_token") == req.client_token:
+            if job.client_token == req.client_token:
                 return job
-        options = {"client_token": req.client_token} if req.client_token else None
-        return service.submit_regenerate(self.services, req.job_id, req.prompt, user, options=options,
-                                         segment=req.segment, hits=req.hits)
+        return service.submit_regenerate(self.services, req.job_id, req.prompt, user, segment=req.segment,
+                                         hits=req.hits, client_token=req.client_token or None,
+                                         max_active=self.settings.max_active_jobs)
 
     # GET /jobs/{job_id} ----------------------------------------------------------------------
     def get_job(self, user: str, job_id: str) -> tuple[int, dict]:
@@ -148,6 +171,20 @@ class Api:
         data = job.model_dump(mode="json", include={"job_id", "status", "stage", "operation_type", "prompts",
                                                     "created_at", "updated_at", "error", "summary"})
         return JobView.model_validate({**data, "final_url": final}).model_dump(mode="json")
+
+
+def error_headers(exc: BaseException) -> dict[str, str]:
+    """Headers an error response carries besides its body: ``Retry-After`` (seconds) on a 429."""
+    if isinstance(exc, MusicVidError) and exc.http_status == 429:
+        return {"Retry-After": str(int(exc.context.get("retry_after_s") or RETRY_AFTER_S))}
+    return {}
+
+
+# On every JSON response: never cached (bodies carry signed links and users' data), never sniffed
+# into another type, never framed.
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store",
+                    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+                    "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
 
 
 def error_response(exc: BaseException) -> tuple[int, dict]:

@@ -25,8 +25,13 @@ def _json(name: str) -> dict:
 
 def _errors(*codes: int) -> dict:
     text = {400: "invalid request", 401: "missing or invalid token", 404: "no such job (or not yours)",
-            409: "the job is running: it cannot be regenerated now", 503: "a backend is busy: retry"}
-    return {str(c): {"description": text[c], **_json("ErrorBody")} for c in codes}
+            409: "the job is running: it cannot be regenerated now",
+            429: "rate_limited: too many requests; too_many_jobs (POST /jobs): you already have the most "
+                 "jobs scheduled or running at once. Retry after Retry-After seconds",
+            503: "a backend is busy: retry"}
+    retry = {"headers": {"Retry-After": {"description": "seconds to wait before retrying",
+                                         "schema": {"type": "integer", "minimum": 0}}}}
+    return {str(c): {"description": text[c], **(retry if c == 429 else {}), **_json("ErrorBody")} for c in codes}
 
 
 def openapi() -> dict:
@@ -45,13 +50,13 @@ def openapi() -> dict:
                 "operationId": "create_upload_url", "summary": "A presigned POST form for one video upload",
                 "requestBody": {"required": True, **_json("UploadRequest")},
                 "responses": {"201": {"description": "the upload form", **_json("UploadResponse")},
-                              **_errors(400, 401)}}},
+                              **_errors(400, 401, 429)}}},
             "/jobs": {
                 "post": {"operationId": "submit_job",
                          "summary": "NEW job for an uploaded video, or REGENERATE one of yours with a new prompt",
                          "requestBody": {"required": True, **_json("SubmitRequest")},
                          "responses": {"202": {"description": "accepted", **_json("SubmitResponse")},
-                                       **_errors(400, 401, 404, 409)}},
+                                       **_errors(400, 401, 404, 409, 429)}},
                 "get": {"operationId": "get_user_jobs", "summary": "Your jobs, newest first",
                         "parameters": [
                             {"name": "limit", "in": "query", "required": False,
@@ -59,12 +64,12 @@ def openapi() -> dict:
                             {"name": "next", "in": "query", "required": False,
                              "schema": {"type": "string", "maxLength": 2048}}],
                         "responses": {"200": {"description": "a page of jobs", **_json("JobList")},
-                                      **_errors(400, 401)}}},
+                                      **_errors(400, 401, 429)}}},
             "/jobs/{job_id}": {"get": {
                 "operationId": "get_job_status", "summary": "One of your jobs",
                 "parameters": [{"name": "job_id", "in": "path", "required": True,
                                 "schema": {"type": "string", "format": "uuid"}}],
-                "responses": {"200": {"description": "the job", **_json("JobView")}, **_errors(400, 401, 404)}}},
+                "responses": {"200": {"description": "the job", **_json("JobView")}, **_errors(400, 401, 404, 429)}}},
         },
     }
 

@@ -15,16 +15,17 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from musicvid_core.api.auth import verifier_for
-from musicvid_core.api.core import MAX_BODY_BYTES, Api, error_response
-from musicvid_core.api.links import LocalLinks, local_secret
-from musicvid_core.bootstrap import build_launcher, build_services
+from musicvid_core.adapters.local.links import LocalLinks
+from musicvid_core.api.build import build_api
+from musicvid_core.api.core import MAX_BODY_BYTES, SECURITY_HEADERS, error_headers, error_response
+from musicvid_core.api.guard import RateLimiter, request_handler
+from musicvid_core.bootstrap import build_services
 from musicvid_core.domain.errors import BadInput, MusicVidError, NotFound
 from musicvid_core.services import Services
 from musicvid_core.settings import Settings
 
 log = logging.getLogger(__name__)
-_JOB_PATH = re.compile(r"^/jobs/([^/]+)$")
+_JOB_PATH = re.compile(r"/jobs/([^/]+)")  # fullmatch
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries and the policy fields around the file
 
 
@@ -44,9 +45,10 @@ class LocalApp:
     def __init__(self, services: Services, base_url: str, launcher: Any | None = None) -> None:
         self.services = services
         self.settings: Settings = services.settings
-        self.launcher = launcher if launcher is not None else build_launcher(services)
-        self.links = LocalLinks(local_secret(self.settings.home), base_url)
-        self.api = Api(services, self.launcher, self.links, verifier_for(self.settings))
+        self.api = build_api(services, launcher=launcher, base_url=base_url)  # links signed for base_url
+        self.launcher = self.api.launcher
+        self.links: LocalLinks = self.api.links
+        self.limiter = RateLimiter(self.settings.rate_limit_per_s, self.settings.rate_limit_burst)
 
     # WSGI --------------------------------------------------------------------------------------
     def __call__(self, environ, start_response):
@@ -56,13 +58,22 @@ class LocalApp:
         request.max_content_length = (self.settings.max_input_bytes + FORM_OVERHEAD
                                       if request.path == LocalLinks.UPLOAD_PATH else MAX_BODY_BYTES)
         try:
-            response = self.dispatch(request)
+            try:
+                response = self.dispatch(request)
+            except exceptions.ClientDisconnected as exc:  # werkzeug's name for a body read that failed
+                raise (exc.__context__ if isinstance(exc.__context__, TimeoutError) else exc) from None
+        except TimeoutError:  # the body stalled for read_timeout_s (guard.request_handler's socket timeout)
+            response = self.json(408, {"error": "request_timeout", "message": "nothing arrived for "
+                                       f"{self.settings.read_timeout_s:g} s while reading the request body"})
+            response.headers["Connection"] = "close"
         except exceptions.HTTPException as exc:
             code = "payload_too_large" if exc.code == 413 else "bad_input"
             response = self.json(exc.code or 400, {"error": code, "message": " ".join(str(exc.description).split())})
         except Exception as exc:  # every error is one JSON body, never a traceback
             response = self.json(*error_response(exc))
+            response.headers.update(error_headers(exc))
         self._cors(response)
+        response.headers.update(SECURITY_HEADERS)
         return response(environ, start_response)
 
     def json(self, status: int, body: dict | None):
@@ -100,6 +111,7 @@ class LocalApp:
             resp.headers["Allow"] = ", ".join(allowed)
             return resp
         user = self.api.authenticate(request.headers.get("Authorization"))
+        self.limiter.check(user)  # RateLimited (429) past the user's rate
         status, body = route(user, request)
         return self.json(status, body)
 
@@ -115,7 +127,7 @@ class LocalApp:
             return lambda user, req: self.api.submit_job(user, req.get_data(cache=False))
         if method == "GET" and path == "/jobs":
             return lambda user, req: self.api.list_jobs(user, req.args.to_dict())
-        m = _JOB_PATH.match(path)
+        m = _JOB_PATH.fullmatch(path)
         if method == "GET" and m:
             return lambda user, req: self.api.get_job(user, m.group(1))
         return None
@@ -170,7 +182,9 @@ def make_server(settings: Settings | None = None, host: str = "127.0.0.1", port:
     except OSError as exc:
         raise BadInput(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     try:
-        server = _make(host, sock.getsockname()[1], app, threaded=True, fd=sock.fileno())
+        settings = services.settings
+        server = _make(host, sock.getsockname()[1], app, threaded=True, fd=sock.fileno(),
+                       request_handler=request_handler(settings.header_timeout_s, settings.read_timeout_s))
     finally:
         sock.close()  # the server holds its own duplicate of the socket
     base = public_url or f"http://{host}:{server.port}"

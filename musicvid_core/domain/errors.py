@@ -58,6 +58,22 @@ class UnsupportedMedia(BadInput):
     http_status = 415
 
 
+class TooManyJobs(MusicVidError):
+    """The user already has Settings.max_active_jobs jobs SCHEDULED or PROCESSING; ``context``
+    has ``retry_after_s`` (seconds, the Retry-After header)."""
+
+    code = "too_many_jobs"
+    http_status = 429
+
+
+class RateLimited(MusicVidError):
+    """The user sent more requests than the local server's per-user rate allows; ``context`` has
+    ``retry_after_s`` (seconds, the Retry-After header)."""
+
+    code = "rate_limited"
+    http_status = 429
+
+
 class InvalidTransition(MusicVidError):
     """A job status change that the lifecycle does not allow (e.g. COMPLETED -> PROCESSING)."""
 

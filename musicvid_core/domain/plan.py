@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from musicvid_core.domain.errors import PlanValidationError
 from musicvid_core.domain.features import Region
 
-_KEY_RE = re.compile(r"^[A-G](#|b)? (major|minor)$")
+_KEY_RE = re.compile(r"[A-G](#|b)? (major|minor)")  # fullmatch: no trailing newline
 TIME_EPS = 1e-6
 # Music under dialogue sits at least this far below it (Torcoli et al., JAES 2019: >= 10 LU between
 # commentary and music). The planner's first guess and the mixer's measured duck both honour it.
@@ -55,7 +55,7 @@ class Segment(BaseModel):
     @field_validator("key")
     @classmethod
     def _key(cls, v: str) -> str:
-        if not _KEY_RE.match(v):
+        if not _KEY_RE.fullmatch(v):
             raise ValueError(f"key must look like 'A minor' or 'F# major', got {v!r}")
         return v
 

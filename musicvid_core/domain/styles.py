@@ -52,9 +52,9 @@ class Style:
     fill: tuple[str, ...]  # drums of a fill, cycled over its 16th notes (high to low)
     progressions: dict[str, tuple[tuple[str, ...], ...]]  # mode -> progressions (roman numerals)
     bars_per_chord: int  # harmonic rhythm: a chord lasts this many bars
-    chord_pattern: str  # how the chords role plays a bar (composer.CHORD_PATTERNS)
-    bass_pattern: str  # how the bass plays a bar (composer.BASS_PATTERNS)
-    lead_rhythm: str  # rhythm cells the melody is built from (composer.LEAD_RHYTHMS)
+    chord_pattern: str  # how the chords role plays a bar (stages/compose/patterns.CHORD_PATTERNS)
+    bass_pattern: str  # how the bass plays a bar (stages/compose/patterns.BASS_PATTERNS)
+    lead_rhythm: str  # rhythm cells the melody is built from (stages/compose/patterns.LEAD_RHYTHMS)
     spread: str  # chord voicing: "close", "open", "wide", "shell", "power", "guitar"
     registers: dict[str, tuple[int, int]] = field(default_factory=dict)  # role -> (low, high)
     swing: float = 0.0  # delay of off-beat notes, as a fraction of the swung unit

@@ -117,7 +117,7 @@ def inputs(source: str | Path, *, prompt: str = "", seed: int = 0, sample_count:
     """:func:`load_manifest` of ``source``; with an empty ``source``, a generated sample batch
     (``sample_count`` short clips plus one input that is not a video) in ``data/samples/batch``."""
     if not str(source).strip():
-        from musicvid_core.lab.experiments import project_root
+        from musicvid_core.lab.runs import project_root
 
         folder = Path(sample_folder) if sample_folder else project_root() / "data" / "samples" / "batch"
         source = make_sample_batch(folder, sample_count, broken=1)
@@ -249,7 +249,7 @@ def run_batch(svc: Services, items: Sequence[BatchItem], out_dir: str | Path, *,
     interrupted batch keeps the rows it finished. ``measure_music`` false skips the music-fit
     columns (beat tracking and key estimation: about 40 % of a batch of short clips). Failures are
     rows, not exceptions; BadInput only for an empty batch or an unknown format."""
-    from musicvid_core.lab import experiments
+    from musicvid_core.lab import tables
     if not items:
         raise BadInput("the batch is empty")
     if fmt not in ("csv", "parquet"):
@@ -263,11 +263,11 @@ def run_batch(svc: Services, items: Sequence[BatchItem], out_dir: str | Path, *,
             display.begin(item)
             row = run_item(svc, item, out_dir, measure_music=measure_music)
             rows.append(row)
-            experiments.write_table(rows, out_dir)  # CSV as we go: a crash keeps finished rows
+            tables.write_table(rows, out_dir)  # CSV as we go: a crash keeps finished rows
             display.done(n, len(items), row)
             if on_row is not None:
                 on_row(row)
-    table = experiments.write_table(rows, out_dir, fmt=fmt)
+    table = tables.write_table(rows, out_dir, fmt=fmt)
     fig_path = None
     if figure:
         from musicvid_core.lab import viz

@@ -1,24 +1,17 @@
-"""Experiments: papermill runs of the notebooks, the tidy results tables they write, and the
-package-side work the notebooks call (so every notebook cell stays one or two calls).
+"""Experiments: the package-side work the notebooks call (so every notebook cell stays one or two
+calls): services, sample videos, scoring a video (one job -> one results row), prompt grids and mix
+sweeps.
 
-``musicvid experiment NOTEBOOK -p name value …`` (:func:`run_notebook`) executes a notebook into
-``data/runs/<timestamp>-<name>/``: the executed notebook, its outputs and ``results.csv`` (plus
-``results.parquet`` when asked). papermill, pandas and pyarrow come with the ``[notebooks]`` extra
-and are imported on use.
-
-Results tables are tidy: one row per run (video × prompt × seed, or one mix variant), the columns
-of :data:`COLUMNS` first. The music-fit columns (``hit_rate``: share of scene cuts within ±70 ms of
-a beat heard in the music; ``median_cut_beat_ms``; ``tempo_measured_bpm``; ``key_measured``;
-``tempo_within_2pct``; ``mode_agreement``) are measured on the music stem by
-``musicvid_core.metrics.music`` (stay empty if that module is absent).
+A notebook imports this one module (``from musicvid_core.lab import experiments as ex``): it also
+re-exports the run-folder and table helpers the notebooks use (:func:`start` from
+:mod:`musicvid_core.lab.runs`; :func:`table`, :func:`write_table`, :func:`read_table` from
+:mod:`musicvid_core.lab.tables`). Rows follow :data:`~musicvid_core.lab.tables.COLUMNS`; the music-fit
+columns stay empty if ``musicvid_core.metrics.music`` is absent.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import json
 import os
-import re
 import shutil
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -27,67 +20,18 @@ from pathlib import Path
 from typing import Any
 
 from musicvid_core.bootstrap import build_services
-from musicvid_core.domain.errors import BadInput, ConfigurationError, ExperimentError, MusicVidError
+from musicvid_core.domain.errors import BadInput, ExperimentError, MusicVidError
 from musicvid_core.domain.job import Job, Status
+from musicvid_core.lab.runs import NAME_RE, project_root, start
+from musicvid_core.lab.tables import COLUMNS, MUSIC_COLUMNS, read_table, table, write_table
 from musicvid_core.services import Services
 from musicvid_core.settings import Settings
 
-# The columns every results table starts with (others follow: sweep parameters, extras).
-COLUMNS = ["label", "video", "prompt", "seed", "status", "error_type", "error", "stage", "job_id", "output",
-           "duration_s", "segments", "style", "bpm", "key", "cuts",
-           "integrated_lufs", "true_peak_dbtp", "lra_lu", "target_lufs", "speech_music_lu", "duck_db",
-           "hit_rate", "median_cut_beat_ms", "tempo_measured_bpm", "key_measured", "tempo_within_2pct",
-           "mode_agreement", "elapsed_s", "measure_s"]
-MUSIC_COLUMNS = ("hit_rate", "median_cut_beat_ms", "tempo_measured_bpm", "key_measured", "tempo_within_2pct",
-                 "mode_agreement")
-RESULTS_NAME = "results"
-DEFAULT_KERNEL = "python3"  # the ipykernel of the interpreter running papermill (this venv)
-_NAME_RE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-# ---------------------------------------------------------------------------------------------
-# where things live
-# ---------------------------------------------------------------------------------------------
-def project_root(start: str | Path | None = None) -> Path:
-    """The checkout this runs in: the nearest folder (from ``start``, default the current one, up)
-    holding both ``pyproject.toml`` and ``notebooks/``; else the checkout this package was installed
-    from in editable mode; else the current folder."""
-    here = Path(start or Path.cwd()).resolve()
-    package_checkout = Path(__file__).resolve().parents[1]
-    for folder in (here, *here.parents, package_checkout):
-        if (folder / "pyproject.toml").is_file() and (folder / "notebooks").is_dir():
-            return folder
-    return here
-
-
-def runs_root() -> Path:
-    """Where runs go: ``$MUSICVID_RUNS_DIR``, else ``data/runs`` of the project."""
-    configured = Settings().runs_dir
-    return Path(configured).expanduser().resolve() if configured else project_root() / "data" / "runs"
-
-
-def new_run_dir(name: str, root: str | Path | None = None) -> Path:
-    """A fresh ``<root>/<YYYYmmdd-HHMMSS>-<name>/`` (a numeric suffix when two start in one second)."""
-    root = Path(root) if root else runs_root()
-    stem = f"{_dt.datetime.now():%Y%m%d-%H%M%S}-{_NAME_RE.sub('_', name).strip('_') or 'run'}"
-    for i in range(1000):
-        path = root / (stem if i == 0 else f"{stem}-{i + 1}")
-        try:
-            path.mkdir(parents=True, exist_ok=False)
-            return path
-        except FileExistsError:
-            continue
-    raise ExperimentError(f"cannot make a run folder under {root}")
-
-
-def start(output_dir: str, name: str) -> Path:
-    """The folder a notebook writes to: ``output_dir`` when set (papermill runs pass their run
-    folder), else a fresh run folder named ``name`` (a notebook opened in Jupyter)."""
-    if output_dir:
-        path = Path(output_dir).expanduser()
-        path.mkdir(parents=True, exist_ok=True)
-        return path.resolve()
-    return new_run_dir(name)
+# The notebooks' names for the helpers that live in runs.py and tables.py (one import per notebook).
+__all__ = ["SAMPLES", "MixSweep", "Scored", "ensure_completed", "failure_row", "features_of", "heard_beats",
+           "job_row", "mix_sweep", "music_columns", "music_from_report", "plan_columns", "prompt_grid",
+           "read_table", "sample_video", "score", "services", "start", "table", "video_or_sample",
+           "write_table"]
 
 
 def services() -> Services:
@@ -222,7 +166,7 @@ def job_row(svc: Services, job: Job, *, label: str = "", video: str | Path = "",
     row: dict[str, Any] = dict.fromkeys(COLUMNS)
     row.update(label=label, video=str(video), prompt=job.prompt, seed=job.seed, status=job.status.value,
                job_id=job.job_id, elapsed_s=None if elapsed_s is None else round(elapsed_s, 2),
-               target_lufs=job.settings.get("target_lufs", svc.settings.target_lufs))
+               target_lufs=svc.settings.target_lufs if job.options.target_lufs is None else job.options.target_lufs)
     if job.error:
         row.update(error_type=job.error.type, error=job.error.message, stage=job.error.stage)
     plan = None
@@ -257,51 +201,6 @@ def failure_row(*, label: str = "", video: str | Path = "", prompt: str = "", se
     return row
 
 
-def table(rows: Sequence[Mapping]):
-    """A pandas DataFrame of ``rows`` with :data:`COLUMNS` first (columns no row has are dropped)."""
-    import pandas as pd
-
-    frame = pd.DataFrame(list(rows))
-    first = [c for c in COLUMNS if c in frame.columns]
-    frame = frame[first + [c for c in frame.columns if c not in first]]
-    for col in ("seed", "segments", "cuts"):  # whole numbers stay whole beside a failed row's blanks
-        if col in frame.columns:
-            frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("Int64")
-    return frame.dropna(axis=1, how="all") if len(frame) else frame
-
-
-def write_table(rows, folder: str | Path, *, fmt: str = "csv", name: str = RESULTS_NAME) -> Path:
-    """Write the results table (rows or a DataFrame) to ``folder/results.csv`` (always: readable
-    anywhere) and, with ``fmt="parquet"``, also ``results.parquet`` (typed columns; needs pyarrow).
-    Returns the path of the ``fmt`` file. BadInput for another format."""
-    if fmt not in ("csv", "parquet"):
-        raise BadInput(f"results format must be csv or parquet, not {fmt!r}")
-    frame = rows if hasattr(rows, "to_csv") else table(rows)
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    csv = folder / f"{name}.csv"
-    frame.to_csv(csv, index=False)
-    if fmt == "csv":
-        return csv
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        raise ConfigurationError("parquet tables need pyarrow: install the [notebooks] extra") from None
-    path = folder / f"{name}.parquet"
-    frame.to_parquet(path, index=False)
-    return path
-
-
-def read_table(path: str | Path):
-    """A results table written by :func:`write_table` (CSV or Parquet) as a DataFrame."""
-    import pandas as pd
-
-    path = Path(path)
-    if not path.is_file():
-        raise BadInput(f"no results table at {path}")
-    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-
-
 # ---------------------------------------------------------------------------------------------
 # scoring (what 01 and 02 call)
 # ---------------------------------------------------------------------------------------------
@@ -331,7 +230,7 @@ def score(svc: Services, video: str | Path, prompt: str, *, seed: int = 0, out_d
 
     from musicvid_core.workflow import submit as service
     t0 = time.monotonic()
-    label = label or _NAME_RE.sub("_", f"{Path(video).stem}-{prompt[:24]}-s{seed}").strip("_")
+    label = label or NAME_RE.sub("_", f"{Path(video).stem}-{prompt[:24]}-s{seed}").strip("_")
     user = svc.settings.user
     uri = service.upload_file(svc, video, user)
     job = service.submit_new(svc, uri, prompt, user, seed=seed, options={"stems": True, **(options or {})})
@@ -457,7 +356,7 @@ def mix_sweep(svc: Services, video: str | Path, prompt: str, *, seed: int = 0, o
             variant = type(plan).parse(plan.model_copy(update=update).model_dump())  # validate the values
         except (MusicVidError, TypeError, ValueError) as exc:
             raise BadInput(f"mix variant {label}: {exc}") from None
-        folder = out_dir / _NAME_RE.sub("_", label).strip("_")
+        folder = out_dir / NAME_RE.sub("_", label).strip("_")
         t0 = time.monotonic()
         out = folder / f"output{output_suffix(video)}"
         metrics = compose(video, features.media, variant, clips(variant), out,
@@ -477,144 +376,3 @@ def mix_sweep(svc: Services, video: str | Path, prompt: str, *, seed: int = 0, o
         variants[label] = folder
     (out_dir / "plan.json").write_text(plan.model_dump_json(indent=1))
     return MixSweep(features=features, plan=plan, rows=rows, variants=variants)
-
-
-# ---------------------------------------------------------------------------------------------
-# running notebooks with papermill
-# ---------------------------------------------------------------------------------------------
-def notebooks_dir() -> Path:
-    return project_root() / "notebooks"
-
-
-def find_notebook(name: str | Path) -> Path:
-    """A notebook by path, or by name in ``notebooks/`` (``01_quickstart``, ``quickstart``,
-    ``01``). BadInput naming the choices when nothing matches."""
-    path = Path(name).expanduser()
-    if path.is_file():
-        return path.resolve()
-    folder = notebooks_dir()
-    found = sorted(folder.glob("*.ipynb")) if folder.is_dir() else []
-    stem = path.name.removesuffix(".ipynb")
-    for nb in found:
-        parts = nb.stem.split("_", 1)
-        if stem in (nb.stem, parts[0], parts[-1]):
-            return nb
-    choices = ", ".join(nb.stem for nb in found) or "none found"
-    raise BadInput(f"no notebook {str(name)!r}; choose one of: {choices}")
-
-
-def notebook_parameters(notebook: str | Path) -> dict[str, dict]:
-    """The notebook's ``parameters`` cell: name -> {type, default, help}. ExperimentError when it
-    has none (every musicvid notebook has exactly one)."""
-    import papermill
-
-    nb = find_notebook(notebook)
-    tagged = [c for c in json.loads(nb.read_text())["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
-    if len(tagged) != 1:
-        raise ExperimentError(f"{nb.name} must have exactly one cell tagged 'parameters' (found {len(tagged)})")
-    found = papermill.inspect_notebook(str(nb))
-    return {name: {"type": p.get("inferred_type_name"), "default": p.get("default"), "help": p.get("help", "")}
-            for name, p in found.items()}
-
-
-def coerce_parameters(raw: Mapping[str, Any], declared: Mapping[str, dict]) -> dict[str, Any]:
-    """Values given as text on the command line, converted to each parameter's declared type
-    (int, float, bool, str, list[...]: YAML/JSON text, a lone value becomes a one-item list).
-    BadInput for an unknown name or a value of the wrong type."""
-    import yaml
-
-    out = {}
-    for name, value in raw.items():
-        if name not in declared:
-            raise BadInput(f"unknown parameter {name!r}; this notebook takes: {', '.join(declared)}")
-        kind = (declared[name].get("type") or "str").replace(" ", "")
-        if not isinstance(value, str) or kind == "str":
-            out[name] = value
-            continue
-        try:
-            parsed = yaml.safe_load(value) if value.strip() else ""
-        except yaml.YAMLError:
-            raise BadInput(f"parameter {name}: cannot read {value!r} as {kind}") from None
-        out[name] = _check_type(name, kind, parsed, value)
-    return out
-
-
-def _check_type(name: str, kind: str, parsed: Any, text: str) -> Any:
-    base = kind.split("[", 1)[0]
-    if base == "bool":
-        if isinstance(parsed, bool):
-            return parsed
-    elif base == "int":
-        if isinstance(parsed, int) and not isinstance(parsed, bool):
-            return parsed
-    elif base == "float":
-        if isinstance(parsed, (int, float)) and not isinstance(parsed, bool):
-            return float(parsed)
-    elif base == "list":
-        items = parsed if isinstance(parsed, list) else [parsed]
-        inner = kind[5:-1] if kind.startswith("list[") else ""
-        return [_check_type(name, inner, item, str(item)) if inner else item for item in items]
-    elif base == "dict":
-        if isinstance(parsed, dict):
-            return parsed
-    else:
-        return parsed
-    raise BadInput(f"parameter {name} must be {kind}, got {text!r}")
-
-
-@dataclass
-class NotebookRun:
-    dir: Path  # data/runs/<timestamp>-<name>/
-    notebook: Path  # the executed notebook in it
-    results: Path  # its results table
-    rows: int  # rows in the results table
-    seconds: float  # wall time of the execution
-
-
-def run_notebook(notebook: str | Path, parameters: Mapping[str, Any] | None = None, *, name: str | None = None,
-                 root: str | Path | None = None, kernel: str = DEFAULT_KERNEL, start_timeout: int = 120,
-                 log_output: bool = False) -> NotebookRun:
-    """Execute ``notebook`` with papermill into a fresh run folder ``<root>/<timestamp>-<name>/``
-    (root: :func:`runs_root`; name: the notebook's) with ``parameters`` (text values are converted to
-    the declared types, see :func:`coerce_parameters`) plus ``output_dir`` = the run folder. The
-    kernel runs in the project folder, so relative paths mean the same as on the command line.
-
-    Returns where the executed notebook and its results table are. Raises BadInput for an unknown
-    notebook or parameter, ExperimentError when a cell fails (with the cell's error; the partly
-    executed notebook is kept in the run folder) or when no non-empty results table was written."""
-    try:
-        import papermill
-    except ImportError:
-        raise ConfigurationError("notebook runs need papermill: install the [notebooks] extra") from None
-    nb = find_notebook(notebook)
-    declared = notebook_parameters(nb)
-    params = coerce_parameters(dict(parameters or {}), declared)
-    if "output_dir" not in declared:
-        raise ExperimentError(f"{nb.name} has no output_dir parameter to write its results to")
-    run_dir = new_run_dir(name or nb.stem, root)
-    params["output_dir"] = str(run_dir)
-    (run_dir / "parameters.json").write_text(json.dumps(params, indent=1, default=str))
-    executed = run_dir / nb.name
-    t0 = time.monotonic()
-    try:
-        papermill.execute_notebook(str(nb), str(executed), parameters=params, kernel_name=kernel,
-                                   cwd=str(project_root()), progress_bar=False, log_output=log_output,
-                                   start_timeout=start_timeout)
-    except papermill.PapermillExecutionError as exc:
-        reason = " ".join(str(exc.evalue).split())[:300]
-        raise ExperimentError(f"{nb.name} failed in cell {exc.exec_count}: {exc.ename}: {reason} "
-                              f"(executed notebook: {executed})", notebook=str(executed)) from None
-    except Exception as exc:  # kernel missing or died: papermill and jupyter_client raise many types
-        if isinstance(exc, MusicVidError):
-            raise
-        raise ExperimentError(f"could not run {nb.name}: {type(exc).__name__}: "
-                              f"{' '.join(str(exc).split())[:300]}", notebook=str(executed)) from None
-    seconds = time.monotonic() - t0
-    results = next((p for p in (run_dir / f"{RESULTS_NAME}.parquet", run_dir / f"{RESULTS_NAME}.csv")
-                    if p.is_file()), None)
-    if results is None:
-        raise ExperimentError(f"{nb.name} ran but wrote no results table into {run_dir}", notebook=str(executed))
-    rows = len(read_table(results))
-    if rows == 0:
-        raise ExperimentError(f"{nb.name} wrote an empty results table ({results})", notebook=str(executed))
-    return NotebookRun(dir=run_dir, notebook=executed, results=results, rows=rows, seconds=seconds)

@@ -7,7 +7,7 @@ returns None while the segment's output is pending — the step answers ``{"pend
 the output is there. A synchronous generator (the procedural default) never comes here: its
 GenerateSegment renders in the first call and the Choice ends the iteration at once.
 
-Each segment's request record is stored under the attempt's prefix (``music/{index}.json``), so
+Each segment's request record is stored under the attempt's prefix (``ArtifactLayout.music_record``), so
 a retried or re-entered iteration never submits twice, and rollback removes it with the rest.
 """
 
@@ -27,10 +27,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def record_key(job: Job, index: int) -> str:
-    return f"{job.prefix}music/{index:03d}.json"
-
-
 def submit_all(services: Services, job: Job, plan: Plan) -> int:
     """Submit every segment not yet submitted, back to back; returns how many were. A transient
     failure stops here without failing the Analyzer (which would redo the analysis): the
@@ -38,14 +34,14 @@ def submit_all(services: Services, job: Job, plan: Plan) -> int:
     gen = services.generator
     sent = 0
     for index in range(len(plan.segments)):
-        if services.objects.exists(record_key(job, index)):
+        if services.objects.exists(job.layout.music_record(index)):
             continue
         try:
             [record] = gen.submit(plan, job.seed, job.prefix, [index], tag=_tag(job))
         except TransientError as exc:
             log.warning("submitting segment %d deferred to its iteration: %s", index, exc)
             break
-        services.objects.put_json(record_key(job, index), record)
+        services.objects.put_json(job.layout.music_record(index), record)
         sent += 1
     return sent
 
@@ -54,7 +50,7 @@ def advance(services: Services, job: Job, plan: Plan, index: int) -> np.ndarray 
     """Segment ``index``'s clip when its output is ready, else None (submitting it first if the
     Analyzer could not). Raises GenerationError for a failed or empty output or a passed deadline."""
     gen = services.generator
-    key = record_key(job, index)
+    key = job.layout.music_record(index)
     try:
         record = services.objects.get_json(key)
     except NotFound:

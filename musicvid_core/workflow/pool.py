@@ -7,6 +7,11 @@ job's current attempt and :meth:`PooledLauncher._execute` runs it with the embed
 execution name is ``{job_id}-{attempt}``, as on Step Functions, and starting the same attempt
 twice runs it once.
 
+The queue is fair between users: each user has a queue of their own, and a free worker takes the
+oldest job of the user served least recently (a user with nothing waiting first). One user's
+backlog therefore delays another user's job by at most one job's run time per worker, however
+long that backlog is (the API also caps each user's active jobs, Settings.max_active_jobs).
+
 With ``isolation="process"`` (Settings.worker_isolation, the default for ``musicvid serve``) each
 job runs in a child process forked from a clean forkserver that has the media stack imported:
 rendering never holds the server's GIL (status reads stay fast while jobs run), and a native crash
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -58,6 +64,10 @@ class PooledLauncher:
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="musicvid-job")
         self._lock = threading.Lock()
         self._in_flight: dict[str, Future] = {}
+        # user -> their waiting (job_id, name, future), oldest first; and when each was last served
+        self._queues: dict[str, deque[tuple[str, str, Future]]] = {}
+        self._served: dict[str, int] = {}
+        self._tick = 0
 
     def start(self, job: Job) -> str:
         name = f"{job.job_id}-{job.attempt}"
@@ -65,9 +75,40 @@ class PooledLauncher:
             for done in [n for n, f in self._in_flight.items() if f.done()]:
                 del self._in_flight[done]
             if name not in self._in_flight:
-                future = self._pool.submit(self._execute, job.job_id, name)
+                future: Future = Future()
                 self._in_flight[name] = future
+                self._queues.setdefault(job.user_id, deque()).append((job.job_id, name, future))
+                # one pool task per queued job; which job it runs is decided when a worker is free
+                self._pool.submit(self._run_next)
         return name
+
+    def _take(self) -> tuple[str, str, Future] | None:
+        """The next job to run: the oldest of the user served least recently (a user never served,
+        or whose queue has emptied since: first)."""
+        with self._lock:
+            if not self._queues:
+                return None
+            user = min(self._queues, key=lambda u: self._served.get(u, -1))  # ties: the earliest queue
+            queue = self._queues[user]
+            item = queue.popleft()
+            self._tick += 1
+            self._served[user] = self._tick
+            if not queue:
+                del self._queues[user]
+                del self._served[user]
+            return item
+
+    def _run_next(self) -> None:
+        item = self._take()
+        if item is None:
+            return
+        job_id, name, future = item
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            self._execute(job_id, name)  # run_job leaves the job terminal; failures are logged there
+        finally:
+            future.set_result(None)
 
     def _execute(self, job_id: str, name: str) -> None:
         from musicvid_core.workflow.runner import run_job
@@ -120,4 +161,11 @@ class PooledLauncher:
             f.result(timeout=timeout)
 
     def shutdown(self, wait: bool = True) -> None:
+        if not wait:  # the jobs still queued stay SCHEDULED (recovery takes them up)
+            with self._lock:
+                for queue in self._queues.values():
+                    for _, _, future in queue:
+                        future.cancel()
+                self._queues.clear()
+                self._served.clear()
         self._pool.shutdown(wait=wait, cancel_futures=not wait)

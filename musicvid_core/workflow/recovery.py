@@ -68,12 +68,12 @@ def reconcile(services: Services, resume: Callable[[Job], None] | None = None) -
             job = services.jobs.get(job.job_id)
             if job.status in TERMINAL:
                 continue
-            removed = services.objects.delete_prefix(job.prefix)
+            removed = services.objects.delete_prefix(job.layout.prefix)
             log.warning("job %s: %s; removed %d partial objects", job.job_id, why, removed)
-            resumes = int(job.settings.get("resumes", 0))
+            resumes = job.resumes
             if resume is not None and resumes < MAX_RESUMES:
                 # counted, so an input that kills its worker every time cannot loop forever
-                job = services.jobs.update(job.job_id, {"settings": {**job.settings, "resumes": resumes + 1}})
+                job = services.jobs.update(job.job_id, {"resumes": resumes + 1})
                 resume(job)
                 handed_over = True
                 settled.append(job)

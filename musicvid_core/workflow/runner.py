@@ -14,9 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from musicvid_core.adapters.local.leases import Heartbeat
-from musicvid_core.asl.machine import ExecutionFailed, StateMachine, load_definition
+from musicvid_core.asl import ExecutionFailed, StateMachine, load_definition
 from musicvid_core.domain.errors import ConfigurationError
 from musicvid_core.domain.job import TERMINAL, Job
+from musicvid_core.logs import job_context
 from musicvid_core.services import Services
 from musicvid_core.settings import Settings
 from musicvid_core.workflow.steps import HANDLERS, mark_failed
@@ -50,6 +51,12 @@ def run_job(services: Services, job_id: str, on_event: Callable[[dict], None] | 
     stays SCHEDULED or PROCESSING once this returns.
     """
     job = services.jobs.get(job_id)
+    with job_context(job_id=job.job_id, attempt=job.attempt):
+        return _run(services, job, on_event, adopt_from)
+
+
+def _run(services: Services, job: Job, on_event: Callable[[dict], None] | None, adopt_from) -> Job:
+    job_id = job.job_id
 
     def resolve(resource: str):
         step = resource.removeprefix("musicvid:")

@@ -3,19 +3,8 @@
 The local runner calls them in-process; chalice_app deploys the very same functions as
 ``@app.lambda_function``s. They pass ids and object URIs, never media bytes (Step Functions
 payloads are capped at 256 KB), and write the job's status and stage at every transition.
-
-Object layout (one prefix per job attempt, so rollback is one prefix delete and the input, which
-lives under ``uploads/``, is never touched)::
-
-    uploads/{user}/{name}                        the input video (never deleted by the pipeline)
-    jobs/{job_id}/{attempt}/features.json        measured video features
-    jobs/{job_id}/{attempt}/plan.json            the plan
-    jobs/{job_id}/{attempt}/segments/{i}.wav     one clip per segment
-    jobs/{job_id}/{attempt}/output{ext}          the scored video
-    jobs/{job_id}/{attempt}/output_preview{ext}  ... or its small preview (job option ``preview``)
-    jobs/{job_id}/{attempt}/stems/{name}.wav     the mixer's stems, when the job asks for them
-    jobs/{job_id}/cache/features-v{N}.json       the input's features, measured once per job
-    jobs/{job_id}/cache/proxy.mp4                the preview proxy (360p), encoded once per job
+Every object key comes from the job's :class:`~musicvid_core.domain.layout.ArtifactLayout` (one
+prefix per attempt, so rollback is one prefix delete; the input under ``uploads/`` is never touched).
 """
 
 from __future__ import annotations
@@ -35,11 +24,11 @@ from musicvid_core.domain.job import Job, JobError, Stage, Status
 from musicvid_core.domain.plan import Plan
 from musicvid_core.media import scratch_prefix, write_float_wav
 from musicvid_core.services import Services
+from musicvid_core.stages.plan.decide import decide_plan
 from musicvid_core.workflow.async_music import advance, submit_all
+from musicvid_core.workflow.tracing import traced
 
 log = logging.getLogger(__name__)
-
-OUTPUT_EXTS = (".mp4", ".mov", ".m4v", ".mkv")
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -83,29 +72,14 @@ def _input_key(services: Services, job: Job) -> str:
 
 
 def output_key(job: Job) -> str:
-    ext = Path(_strip_uri(job.s3_url)).suffix.lower()
-    name = "output_preview" if job.settings.get("preview") else "output"
-    return job.prefix + name + (ext if ext in OUTPUT_EXTS else ".mkv")
-
-
-# Per-job cache of what depends only on the (immutable) input: kept across attempts, so a
-# regeneration re-plans and re-renders but never re-analyses, and a preview's proxy is encoded once.
-# Outside every attempt prefix, so neither rollback nor the cleanup of superseded attempts touches it.
-# The version is bumped whenever analysis output changes meaning, so stale features are not reused.
-FEATURES_VERSION = 1
-
-
-def features_cache_key(job: Job) -> str:
-    return f"jobs/{job.job_id}/cache/features-v{FEATURES_VERSION}.json"
-
-
-def proxy_key(job: Job) -> str:
-    return f"jobs/{job.job_id}/cache/proxy.mp4"
+    """The key of the job's scored video (or its preview, with the job option ``preview``)."""
+    return job.layout.output(job.s3_url, preview=job.options.preview)
 
 
 def _cached_features(services: Services, job: Job) -> VideoFeatures | None:
+    """The input's features from the job's cache (measured by an earlier attempt), else None."""
     try:
-        data = services.objects.get_bytes(features_cache_key(job))
+        data = services.objects.get_bytes(job.layout.features_cache)
     except NotFound:
         return None
     try:
@@ -113,10 +87,6 @@ def _cached_features(services: Services, job: Job) -> VideoFeatures | None:
     except ValueError:  # unreadable (an older layout): measure again
         log.warning("job %s: cached features unreadable, analysing again", job.job_id)
         return None
-
-
-def _strip_uri(uri: str) -> str:
-    return uri.split("://", 1)[-1]
 
 
 def music_metrics(plan: Plan, clips: list[Path]) -> dict:
@@ -138,14 +108,15 @@ def music_metrics(plan: Plan, clips: list[Path]) -> dict:
 
 
 def load_plan(services: Services, job: Job) -> Plan:
-    return Plan.parse(services.objects.get_bytes(job.prefix + "plan.json").decode())
+    return Plan.parse(services.objects.get_bytes(job.layout.plan).decode())
 
 
 def load_features(services: Services, job: Job) -> VideoFeatures:
-    return VideoFeatures.model_validate_json(services.objects.get_bytes(job.prefix + "features.json"))
+    return VideoFeatures.model_validate_json(services.objects.get_bytes(job.layout.features))
 
 
 # --- steps -----------------------------------------------------------------------------------
+@traced("Coordinator")
 def coordinator(event: dict, services: Services) -> dict:
     """``action: start`` moves SCHEDULED -> PROCESSING; ``action: summary`` writes the summary and
     completes the job (PROCESSING -> COMPLETED), then drops older attempts' outputs."""
@@ -165,22 +136,24 @@ def coordinator(event: dict, services: Services) -> dict:
                                        summary=summary, final_url=final)
         # The earlier output was kept until this one succeeded; now it is superseded.
         for older in range(1, job.attempt):
-            services.objects.delete_prefix(f"jobs/{job.job_id}/{older}")
+            services.objects.delete_prefix(job.layout.at(older).prefix)
         return {"status": job.status.value, "final_url": final}
     raise BadInput(f"unknown coordinator action: {action!r}")
 
 
+@traced("Analyzer")
 def analyzer(event: dict, services: Services) -> dict:
-    """Probe the input, measure its features, and plan the music. Returns the segment indexes the
-    workflow's Map fans out over."""
+    """Probe the input, measure its features (once per job: cached), and plan the music
+    (:func:`~musicvid_core.stages.plan.decide.decide_plan` makes every planning decision). Returns the
+    segment indexes the workflow's Map fans out over."""
     from musicvid_core.media import make_proxy
     from musicvid_core.stages.analyse.features import analyze_video
     from musicvid_core.stages.analyse.probe import probe
 
     job = _enter(services, _job_for(event, services), Stage.ANALYZE)
     features = _cached_features(services, job)
-    preview = bool(job.settings.get("preview"))
-    want_proxy = preview and not services.objects.exists(proxy_key(job))
+    layout = job.layout
+    want_proxy = job.options.preview and not services.objects.exists(layout.proxy)
     if features is None or want_proxy:
         timeout = services.settings.ffmpeg_timeout_s
         with _workdir(services) as tmp:
@@ -193,34 +166,18 @@ def analyzer(event: dict, services: Services) -> dict:
                                    f"{services.settings.max_duration_s:.0f} s")
                 # A preview's proxy comes out of the analysis decode itself: no second decode.
                 features = analyze_video(video, media, timeout=timeout, proxy=proxy)
-                services.objects.put_bytes(features_cache_key(job), features.model_dump_json().encode(),
+                services.objects.put_bytes(layout.features_cache, features.model_dump_json().encode(),
                                            "application/json")
             elif proxy is not None:
                 make_proxy(video, proxy, timeout=timeout)
             if proxy is not None:
-                services.objects.put_file(proxy_key(job), proxy, "video/mp4")
-    planner = services.planner
-    reroll = job.settings.get("reroll")
-    if reroll:  # one segment re-rolled over the previous attempt's plan (the others stay as they were)
-        from musicvid_core.stages.plan.planner import reroll_segment
-
-        previous = Plan.parse(services.objects.get_bytes(reroll["from"] + "plan.json").decode())
-        plan = reroll_segment(previous, int(reroll["segment"]), features, prompt=reroll.get("prompt"),
-                              hits=job.settings.get("hits"))
-    elif hasattr(planner, "plan_for_job"):  # model planners: the video itself + the job's conversation
-        plan = planner.plan_for_job(job, features, services.objects)
-    else:
-        plan = planner.plan(features, job.prompt, job.seed)
-    if not reroll and (job.settings.get("hits") is not None or not any(s.beats for s in plan.segments)):
-        # Requested accents, or a planner that leaves timing open: fit the beat grids to the cuts.
-        from musicvid_core.stages.plan.planner import lock_timing
-
-        plan = lock_timing(plan, features, hits=job.settings.get("hits"))
-    if job.settings.get("source_music"):  # the job's option over the planner's default
-        plan = plan.model_copy(update={"source_music_policy": job.settings["source_music"]})
-    services.objects.put_bytes(job.prefix + "features.json", features.model_dump_json().encode(),
-                               "application/json")
-    plan_url = services.objects.put_bytes(job.prefix + "plan.json",
+                services.objects.put_file(layout.proxy, proxy, "video/mp4")
+    previous = None
+    if job.reroll is not None:  # the plan the re-roll starts from
+        previous = Plan.parse(services.objects.get_bytes(layout.at(job.reroll.attempt).plan).decode())
+    plan = decide_plan(services.planner, job, features, services.objects, previous)
+    services.objects.put_bytes(layout.features, features.model_dump_json().encode(), "application/json")
+    plan_url = services.objects.put_bytes(layout.plan,
                                           plan.model_dump_json(indent=1).encode(), "application/json")
     services.jobs.update(job.job_id, {"plan_url": plan_url})
     if services.generator_is_async:  # queue every segment at the endpoint now (docs/backends.md)
@@ -228,6 +185,7 @@ def analyzer(event: dict, services: Services) -> dict:
     return {"segments": [s.index for s in plan.segments], "plan_url": plan_url}
 
 
+@traced("AudioGenerator")
 def audio_generator(event: dict, services: Services) -> dict:
     """Render one segment's clip (a Map iteration) and store it as a WAV."""
     job = _enter(services, _job_for(event, services), Stage.GENERATE)
@@ -235,10 +193,10 @@ def audio_generator(event: dict, services: Services) -> dict:
     index = event.get("index")
     if not isinstance(index, int) or not 0 <= index < len(plan.segments):
         raise BadInput(f"segment index out of range: {index!r}")
-    key = f"{job.prefix}segments/{index:03d}.wav"
-    reroll = job.settings.get("reroll")
-    if reroll and index != reroll["segment"]:  # not re-rolled: the previous attempt's exact bytes
-        data = services.objects.get_bytes(f"{reroll['from']}segments/{index:03d}.wav")
+    key = job.layout.segment(index)
+    reroll = job.reroll
+    if reroll is not None and index != reroll.segment:  # not re-rolled: the previous attempt's exact bytes
+        data = services.objects.get_bytes(job.layout.at(reroll.attempt).segment(index))
         return {"index": index, "clip_url": services.objects.put_bytes(key, data, "audio/wav"), "pending": False}
     gen = services.generator
     if getattr(gen, "is_async", False):  # the ASL Waits and calls again while this is pending
@@ -256,6 +214,7 @@ def audio_generator(event: dict, services: Services) -> dict:
     return {"index": index, "clip_url": uri, "pending": False}
 
 
+@traced("AVOperator")
 def av_operator(event: dict, services: Services) -> dict:
     """Mix the clips onto the video (video stream copied) and record the measured metrics. With the
     job option ``stems``, the mixer's stems are stored under the job's prefix (metrics["stems"]: name
@@ -269,28 +228,30 @@ def av_operator(event: dict, services: Services) -> dict:
     key = output_key(job)
     with _workdir(services) as tmp:
         video = _local(services, _input_key(services, job), tmp)
-        clips = [_local(services, f"{job.prefix}segments/{i:03d}.wav", tmp / f"c{i}")
-                 for i in range(len(plan.segments))]
-        preview = bool(job.settings.get("preview"))
-        picture = (_local(services, proxy_key(job), tmp) if preview and services.objects.exists(proxy_key(job))
-                   else None)
+        clips = [_local(services, job.layout.segment(i), tmp / f"c{i}") for i in range(len(plan.segments))]
+        options = job.options
+        preview = options.preview
+        proxy = job.layout.proxy
+        picture = _local(services, proxy, tmp) if preview and services.objects.exists(proxy) else None
         in_place = services.objects.local_path(key)
         out = in_place if in_place is not None else tmp / ("out" + Path(key).suffix)
         out.parent.mkdir(parents=True, exist_ok=True)
         metrics = compose(video, media, plan, clips, out,
-                          target_lufs=float(job.settings.get("target_lufs", settings.target_lufs)),
-                          true_peak_dbtp=float(job.settings.get("true_peak_dbtp", settings.true_peak_dbtp)),
+                          target_lufs=float(settings.target_lufs if options.target_lufs is None
+                                            else options.target_lufs),
+                          true_peak_dbtp=float(settings.true_peak_dbtp if options.true_peak_dbtp is None
+                                               else options.true_peak_dbtp),
                           sample_rate=PREVIEW_SAMPLE_RATE if preview else settings.sample_rate,
                           audio_bitrate=settings.audio_bitrate,
                           timeout=settings.ffmpeg_timeout_s,
-                          stems_dir=tmp / "stems" if job.settings.get("stems") else None,
+                          stems_dir=tmp / "stems" if options.stems else None,
                           preview=preview, picture=picture)
         if in_place is None:
             services.objects.put_file(key, out, "video/mp4")
         if "stems" in metrics:
-            metrics["stems"] = {name: services.objects.put_file(f"{job.prefix}stems/{name}.wav", path, "audio/wav")
+            metrics["stems"] = {name: services.objects.put_file(job.layout.stem(name), path, "audio/wav")
                                 for name, path in metrics["stems"].items()}
-        if job.settings.get("music_metrics"):  # job option: librosa's analysis is not free
+        if options.music_metrics:  # job option: librosa's analysis is not free
             metrics["music"] = music_metrics(plan, clips)
     metrics = json.loads(json.dumps(metrics, default=float))  # plain JSON numbers for the store
     services.jobs.update(job.job_id, {"metrics": metrics})
@@ -313,6 +274,7 @@ def _error_from(event: dict) -> tuple[str, str]:
     return etype, message
 
 
+@traced("FailureHandler")
 def failure_handler(event: dict, services: Services) -> dict:
     """Mark the job FAILED with the stage it failed in and the reason, and roll back this
     attempt's partial outputs. The input upload and earlier attempts' outputs are kept."""

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import math
-import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from musicvid_core.domain.errors import BadInput, NotFound
-from musicvid_core.domain.job import Job, OperationType, Stage, Status, clean_prompt, parse_job_id
+from musicvid_core.domain.job import Job, OperationType, Reroll, Stage, Status, clean_prompt, parse_job_id
+from musicvid_core.domain.layout import ArtifactLayout
+from musicvid_core.domain.options import MAX_HITS, JobOptions, clean_hits  # noqa: F401  (re-exported)
 from musicvid_core.services import Services
-from musicvid_core.stages.mix.presets import job_options
 
-MAX_HITS = 1000  # requested accents per job
 VIDEO_EXTS = {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".3gp",
               ".flv", ".wmv", ".ogv"}
 
@@ -31,7 +29,7 @@ def upload_file(services: Services, path: str | Path, user_id: str) -> str:
     if size > services.settings.max_input_bytes:
         raise BadInput(f"file is {size} bytes; the limit is {services.settings.max_input_bytes}")
     ext = path.suffix.lower() if path.suffix.lower() in VIDEO_EXTS else ".bin"
-    key = f"uploads/{user_id}/{uuid.uuid4().hex}{ext}"
+    key = ArtifactLayout.new_upload(user_id, ext)
     try:
         return services.objects.put_file(key, path, "video/*")
     except PermissionError:
@@ -39,33 +37,35 @@ def upload_file(services: Services, path: str | Path, user_id: str) -> str:
 
 
 def submit_new(services: Services, s3_url: str, prompt: str, user_id: str, *, seed: int = 0,
-               options: dict[str, Any] | None = None, job_id: str | None = None) -> Job:
+               options: Mapping[str, Any] | JobOptions | None = None, job_id: str | None = None,
+               max_active: int | None = None) -> Job:
     """Create a SCHEDULED job for an uploaded object of this user (not yet started).
 
-    ``options``: ``loudness`` (a preset of mixing.presets: web, apple, broadcast), ``target_lufs``
-    and ``true_peak_dbtp`` (override the preset's), ``stems`` (True: keep the mixer's stems with the
-    job, see :func:`export_stems`), ``source_music`` (keep, duck or replace the music already in the
-    video's sound; default Settings.source_music, "duck"), ``preview`` (True: a small, fast proxy
-    written as output_preview.EXT). ``job_id``: a given id (a UUID) instead of a fresh one;
-    ConcurrentUpdate if it exists. BadInput for an unknown preset or policy or a value out of range."""
+    ``options`` (a :class:`JobOptions`, or a mapping :meth:`JobOptions.parse` validates):
+    ``loudness`` (a preset: web, apple, broadcast), ``target_lufs`` and ``true_peak_dbtp`` (override
+    the preset's), ``stems`` (True: keep the mixer's stems with the job, see :func:`export_stems`),
+    ``source_music`` (keep, duck or replace the music already in the video's sound; default
+    Settings.source_music, "duck"), ``preview`` (True: a small, fast proxy written as
+    output_preview.EXT), ``music_metrics``, ``hits`` (seconds). ``job_id``: a given id (a UUID)
+    instead of a fresh one; ConcurrentUpdate if it exists. BadInput for an unknown option, preset
+    or policy, or a value of the wrong type or out of range. ``max_active``: the per-user cap on
+    SCHEDULED + PROCESSING jobs (the API passes Settings.max_active_jobs); TooManyJobs beyond it."""
     key = services.objects.key_from_uri(s3_url)
-    if not key.startswith(f"uploads/{user_id}/"):
+    if not key.startswith(ArtifactLayout.upload_prefix(user_id)):
         raise BadInput("the video must be one of your own uploads")
     if not services.objects.exists(key):
         raise BadInput("the uploaded video does not exist")
     ids = {"job_id": parse_job_id(job_id)} if job_id else {}  # the API's idempotent submits
-    settings = job_options(options)
-    if "hits" in settings:  # requested accents, seconds (see submit_regenerate)
-        settings["hits"] = clean_hits(settings["hits"])
     job = Job(user_id=user_id, s3_url=s3_url, prompts=[clean_prompt(prompt)], seed=int(seed),
-              settings=settings, **ids)
+              options=JobOptions.parse(options), **ids)
     with _held(services, job.job_id):
-        return services.jobs.create(job)
+        return services.jobs.create(job, max_active=max_active)
 
 
 def submit_regenerate(services: Services, job_id: str, prompt: str | None, user_id: str, *,
-                      seed: int | None = None, options: dict[str, Any] | None = None,
-                      segment: int | None = None, hits: list[float] | None = None) -> Job:
+                      seed: int | None = None, options: Mapping[str, Any] | JobOptions | None = None,
+                      segment: int | None = None, hits: list[float] | None = None,
+                      client_token: str | None = None, max_active: int | None = None) -> Job:
     """Append ``prompt`` to a finished job's history and schedule a new attempt (REGENERATE).
     The previous output stays available until the new attempt completes. ``options`` (as for
     :func:`submit_new`) replace the job's options of the same name; the others are kept.
@@ -75,29 +75,30 @@ def submit_regenerate(services: Services, job_id: str, prompt: str | None, user_
     copied bit-identically from the attempt that made the current plan. ``hits``: seconds from the
     video start where the music should accent (a downbeat with a crash or stab); they replace the
     job's earlier hits (with ``segment``: only those inside it are used). ``prompt`` None keeps the
-    current prompt. BadInput for a segment outside the plan, or one whose source audio is gone."""
+    current prompt. ``client_token``: the API's idempotency key, kept with the job (a later
+    regeneration without one keeps it). BadInput for a segment outside the plan, or one whose
+    source audio is gone, and for options as :func:`submit_new`; TooManyJobs as there."""
     job_id = parse_job_id(job_id)
     current = services.jobs.get(job_id, user_id)  # NotFound for someone else's job
     text = clean_prompt(prompt) if prompt is not None else None
-    changed = job_options(options)
+    changed = JobOptions.parse(options)
     if hits is not None:
-        changed["hits"] = clean_hits(hits)
+        changed = changed.merged(JobOptions.parse({"hits": hits}))
     reroll = _reroll_source(services, current, segment, text) if segment is not None else None
 
     def change(job: Job) -> dict:
-        settings = {k: v for k, v in {**job.settings, **changed}.items() if k != "reroll"}
-        if reroll is not None:
-            settings["reroll"] = reroll
         prompts = job.prompts if text is None or reroll is not None else [*job.prompts, text]
         out = {"prompts": prompts, "operation_type": OperationType.REGENERATE,
                "attempt": job.attempt + 1, "stage": Stage.QUEUED, "error": None,
-               "settings": settings}
+               "options": job.options.merged(changed), "reroll": reroll}
+        if client_token is not None:
+            out["client_token"] = client_token
         if seed is not None:
             out["seed"] = int(seed)
         return out
 
     with _held(services, job_id):
-        return services.jobs.update(job_id, change, status=Status.SCHEDULED)
+        return services.jobs.update(job_id, change, status=Status.SCHEDULED, max_active=max_active)
 
 
 @contextlib.contextmanager
@@ -120,43 +121,26 @@ def _held(services: Services, job_id: str):
         raise
 
 
-def clean_hits(hits: Any) -> list[float]:
-    """Requested accent times (seconds from the video start) as sorted unique floats; BadInput for
-    anything that is not a finite number >= 0, or for more than MAX_HITS of them."""
-    if isinstance(hits, (int, float, str)) or not hasattr(hits, "__iter__"):
-        raise BadInput("hits must be a list of seconds")
-    out = set()
-    for h in hits:
-        try:
-            t = float(h)
-        except (TypeError, ValueError):
-            raise BadInput(f"a hit must be a number of seconds, got {h!r}") from None
-        if isinstance(h, bool) or not math.isfinite(t) or t < 0:
-            raise BadInput(f"a hit must be a number of seconds >= 0, got {h!r}")
-        out.add(round(t, 3))
-    if len(out) > MAX_HITS:
-        raise BadInput(f"at most {MAX_HITS} hits")
-    return sorted(out)
-
-
-def _reroll_source(services: Services, job: Job, segment: Any, text: str | None) -> dict:
+def _reroll_source(services: Services, job: Job, segment: Any, text: str | None) -> Reroll:
     """Where a one-segment re-roll takes the other segments from: the attempt that made the job's
     current plan, whose plan, features and every segment's audio must still exist."""
     if isinstance(segment, bool) or not isinstance(segment, int):
         raise BadInput(f"segment must be a whole number, got {segment!r}")
     if not job.plan_url:
         raise BadInput("the job has no plan yet: run it (or regenerate it whole) first")
-    prefix = services.objects.key_from_uri(job.plan_url).rsplit("/", 1)[0] + "/"
+    source = ArtifactLayout.holding(services.objects.key_from_uri(job.plan_url))
+    if source is None or source.job_id != job.job_id:
+        raise BadInput("the job's plan is gone: regenerate it whole")
     try:
-        count = len(services.objects.get_json(prefix + "plan.json")["segments"])
+        count = len(services.objects.get_json(source.plan)["segments"])
     except (NotFound, KeyError, TypeError):
         raise BadInput("the job's plan is gone: regenerate it whole") from None
     if not 0 <= segment < count:
         raise BadInput(f"segment {segment} is outside the plan (0..{count - 1})")
-    needed = [prefix + "features.json", *(f"{prefix}segments/{i:03d}.wav" for i in range(count))]
+    needed = [source.features, *(source.segment(i) for i in range(count))]
     if not all(services.objects.exists(k) for k in needed):
         raise BadInput("the previous attempt's audio is gone: regenerate the job whole")
-    return {"segment": segment, "prompt": text, "from": prefix}
+    return Reroll(segment=segment, prompt=text, attempt=source.attempt)
 
 
 def run(services: Services, job: Job, on_event: Callable[[dict], None] | None = None) -> Job:

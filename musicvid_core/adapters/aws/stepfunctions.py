@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from musicvid_core.adapters.aws.errors import error_code, from_aws
+from musicvid_core.adapters.aws.errors import aws_call, error_code
 from musicvid_core.domain.errors import ConfigurationError
 from musicvid_core.domain.job import Job
 
@@ -28,11 +28,11 @@ class StepFunctionsLauncher:
 
     def start(self, job: Job) -> str:
         name = execution_name(job)
-        try:
-            self.client.start_execution(stateMachineArn=self.arn, name=name,
-                                        input=json.dumps({"job_id": job.job_id, "attempt": job.attempt}))
-        except Exception as exc:
-            if error_code(exc) == "ExecutionAlreadyExists":
-                return name
-            raise from_aws(exc, f"StepFunctions StartExecution {name}") from exc
+        with aws_call(f"StepFunctions StartExecution {name}"):
+            try:
+                self.client.start_execution(stateMachineArn=self.arn, name=name,
+                                            input=json.dumps({"job_id": job.job_id, "attempt": job.attempt}))
+            except Exception as exc:
+                if error_code(exc) != "ExecutionAlreadyExists":
+                    raise
         return name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterable
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from musicvid_core.domain.errors import ConcurrentUpdate
 from musicvid_core.domain.job import Job, Status
-from musicvid_core.ports import JobStore
+from musicvid_core.ports import ACTIVE, JobStore, too_many_jobs
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -22,7 +23,12 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_user_created ON jobs (user_id, created_at DESC, job_id DESC);
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status);
+CREATE TABLE IF NOT EXISTS store_secrets (
+    name  TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
 """
+_COUNT_ACTIVE = "SELECT COUNT(*) FROM jobs WHERE user_id = ? AND status IN ('SCHEDULED', 'PROCESSING')"
 
 
 class SQLiteFile:
@@ -58,11 +64,30 @@ class SQLiteJobStore(SQLiteFile, JobStore):
         return (job.job_id, job.user_id, job.created_at.isoformat(), job.status.value,
                 job.version, job.model_dump_json())
 
-    def _insert(self, job: Job) -> None:
+    @contextlib.contextmanager
+    def _capped(self, user_id: str, max_active: int | None):
+        """A write transaction that first checks ``user_id``'s active jobs against ``max_active``
+        (BEGIN IMMEDIATE: no other writer between the count and the write); no transaction when
+        there is no cap."""
+        conn = self._conn()
+        if max_active is None:
+            yield conn
+            return
+        conn.execute("BEGIN IMMEDIATE")
         try:
-            self._conn().execute(
-                "INSERT INTO jobs (job_id, user_id, created_at, status, version, body)"
-                " VALUES (?, ?, ?, ?, ?, ?)", self._row(job))
+            if conn.execute(_COUNT_ACTIVE, (user_id,)).fetchone()[0] >= max_active:
+                raise too_many_jobs(user_id, max_active)
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _insert(self, job: Job, max_active: int | None = None) -> None:
+        try:
+            with self._capped(job.user_id, max_active if job.status in ACTIVE else None) as conn:
+                conn.execute("INSERT INTO jobs (job_id, user_id, created_at, status, version, body)"
+                             " VALUES (?, ?, ?, ?, ?, ?)", self._row(job))
         except sqlite3.IntegrityError:
             raise ConcurrentUpdate(f"job {job.job_id} already exists") from None
 
@@ -70,11 +95,20 @@ class SQLiteJobStore(SQLiteFile, JobStore):
         row = self._conn().execute("SELECT body FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
         return Job.model_validate_json(row[0]) if row else None
 
-    def _replace_if(self, job: Job, expected_version: int) -> bool:
-        cur = self._conn().execute(
-            "UPDATE jobs SET status = ?, version = ?, body = ? WHERE job_id = ? AND version = ?",
-            (job.status.value, job.version, job.model_dump_json(), job.job_id, expected_version))
+    def _replace_if(self, job: Job, expected_version: int, *, active_delta: int = 0,
+                    max_active: int | None = None) -> bool:
+        # the active count is read from the rows themselves: only a cap needs the transaction
+        with self._capped(job.user_id, max_active if active_delta > 0 else None) as conn:
+            cur = conn.execute(
+                "UPDATE jobs SET status = ?, version = ?, body = ? WHERE job_id = ? AND version = ?",
+                (job.status.value, job.version, job.model_dump_json(), job.job_id, expected_version))
         return cur.rowcount == 1
+
+    def _shared_secret(self) -> bytes:
+        """Created by the first process that asks (INSERT OR IGNORE), read by all the others."""
+        conn = self._conn()
+        conn.execute("INSERT OR IGNORE INTO store_secrets (name, value) VALUES ('page_token', randomblob(32))")
+        return bytes(conn.execute("SELECT value FROM store_secrets WHERE name = 'page_token'").fetchone()[0])
 
     def _by_user(self, user_id, limit, after):
         if after:

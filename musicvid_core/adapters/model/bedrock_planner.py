@@ -22,8 +22,9 @@ against what was made. ``bedrock-agent`` does the same through an Agent (``invok
 
 Mix-level fields (fades, ducking, speech and source-music regions) come from the rule planner over
 the same features: the model decides the music, the measurements decide the mix. Clients are
-passed in or made from the settings when the planner is built; AWS errors are mapped by
-``adapters.aws.errors.from_aws`` (throttling/5xx -> TransientBackendError, retried by the ASL).
+passed in or made from the settings when the planner is built; AWS errors go through the one
+mapping, ``adapters.aws.errors.aws_call`` (connection failures, throttling, 5xx ->
+TransientBackendError, retried by the ASL).
 """
 
 from __future__ import annotations
@@ -35,10 +36,11 @@ import re
 from pathlib import PurePosixPath
 from typing import Any
 
-from musicvid_core.adapters.aws.errors import from_aws
+from musicvid_core.adapters.aws.errors import aws_call
 from musicvid_core.domain.errors import ConfigurationError, MusicVidError, PlanValidationError
 from musicvid_core.domain.features import Curve, VideoFeatures
 from musicvid_core.domain.job import Job
+from musicvid_core.domain.layout import CONVERSATION  # noqa: F401  (ArtifactLayout.conversation's name)
 from musicvid_core.domain.plan import Plan
 
 log = logging.getLogger(__name__)
@@ -51,7 +53,6 @@ MAX_CUTS = 300
 MAX_TOKENS = 4096
 VIDEO_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "mkv", ".webm": "webm", ".flv": "flv",
                  ".mpeg": "mpeg", ".mpg": "mpg", ".wmv": "wmv", ".3gp": "three_gp"}
-CONVERSATION = "planner/conversation.json"
 
 SYSTEM_PROMPT = """You are the music supervisor of a video-scoring tool. You watch the video, read the
 measurements made on it, and plan the soundtrack: where the music changes and what each part sounds like.
@@ -201,7 +202,7 @@ def previous_conversation(job: Job, objects: Any) -> dict | None:
     """The latest stored conversation of an earlier attempt of this job (a failed attempt's was
     rolled back with it), or None for a new job."""
     for attempt in range(job.attempt - 1, 0, -1):
-        key = f"jobs/{job.job_id}/{attempt}/{CONVERSATION}"
+        key = job.layout.at(attempt).conversation
         if objects.exists(key):
             return objects.get_json(key)
     return None
@@ -257,7 +258,7 @@ class BedrockPlanner:
         previous = previous_conversation(job, objects)
         video = video_block(job, objects, int(self.settings.bedrock_inline_video_bytes))
         plan, record = self._converse(features, job.prompt, job.seed, video, previous, job)
-        objects.put_json(job.prefix + CONVERSATION, record)
+        objects.put_json(job.layout.conversation, record)
         return plan
 
     # --- the conversation ----------------------------------------------------------------------
@@ -298,13 +299,14 @@ class BedrockPlanner:
         from musicvid_core.domain.styles import STYLES
 
         try:
-            answer = self.client.converse(
-                modelId=self.model_id, messages=messages,
-                system=[{"text": SYSTEM_PROMPT.replace("{styles}", ", ".join(sorted(STYLES)))}],
-                inferenceConfig={"maxTokens": MAX_TOKENS, "temperature": 0.4})
-        except Exception as exc:
-            state["messages"].pop()
-            raise _aws(exc, f"Bedrock Converse {self.model_id}") from exc
+            with aws_call(f"Bedrock Converse {self.model_id}"):
+                answer = self.client.converse(
+                    modelId=self.model_id, messages=messages,
+                    system=[{"text": SYSTEM_PROMPT.replace("{styles}", ", ".join(sorted(STYLES)))}],
+                    inferenceConfig={"maxTokens": MAX_TOKENS, "temperature": 0.4})
+        except Exception:
+            state["messages"].pop()  # the turn was not answered: a retry asks it again
+            raise
         content = ((answer.get("output") or {}).get("message") or {}).get("content") or []
         reply = "".join(block.get("text", "") for block in content if isinstance(block, dict))
         if answer.get("stopReason") == "max_tokens":
@@ -345,24 +347,13 @@ class BedrockAgentPlanner(BedrockPlanner):
             text = f"The video is at {video['video']['source']['s3Location']['uri']}.\n" + text
         state["messages"].append({"role": "user", "content": [{"text": text}]})
         try:
-            answer = self.client.invoke_agent(agentId=self.agent_id, agentAliasId=self.alias_id,
-                                              sessionId=state["session_id"], inputText=text)
-            reply = "".join(event["chunk"].get("bytes", b"").decode("utf-8", "replace")
-                            for event in answer["completion"] if "chunk" in event)
-        except Exception as exc:
-            state["messages"].pop()
-            raise _aws(exc, f"Bedrock InvokeAgent {self.agent_id}") from exc
+            with aws_call(f"Bedrock InvokeAgent {self.agent_id}"):  # the completion streams: read inside
+                answer = self.client.invoke_agent(agentId=self.agent_id, agentAliasId=self.alias_id,
+                                                  sessionId=state["session_id"], inputText=text)
+                reply = "".join(event["chunk"].get("bytes", b"").decode("utf-8", "replace")
+                                for event in answer["completion"] if "chunk" in event)
+        except Exception:
+            state["messages"].pop()  # the turn was not answered: a retry asks it again
+            raise
         state["messages"].append({"role": "assistant", "content": [{"text": reply}]})
         return reply
-
-
-def _aws(exc: BaseException, what: str) -> MusicVidError:
-    """The error-tree exception for a failed Bedrock call; anything that is not an AWS answer (a
-    bug) is re-raised as it is."""
-    if isinstance(exc, MusicVidError):
-        return exc
-    if getattr(exc, "response", None) is None and type(exc).__name__ not in (
-            "EndpointConnectionError", "ConnectionClosedError", "ReadTimeoutError", "ConnectTimeoutError",
-            "EventStreamError"):
-        raise exc
-    return from_aws(exc, what)

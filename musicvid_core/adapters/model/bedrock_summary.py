@@ -2,8 +2,9 @@
 
 Converse with ``Settings.bedrock_summary_model_id`` (a Claude Sonnet id by default), given the
 prompt history, the plan's segments and the measured loudness. The template summarizer's text is
-the fallback when the model answers with nothing usable; AWS errors are mapped by ``from_aws``
-(throttling/5xx -> TransientBackendError, retried by the ASL's Summarize state).
+the fallback when the model answers with nothing usable; AWS errors go through the one mapping,
+``adapters.aws.errors.aws_call`` (connection failures, throttling, 5xx -> TransientBackendError,
+retried by the ASL's Summarize state).
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from musicvid_core.adapters.aws.errors import from_aws
+from musicvid_core.adapters.aws.errors import aws_call
 from musicvid_core.adapters.local.summary import TemplateSummarizer
-from musicvid_core.domain.errors import ConfigurationError, MusicVidError
+from musicvid_core.domain.errors import ConfigurationError
 from musicvid_core.domain.job import Job
 from musicvid_core.domain.plan import Plan
 
@@ -49,16 +50,11 @@ class BedrockSummarizer:
             "integrated_lufs": metrics.get("integrated_lufs"),
             "true_peak_dbtp": metrics.get("true_peak_dbtp"),
         }
-        try:
+        with aws_call(f"Bedrock Converse {self.model_id}"):
             answer = self.client.converse(
                 modelId=self.model_id, system=[{"text": SYSTEM_PROMPT}],
                 messages=[{"role": "user", "content": [{"text": "Job facts (JSON):\n" + json.dumps(facts)}]}],
                 inferenceConfig={"maxTokens": 400, "temperature": 0.3})
-        except Exception as exc:
-            if isinstance(exc, MusicVidError) or getattr(exc, "response", None) is None and \
-                    type(exc).__name__ not in ("EndpointConnectionError", "ReadTimeoutError", "ConnectTimeoutError"):
-                raise
-            raise from_aws(exc, f"Bedrock Converse {self.model_id}") from exc
         content = ((answer.get("output") or {}).get("message") or {}).get("content") or []
         text = " ".join(" ".join(b.get("text", "") for b in content if isinstance(b, dict)).split())
         if not text:

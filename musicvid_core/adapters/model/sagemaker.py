@@ -14,8 +14,8 @@ invocation (60 s) allows. The workflow drives it in three moves, none of which s
    the pieces with crossfades and trims/pads to the exact clip length (``musicgen_common``).
 
 Clients are passed in (or made from the settings when the backend is built), never at import.
-AWS errors are mapped by ``adapters.aws.errors.from_aws``: throttling and 5xx become
-TransientBackendError, which the ASL retries. The endpoint's own code is ``infra/sagemaker/``.
+AWS errors go through the one mapping, ``adapters.aws.errors.aws_call``: connection failures,
+throttling and 5xx become TransientBackendError, which the ASL retries. The endpoint's own code is ``infra/sagemaker/``.
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from musicvid_core.adapters.aws.errors import error_code, from_aws, http_status
+from musicvid_core.adapters.aws.errors import aws_call, is_missing
 from musicvid_core.adapters.model.musicgen_common import assemble, decode_wav, plan_pieces
-from musicvid_core.domain.errors import ConfigurationError, GenerationError, MusicVidError
+from musicvid_core.domain.errors import ConfigurationError, GenerationError
+from musicvid_core.domain.layout import ArtifactLayout
 from musicvid_core.domain.plan import Plan
 from musicvid_core.media import resample
 
@@ -75,23 +76,19 @@ class SageMakerGenerator:
         deadline = self.clock() + self.deadline_s
         records: dict[int, dict] = {}
         for piece in plan_pieces(plan, indexes):
-            key = f"{prefix}music/requests/{piece.index:03d}-{piece.part}.json"
+            key = ArtifactLayout.music_request_under(prefix, piece.index, piece.part)
             body = {"inputs": [piece.prompt],
                     "parameters": {"max_new_tokens": piece.max_new_tokens, "do_sample": True,
                                    "guidance_scale": self.guidance_scale,
                                    "seed": int(seed) * 1000 + piece.index * 10 + piece.part}}
-            try:
+            with aws_call(f"S3 PutObject {key}"):
                 self.s3.put_object(Bucket=self.bucket, Key=key, Body=json.dumps(body).encode(),
                                    ContentType="application/json", ServerSideEncryption="AES256")
-            except Exception as exc:
-                raise self._aws(exc, f"S3 PutObject {key}") from exc
             inference_id = f"{tag}-{piece.index}-{piece.part}"[:64]
-            try:
+            with aws_call(f"SageMaker InvokeEndpointAsync {self.endpoint}"):
                 answer = self.runtime.invoke_endpoint_async(
                     EndpointName=self.endpoint, InputLocation=f"s3://{self.bucket}/{key}",
                     ContentType="application/json", Accept="application/json", InferenceId=inference_id)
-            except Exception as exc:
-                raise self._aws(exc, f"SageMaker InvokeEndpointAsync {self.endpoint}") from exc
             if not answer.get("OutputLocation"):
                 raise GenerationError(f"segment {piece.index}: the endpoint returned no OutputLocation")
             records.setdefault(piece.index, {"index": piece.index, "deadline": deadline, "requests": []})
@@ -177,25 +174,15 @@ class SageMakerGenerator:
     def _size(self, uri: str) -> int | None:
         """Bytes of the object at ``uri``, None when it does not exist (yet)."""
         bucket, key = split_s3_uri(uri)
-        try:
-            return int(self.s3.head_object(Bucket=bucket, Key=key).get("ContentLength", 0))
-        except Exception as exc:
-            if error_code(exc) in ("404", "NoSuchKey", "NotFound") or http_status(exc) == 404:
-                return None
-            raise self._aws(exc, f"S3 HeadObject {uri}") from exc
+        with aws_call(f"S3 HeadObject {uri}"):
+            try:
+                return int(self.s3.head_object(Bucket=bucket, Key=key).get("ContentLength", 0))
+            except Exception as exc:
+                if is_missing(exc):
+                    return None
+                raise
 
     def _read(self, uri: str) -> bytes:
         bucket, key = split_s3_uri(uri)
-        try:
+        with aws_call(f"S3 GetObject {uri}"):
             return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        except Exception as exc:
-            raise self._aws(exc, f"S3 GetObject {uri}") from exc
-
-    @staticmethod
-    def _aws(exc: BaseException, what: str) -> MusicVidError:
-        if isinstance(exc, MusicVidError):
-            return exc
-        if getattr(exc, "response", None) is None and type(exc).__name__ not in (
-                "EndpointConnectionError", "ConnectionClosedError", "ReadTimeoutError", "ConnectTimeoutError"):
-            raise exc  # a bug, not an AWS answer: keep the traceback
-        return from_aws(exc, what)

@@ -29,7 +29,14 @@ from scenedetect.detectors import AdaptiveDetector
 
 from musicvid_core.domain.errors import MediaToolError, UnsupportedMedia
 from musicvid_core.domain.features import Curve, Cut, MediaInfo, VideoFeatures
-from musicvid_core.media import DEFAULT_TIMEOUT_S, ffmpeg_exe, last_error_line, proxy_output_args, scratch_prefix
+from musicvid_core.media import (
+    DEFAULT_TIMEOUT_S,
+    check_refused,
+    ffmpeg_command,
+    last_error_line,
+    proxy_output_args,
+    scratch_prefix,
+)
 from musicvid_core.stages.analyse import audio
 from musicvid_core.stages.analyse.probe import VIDEO_STREAM, probe
 
@@ -125,16 +132,16 @@ def _command(path: Path, media: MediaInfo, width: int, height: int,
     vf = f"scale={width}:{height}:flags=area"
     if analysis_fps and analysis_fps < media.fps:
         vf = f"fps={analysis_fps},{vf}"
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-v", "error",
-           # Rotation does not change these statistics, and turning full-size frames costs time.
-           "-noautorotate", "-i", str(path),
-           "-map", VIDEO_STREAM, "-vf", vf, "-fps_mode", "passthrough",
-           # Keep the demuxer's time base so the logged pts are the frames' exact timestamps.
-           "-enc_time_base:v", "demux", "-stats_enc_pre", _STATS_FILE, "-stats_enc_pre_fmt", "{pts} {tb}",
-           "-pix_fmt", "bgr24", "-f", "rawvideo", "pipe:1"]
+    args = ["-nostats", "-v", "error",
+            # Rotation does not change these statistics, and turning full-size frames costs time.
+            "-noautorotate", "-i", str(path),
+            "-map", VIDEO_STREAM, "-vf", vf, "-fps_mode", "passthrough",
+            # Keep the demuxer's time base so the logged pts are the frames' exact timestamps.
+            "-enc_time_base:v", "demux", "-stats_enc_pre", _STATS_FILE, "-stats_enc_pre_fmt", "{pts} {tb}",
+            "-pix_fmt", "bgr24", "-f", "rawvideo", "pipe:1"]
     if media.has_audio:
-        cmd += audio.audio_output_args(_LOUDNESS_FILE, _WAV_FILE)
-    return cmd
+        args += audio.audio_output_args(_LOUDNESS_FILE, _WAV_FILE)
+    return ffmpeg_command(args)  # the input opened under the media allow-lists, as every ffmpeg run
 
 
 def _decode(cmd: list[str], scratch: Path, frame_bytes: int, on_frame, timeout: float) -> None:
@@ -172,6 +179,7 @@ def _decode(cmd: list[str], scratch: Path, frame_bytes: int, on_frame, timeout: 
         if returncode != 0:
             err.seek(max(0, err.seek(0, 2) - 4000))
             tail = err.read().decode("utf-8", "replace")
+            check_refused(tail, cmd, cwd=scratch)
             raise MediaToolError(f"analysis decode failed: {last_error_line(tail)}",
                                  returncode=returncode, stderr_tail=tail[-2000:])
 

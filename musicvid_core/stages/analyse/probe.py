@@ -65,7 +65,11 @@ def probe(path: str | Path, *, timeout: float = DEFAULT_TIMEOUT_S, label: str | 
     if path.stat().st_size == 0:
         raise UnsupportedMedia(f"{name} is empty (0 bytes)", path=str(path))
 
-    header = run_ffmpeg(["-i", str(path)], timeout=timeout, what="probe", check=False).stderr
+    try:  # the first open of the input: a playlist, manifest or other refused format ends here
+        header = run_ffmpeg(["-i", str(path)], timeout=timeout, what="probe", check=False).stderr
+    except UnsupportedMedia as exc:
+        reason = exc.context.get("reason") or "cannot be opened as media"
+        raise UnsupportedMedia(f"{name} {reason}", path=str(path), format=exc.context.get("format")) from None
     info = _parse_header(header, path, name)
     duration, packets = _scan_video_packets(path, timeout, name)
     if packets == 0:

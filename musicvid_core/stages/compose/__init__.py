@@ -1,0 +1,15 @@
+"""The compose stage: music for one plan segment.
+
+Takes a :class:`~musicvid_core.domain.plan.Plan`, a segment index and a seed. Gives float32 stereo
+audio, shape ``(plan.clip_samples(index, sample_rate), 2)``, at ``sample_rate`` Hz (48 kHz by default):
+the segment plus its release tail, peaks <= 1.0, identical for the same (plan, index, seed).
+
+- ``procedural``: ``ProceduralGenerator``, the default MusicGenerator (ports.py): compose, render, polish.
+- ``composer``: segment -> General MIDI arrangement (pretty_midi), assembled from ``grid`` (beat and
+  bar times), ``harmony`` (keys, chords, voicing), ``patterns`` (drum kit, what each role plays in a
+  bar) and ``roles`` (which instrument plays which role, at what level).
+- ``render``: MIDI -> audio with a SoundFont; ``fx``: clean-up, room, level by energy, peak limit.
+
+Raises GenerationError for a bad index or a failed render, ConfigurationError without a SoundFont
+renderer. Model generators (MusicGen on SageMaker or transformers) live in adapters/model.
+"""

@@ -10,446 +10,53 @@ Time 0 of the MIDI is the segment start and bar 0 starts there. Notes start and 
 ``[0, duration)``; the synthesizer's release rings on into the clip's tail. The same (plan, index,
 seed) always gives the same MIDI: every random choice comes from one ``random.Random`` seeded
 from the seed and the index, in a fixed order.
+
+This module assembles the parts: ``grid.py`` (beat and bar times), ``harmony.py`` (keys, chords,
+voicing), ``patterns.py`` (drum kit and what each role plays in a bar), ``roles.py`` (which GM
+instrument plays which role, at what level).
 """
+
 
 from __future__ import annotations
 
-import bisect
-import math
 import random
-import re
 import statistics
-from dataclasses import dataclass
 
 import pretty_midi
 
 from musicvid_core.domain.errors import GenerationError
 from musicvid_core.domain.plan import Plan
-from musicvid_core.domain.styles import ROLES, Style, instrument_program
+from musicvid_core.domain.styles import ROLES
+from musicvid_core.stages.compose.grid import STEPS_PER_BEAT, beat_grid
+from musicvid_core.stages.compose.harmony import SCALES, Chord, chord_from_numeral, parse_key, place_pitch, voice_chord
+from musicvid_core.stages.compose.patterns import (
+    BASS_PATTERNS,
+    CADENCES,
+    CHORD_PATTERNS,
+    DRUM_NOTES,
+    DRUM_VELOCITY,
+    HIT_SCALE,
+    LEAD_RHYTHMS,
+    LOOPING_RHYTHMS,
+    MELODY_MOVES,
+    MOVE_WEIGHTS,
+    TIMEKEEPERS,
+)
+from musicvid_core.stages.compose.roles import ROLE_PAN, ROLE_VELOCITY, assign_roles, plucked, volume_cc
 from musicvid_core.stages.plan.prompt import resolve_style
-from musicvid_core.stages.plan.timing import nominal_grid
 
-STEPS_PER_BEAT = 4  # the grid is 16th notes
+__all__ = ["compose_segment"]
+
 FILL_STEPS = 1  # fills are 16th-note rolls ...
 DENSE_ACCENT_BEATS = 2.0  # ... but with accents a median of fewer beats apart (fast cutting), one note a beat
 MIN_NOTE_S = 0.01
 DRUM_NOTE_S = 0.12
-
-SCALES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10)}
-_LETTERS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
-
-# GM percussion key numbers and the velocity each drum gets at full energy on an accented hit.
-DRUM_NOTES = {"kick": 36, "kick2": 35, "snare": 38, "rim": 37, "clap": 39, "hat": 42, "pedal": 44,
-              "ohat": 46, "ride": 51, "crash": 49, "tom_lo": 43, "tom_mid": 47, "tom_hi": 50,
-              "shaker": 70, "tamb": 54}
-DRUM_VELOCITY = {"kick": 112, "kick2": 100, "snare": 104, "rim": 84, "clap": 100, "hat": 80,
-                 "pedal": 70, "ohat": 84, "ride": 86, "crash": 108, "tom_lo": 104, "tom_mid": 100,
-                 "tom_hi": 98, "shaker": 74, "tamb": 82}
-HIT_SCALE = {"X": 1.0, "x": 0.8, "o": 0.45}
-# Drums that keep time: the only ones (with the downbeat kick) left in the low-energy groove.
-TIMEKEEPERS = ("hat", "ohat", "ride", "shaker", "pedal")
-
-ROLE_VELOCITY = {"bass": 96, "chords": 80, "pad": 66, "lead": 94}
-ROLE_PAN = {"drums": 64, "bass": 64, "chords": 46, "pad": 82, "lead": 72}  # CC10, 64 = centre
 
 # Energy thresholds for the drum groove levels (below min_energy["drums"]: no drums at all).
 LIGHT_BELOW, MAIN_BELOW = 0.45, 0.78
 PHRASE_BARS = 4
 
 
-# ---------------------------------------------------------------------------------------------
-# time grid
-# ---------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class BeatGrid:
-    """Beat and bar start times of a segment, seconds from its start (bar 0 starts at 0). The beats
-    may be unevenly spaced (a cut-locked grid drifts a little around ``bpm``); times between beats
-    are interpolated, times past the last beat continue at the last beat's length."""
-
-    bpm: float
-    meter: int
-    duration: float
-    beats: tuple[float, ...]  # every beat that starts inside [0, duration)
-    bars: tuple[float, ...]  # every bar that starts inside [0, duration)
-
-    @property
-    def beat_s(self) -> float:
-        """The nominal beat length, seconds (60 / bpm)."""
-        return 60.0 / self.bpm
-
-    @property
-    def step_s(self) -> float:
-        return self.beat_s / STEPS_PER_BEAT
-
-    def beat_time(self, position: float) -> float:
-        """Seconds of beat ``position`` (a beat index, may be fractional or past the end)."""
-        beats = self.beats
-        k = math.floor(position)
-        if k < 0:
-            return position * self.beat_s
-        if k + 1 < len(beats):
-            return beats[k] + (position - k) * (beats[k + 1] - beats[k])
-        last = beats[-1] - beats[-2] if len(beats) > 1 else self.beat_s
-        return beats[-1] + (position - len(beats) + 1) * last
-
-    def time(self, bar: int, step: float) -> float:
-        """Seconds of 16th-note ``step`` (may be fractional) of ``bar``, unswung."""
-        return self.beat_time(bar * self.meter + step / STEPS_PER_BEAT)
-
-    def bar_at(self, t: float) -> int:
-        """Index of the bar that contains time ``t`` (seconds)."""
-        return max(0, min(len(self.bars) - 1, bisect.bisect_right(self.bars, t + 1e-9) - 1))
-
-    def nearest_beat(self, t: float) -> int:
-        """Index of the beat closest to ``t`` (seconds)."""
-        k = bisect.bisect_left(self.beats, t)
-        options = [i for i in (k - 1, k) if 0 <= i < len(self.beats)]
-        return min(options, key=lambda i: abs(self.beats[i] - t))
-
-
-def beat_grid(bpm: float, duration: float, meter: int = 4, beats: list[float] | None = None) -> BeatGrid:
-    """The beat/bar grid of a segment: ``bpm`` beats per minute, ``duration`` seconds, ``meter``
-    beats per bar; ``beats`` (seconds from the segment start, the cut-locked grid of
-    ``Segment.beats``) when given, else an even grid. The one place beat times are computed.
-    Raises ValueError for a non-positive argument or beats that do not start at 0 and increase."""
-    if bpm <= 0 or duration <= 0 or meter < 1:
-        raise ValueError(f"beat grid needs positive bpm, duration and meter, got {bpm}, {duration}, {meter}")
-    if beats:
-        if abs(beats[0]) > 1e-3 or any(b <= a for a, b in zip(beats, beats[1:])):
-            raise ValueError("beats must start at 0 and strictly increase")
-        grid = tuple(b for b in beats if b < duration)
-    else:
-        grid = nominal_grid(bpm, duration)
-    return BeatGrid(bpm=bpm, meter=meter, duration=duration, beats=grid, bars=grid[::meter])
-
-
-# ---------------------------------------------------------------------------------------------
-# harmony
-# ---------------------------------------------------------------------------------------------
-def parse_key(key: str) -> tuple[int, str]:
-    """("F# minor") -> (tonic pitch class 0..11, "minor"); GenerationError if unreadable."""
-    m = re.match(r"^([A-G])([#b]?) (major|minor)$", key)
-    if not m:
-        raise GenerationError(f"cannot read the key {key!r}; expected e.g. 'A minor' or 'F# major'")
-    shift = {"#": 1, "b": -1, "": 0}[m[2]]
-    return (_LETTERS[m[1]] + shift) % 12, m[3]
-
-
-@dataclass(frozen=True)
-class Chord:
-    root: int  # pitch class 0..11
-    intervals: tuple[int, ...]  # semitones above the root, ascending, starting with 0
-
-    @property
-    def third(self) -> int:
-        return self.intervals[1]
-
-    @property
-    def fifth(self) -> int:
-        return next((i for i in (7, 6, 8) if i in self.intervals), 7)
-
-
-_NUMERAL = re.compile(r"^([b#]?)(VII|VI|V|IV|III|II|I|vii|vi|v|iv|iii|ii|i)([°ø+]?)(maj7|add9|sus2|sus4|7|6|9)?$")
-_DEGREE = {"i": 0, "ii": 1, "iii": 2, "iv": 3, "v": 4, "vi": 5, "vii": 6}
-
-
-def chord_from_numeral(numeral: str, tonic: int, mode: str) -> Chord:
-    """A roman numeral ("V7", "bVII", "iiø7", "IVadd9") in a key -> Chord. ValueError if unknown."""
-    m = _NUMERAL.match(numeral)
-    if not m:
-        raise ValueError(f"unknown roman numeral {numeral!r}")
-    accidental, degree, quality, ext = m.groups()
-    root = (tonic + SCALES[mode][_DEGREE[degree.lower()]] + {"b": -1, "#": 1, "": 0}[accidental]) % 12
-    tones = {"°": [0, 3, 6], "ø": [0, 3, 6, 10], "+": [0, 4, 8]}.get(
-        quality, [0, 4, 7] if degree.isupper() else [0, 3, 7])
-    if ext == "maj7":
-        tones.append(11)
-    elif ext == "7":
-        tones.append(9 if quality == "°" else 10)
-    elif ext == "6":
-        tones.append(9)
-    elif ext == "9":
-        tones += [10, 14]
-    elif ext == "add9":
-        tones.append(14)
-    elif ext in ("sus2", "sus4"):
-        tones[1] = 2 if ext == "sus2" else 5
-    return Chord(root, tuple(sorted(set(tones))))
-
-
-def _place(pc: int, lo: int, hi: int, near: float) -> int:
-    """The pitch of class ``pc`` inside [lo, hi] closest to ``near`` (the lowest one >= lo when the
-    range holds none)."""
-    options = [p for p in range(lo, hi + 1) if p % 12 == pc]
-    if not options:
-        return lo + (pc - lo) % 12
-    return min(options, key=lambda p: (abs(p - near), p))
-
-
-def voice_chord(chord: Chord, register: tuple[int, int], spread: str,
-                prev: list[int] | None = None) -> list[int]:
-    """MIDI pitches for ``chord`` inside ``register``: the inversion that moves least from ``prev``
-    (smooth voice leading), near the register's centre, shaped by ``spread``."""
-    lo, hi = register
-    centre = (lo + hi) / 2
-    if spread == "power":  # root, fifth, octave: what a distorted guitar plays
-        root = _place(chord.root, lo, hi - 12, prev[0] if prev else lo + 7)
-        return [root, root + 7, root + 12]
-    if spread == "guitar":  # open-position shape: low root, fifth, octave, tenth, twelfth
-        root = _place(chord.root, lo, lo + 11, lo)
-        return [p for p in (root, root + chord.fifth, root + 12, root + 12 + chord.third, root + 19)
-                if p <= hi]
-    tones = list(chord.intervals)
-    if spread == "shell":  # jazz piano: rootless third + seventh (+ ninth / fifth)
-        sevenths = [t for t in tones if t in (9, 10, 11)]
-        tones = [chord.third] + sevenths + ([14] if sevenths else [chord.fifth])
-    pcs = [(chord.root + t) % 12 for t in tones]
-    close = [_stack(pcs[k:] + pcs[:k], base) for k in range(len(pcs)) for base in range(lo, hi + 1)
-             if base % 12 == pcs[k]]
-    close = [v for v in close if v[-1] <= hi] or [_stack(pcs, lo + (pcs[0] - lo) % 12)]
-    candidates = close
-    if spread in ("open", "wide"):
-        opened = [v for v in map(_open, close) if lo <= v[0] and v[-1] <= hi]
-        # A register too narrow for the open shape keeps the close one.
-        candidates = [_double_root(v, chord.root, lo) for v in opened] if spread == "wide" else opened
-        candidates = candidates or close
-
-    def cost(v: list[int]) -> tuple[float, list[int]]:
-        c = 0.3 * abs(sum(v) / len(v) - centre)
-        if prev:
-            if len(v) == len(prev):
-                c += sum(abs(a - b) for a, b in zip(v, prev))
-            else:
-                c += abs(sum(v) / len(v) - sum(prev) / len(prev)) * len(v)
-        return c, v
-
-    return min(candidates, key=cost)
-
-
-def _stack(pcs: list[int], base: int) -> list[int]:
-    """Close position: ``base`` (of class ``pcs[0]``), then each next class just above."""
-    notes = [base]
-    for pc in pcs[1:]:
-        notes.append(notes[-1] + 1 + (pc - notes[-1] - 1) % 12)
-    return notes
-
-
-def _open(close: list[int]) -> list[int]:
-    """Open a close-position voicing: drop the second voice from the top an octave (drop-2), or
-    for a triad raise its middle voice an octave."""
-    v = list(close)
-    if len(v) >= 4:
-        v[-2] -= 12
-    elif len(v) == 3:
-        v[1] += 12
-    return sorted(v)
-
-
-def _double_root(v: list[int], root_pc: int, lo: int) -> list[int]:
-    """Add the root an octave or so under the voicing (string-section weight), if not too low."""
-    below = v[0] - 1 - (v[0] - 1 - root_pc) % 12
-    return [below] + v if below >= max(36, lo - 12) else v
-
-
-# ---------------------------------------------------------------------------------------------
-# playing patterns: what one role plays in one bar, as (step, length in steps, velocity x, how)
-# ---------------------------------------------------------------------------------------------
-def _chords_sustain(e, rng, span, chord_start):
-    return [(0, span, 1.0, "block")] if chord_start else []
-
-
-def _chords_halves(e, rng, span, chord_start):
-    return [(0, 16, 1.0, "block")] if e < 0.35 else [(0, 8, 1.0, "block"), (8, 8, 0.85, "block")]
-
-
-def _chords_pulse8(e, rng, span, chord_start):
-    if e < 0.4:
-        return [(0, 8, 1.0, "block"), (8, 8, 0.9, "block")]
-    return [(s, 1.8, 1.0 if s % 4 == 0 else 0.78, "block") for s in range(0, 16, 2)]
-
-
-def _chords_stabs(e, rng, span, chord_start):
-    # Anchored on the downbeat, then syncopated: with the bass already on the off-beats, stabs on
-    # every off-beat too would make the off-beat sound like the beat.
-    steps = (0, 10) if e < 0.45 else (0, 3, 6, 10)
-    return [(s, 1.2, 1.0, "block") for s in steps]
-
-
-def _chords_syncopated(e, rng, span, chord_start):
-    if e < 0.3:
-        return [(0, 16, 1.0, "block")]
-    return [(0, 7, 1.0, "block"), (7, 9, 0.8, "block")]
-
-
-# Comping rhythms (Charleston and its cousins); the swing moves the off-beats.
-_COMP_RHYTHMS = (((0, 3, 1.0), (6, 2, 0.85)), ((2, 2, 0.9), (6, 4, 0.85)),
-                 ((0, 2, 1.0), (10, 4, 0.85)), ((4, 2, 0.9), (10, 2, 0.85), (14, 2, 0.8)))
-
-
-def _chords_comp(e, rng, span, chord_start):
-    if e < 0.3:
-        return [(0, 8, 0.9, "block"), (8, 8, 0.8, "block")]
-    return [(s, d, v, "block") for s, d, v in rng.choice(_COMP_RHYTHMS)]
-
-
-def _chords_strum(e, rng, span, chord_start):
-    if e < 0.4:
-        return [(0, 8, 1.0, "down"), (8, 8, 0.9, "down")]
-    # The folk "down, down-up, up-down-up" pattern.
-    return [(0, 4, 1.0, "down"), (4, 2, 0.85, "down"), (6, 4, 0.7, "up"), (10, 2, 0.7, "up"),
-            (12, 2, 0.85, "down"), (14, 2, 0.7, "up")]
-
-
-def _chords_arpeggio(e, rng, span, chord_start):
-    unit = 4 if e < 0.4 else 2
-    # Each note rings on for two slots, like a held sustain pedal.
-    return [(s, min(2 * unit, 16 - s), 1.0 if s % 8 == 0 else 0.85, f"arp{i}")
-            for i, s in enumerate(range(0, 16, unit))]
-
-
-def _chords_power8(e, rng, span, chord_start):
-    if e < 0.45:
-        return [(0, 16, 1.0, "block")]
-    if e < 0.75:
-        return [(0, 6, 1.0, "block"), (6, 2, 0.8, "block"), (8, 8, 0.95, "block")]
-    return [(s, 1.6, 1.0 if s % 4 == 0 else 0.82, "block") for s in range(0, 16, 2)]
-
-
-CHORD_PATTERNS = {"sustain": _chords_sustain, "halves": _chords_halves, "pulse8": _chords_pulse8,
-                  "stabs": _chords_stabs, "syncopated": _chords_syncopated, "comp": _chords_comp,
-                  "strum": _chords_strum, "arpeggio": _chords_arpeggio, "power8": _chords_power8}
-
-# Bass tones: R root, F fifth, O octave, T tenth, A chromatic and S diatonic approach to the next
-# bar's root, W a walking tone (third, fifth or sixth). Several letters sound together.
-
-
-def _bass_sustain(e, rng):
-    return [(0, 16, "R")]
-
-
-def _bass_halves(e, rng):
-    return [(0, 16, "R")] if e < 0.35 else [(0, 8, "R"), (8, 8, "F")]
-
-
-def _bass_root_fifth(e, rng):
-    if e < 0.35:
-        return [(0, 8, "R"), (8, 8, "F")]
-    if e < 0.7:
-        return [(0, 6, "R"), (6, 2, "R"), (8, 8, "F")]
-    return [(0, 4, "R"), (4, 2, "R"), (6, 2, "R"), (8, 4, "F"), (12, 2, "F"), (14, 2, "S")]
-
-
-def _bass_eighths(e, rng):
-    if e < 0.4:
-        return [(0, 8, "R"), (8, 8, "R")]
-    return [(s, 1.7, "O" if e >= 0.8 and s in (6, 14) else "R") for s in range(0, 16, 2)]
-
-
-def _bass_offbeat(e, rng):  # house: the bass answers the four-on-the-floor kick
-    if e < 0.4:
-        return [(2, 1.6, "R"), (10, 1.6, "R")]
-    return [(s, 1.6, "O" if e >= 0.8 and s == 14 else "R") for s in (2, 6, 10, 14)]
-
-
-def _bass_lofi(e, rng):
-    if e < 0.35:
-        return [(0, 12, "R"), (12, 4, "F")]
-    return [(0, 6, "R"), (7, 2, "R"), (10, 4, "F"), (14, 2, "A")]
-
-
-def _bass_walking(e, rng):
-    if e < 0.3:  # two-feel
-        return [(0, 8, "R"), (8, 8, "F")]
-    return [(0, 4, "R"), (4, 4, "W"), (8, 4, "W"), (12, 4, "A")]
-
-
-def _bass_ostinato(e, rng):
-    if e < 0.45:
-        return [(0, 16, "R")]
-    if e < 0.75:
-        return [(s, 1.8, "R") for s in range(0, 16, 2)]
-    return [(s, 1.8, "R" if s % 4 == 0 else "O") for s in range(0, 16, 2)]
-
-
-def _bass_broken(e, rng):  # piano left hand, pedal down: every note rings to the bar's end
-    if e < 0.35:
-        return [(0, 16, "RO")]
-    if e < 0.7:
-        return [(0, 16, "R"), (4, 12, "F"), (8, 8, "O"), (12, 4, "T")]
-    return [(s, 16 - s, "RFOTOFRF"[s // 2]) for s in range(0, 16, 2)]
-
-
-BASS_PATTERNS = {"sustain": _bass_sustain, "halves": _bass_halves, "root_fifth": _bass_root_fifth,
-                 "eighths": _bass_eighths, "offbeat": _bass_offbeat, "lofi": _bass_lofi,
-                 "walking": _bass_walking, "ostinato": _bass_ostinato, "broken": _bass_broken}
-
-# One-bar rhythm cells for melodies: (step, length in steps).
-LEAD_RHYTHMS = {
-    "sparse": (((0, 16),), ((0, 8), (8, 8)), ((0, 12), (12, 4)), ((4, 12),)),
-    "lyrical": (((0, 4), (4, 4), (8, 8)), ((0, 6), (6, 2), (8, 8)),
-                ((0, 2), (2, 2), (4, 4), (8, 4), (12, 4)), ((0, 8), (8, 4), (12, 4)),
-                ((0, 4), (4, 2), (6, 6), (12, 4))),
-    "busy": (((0, 2), (2, 2), (4, 2), (6, 2), (8, 4), (12, 4)),
-             ((0, 2), (2, 1), (3, 1), (4, 4), (8, 2), (10, 2), (12, 4)),
-             ((0, 3), (3, 3), (6, 2), (8, 2), (10, 2), (12, 2), (14, 2))),
-    "riff": (((0, 2), (3, 2), (6, 2), (8, 2), (10, 1), (11, 2), (14, 2)),
-             ((0, 1), (2, 1), (3, 2), (6, 2), (10, 2), (12, 2)),
-             ((0, 2), (3, 1), (6, 1), (8, 2), (11, 2), (14, 1))),
-    "swing": (((0, 2), (2, 2), (4, 2), (6, 4), (10, 2), (12, 4)),
-              ((2, 2), (4, 2), (6, 2), (8, 2), (10, 6)),
-              ((0, 4), (6, 2), (8, 2), (10, 2), (12, 2), (14, 2))),
-}
-# Riffs loop unchanged; the other rhythms make phrases (motif, its sequence, an answer, a cadence).
-LOOPING_RHYTHMS = ("riff",)
-CADENCES = (((0, 4), (4, 12)), ((0, 8), (8, 8)), ((0, 16),), ((0, 2), (2, 2), (4, 12)))
-# Melodic steps in scale degrees and how likely each is: mostly stepwise, some thirds, few leaps.
-_MOVES = (1, -1, 2, -2, 0, 3, -3, 4, -4)
-_MOVE_WEIGHTS = (28, 28, 12, 12, 8, 4, 4, 2, 2)
-
-
-# ---------------------------------------------------------------------------------------------
-# roles and instruments
-# ---------------------------------------------------------------------------------------------
-def natural_role(program: int) -> str:
-    """The role a GM instrument plays best: basses bass, plucked and keyboard instruments chords,
-    ensembles and pads sustain, solo strings, winds and synth leads carry the melody."""
-    if 32 <= program <= 39:
-        return "bass"
-    if program <= 31 or program in (45, 46) or 104 <= program <= 108:
-        return "chords"
-    if 44 <= program <= 55 or 88 <= program <= 95:
-        return "pad"
-    return "lead"
-
-
-def _plucked(program: int) -> bool:
-    """True for instruments whose notes decay (piano, guitar, harp, bells): a held chord dies."""
-    return program <= 15 or 24 <= program <= 31 or program in (45, 46) or 104 <= program <= 108
-
-
-def assign_roles(style: Style, names: list[str]) -> tuple[dict[str, int], set[str]]:
-    """Role -> GM program for a segment: the style's arrangement with the named instruments
-    (``Segment.instruments``) put in their natural roles, else the next free melodic one. Returns
-    the roles and which of them were named (those play whatever the energy). Unknown names are
-    skipped."""
-    roles = dict(style.instruments)
-    named: set[str] = set()
-    for name in names:
-        program = instrument_program(name)
-        if program is None:
-            continue
-        want = natural_role(program)
-        for role in [want] + [r for r in ("lead", "chords", "pad") if r != want]:
-            if role not in named:
-                roles[role] = program
-                named.add(role)
-                break
-    return roles, named
-
-
-# ---------------------------------------------------------------------------------------------
-# the composer
-# ---------------------------------------------------------------------------------------------
 def compose_segment(plan: Plan, index: int, seed: int) -> pretty_midi.PrettyMIDI:
     """The MIDI arrangement of segment ``index`` of ``plan``: time 0 = the segment start, notes
     inside [0, segment duration) seconds. Deterministic in (plan, index, seed). Raises
@@ -658,9 +265,9 @@ class _Composer:
             if not self.plays("bass", e):
                 continue
             chord = self.chord(bar)
-            root = _place(chord.root, lo, max(lo + 11, hi - 12), prev_root)
+            root = place_pitch(chord.root, lo, max(lo + 11, hi - 12), prev_root)
             prev_root = root
-            next_root = _place(self.chord(bar + 1).root, lo, max(lo + 11, hi - 12), root)
+            next_root = place_pitch(self.chord(bar + 1).root, lo, max(lo + 11, hi - 12), root)
             for step, length, tones in pattern(e, self.rng):
                 start = self.t(bar, step) + self.jitter()
                 end = self.t(bar, step + length) - 0.02 * g.step_s * length
@@ -701,7 +308,7 @@ class _Composer:
             return
         g, style = self.grid, self.style
         name = style.chord_pattern
-        if name == "sustain" and _plucked(self.roles["chords"]):
+        if name == "sustain" and plucked(self.roles["chords"]):
             name = "arpeggio"  # a held piano or guitar chord just dies away: break it instead
         pattern = CHORD_PATTERNS[name]
         register = style.register("chords")
@@ -763,7 +370,7 @@ class _Composer:
             pos = bar % PHRASE_BARS
             if motif is None or pos == 0:
                 motif = rng.choice(cells)
-                moves = [rng.choices(_MOVES, _MOVE_WEIGHTS)[0] for _ in range(8)]
+                moves = [rng.choices(MELODY_MOVES, MOVE_WEIGHTS)[0] for _ in range(8)]
                 answer = motif if looping else rng.choice(cells)
                 # Each phrase starts halfway back to the middle of the register, so a long
                 # melody wanders but never drifts off to one end; a riff restarts here every bar.
@@ -781,7 +388,7 @@ class _Composer:
                 else:
                     # Motif bars reuse the phrase's steps (a recognisable sequence); the answer
                     # bar invents its own.
-                    move = rng.choices(_MOVES, _MOVE_WEIGHTS)[0] if pos == 2 and not looping else moves[i]
+                    move = rng.choices(MELODY_MOVES, MOVE_WEIGHTS)[0] if pos == 2 and not looping else moves[i]
                     idx += move
                     if not 0 <= idx < len(pitches):  # bounce off the register's edge
                         idx -= 2 * move
@@ -814,13 +421,9 @@ class _Composer:
                     self.note("chords", p, t, t + g.beat_s, self.vel(ROLE_VELOCITY["chords"], e, 1.1))
             if "bass" in self.roles:
                 lo = self.style.register("bass")[0]
-                self.note("bass", _place(chord.root, lo, lo + 11, lo), t, t + 2 * g.beat_s,
+                self.note("bass", place_pitch(chord.root, lo, lo + 11, lo), t, t + 2 * g.beat_s,
                           self.vel(ROLE_VELOCITY["bass"], e, 1.1))
 
-
-def volume_cc(db: float) -> int:
-    """MIDI volume (CC7) for a level in dB (<= 0) on the GM curve 40*log10(cc/127)."""
-    return max(1, min(127, round(127 * 10 ** (min(0.0, db) / 40))))
 
 
 def _nearest(pitches: list[int], idx: int, pcs: set[int]) -> int:

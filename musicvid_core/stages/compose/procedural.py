@@ -29,6 +29,7 @@ def _resample(audio: np.ndarray, rate: int, target: int, n: int) -> np.ndarray:
 
 class ProceduralGenerator:
     name = "procedural"
+    is_async = False  # renders in the call (ports.MusicGenerator)
 
     def __init__(self, settings) -> None:
         self.sample_rate = int(settings.sample_rate)

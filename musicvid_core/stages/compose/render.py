@@ -1,9 +1,14 @@
 """MIDI -> stereo audio with a General MIDI SoundFont, offline.
 
-tinysoundfont (TinySoundFont, a single-file C synthesizer) renders ~100x real time with no system
-library; pyfluidsynth via pretty_midi is the fallback. The parsed SoundFont is cached once per
+Three renderers, the first installed one used (RENDERERS; docs/install.md says why):
+tinysoundfont (TinySoundFont, a single-file C synthesizer: ~250x real time, sample-exact events,
+reads .sf3) when a developer install put it there; midirenderer (RustySynth, ~15x, behind an abi3 wheel
+with no dependencies: what ``pip install musicvid[local]`` brings); pyfluidsynth via pretty_midi
+last (needs the system's libfluidsynth). tinysoundfont's parsed SoundFont is cached once per
 process; every render works on its own clones (the native copy constructor shares the sample
-data), because a synthesizer's voices are state that threads must not share.
+data), because a synthesizer's voices are state that threads must not share. midirenderer takes
+a whole MIDI file and the SoundFont's bytes per call: each stem becomes a one-instrument file
+whose ticks are 48 kHz samples.
 
 Each instrument is rendered as its own stem and mixed here, because GM SoundFonts are not level-
 matched: in TimGM6mb a harp note is ~18 dB louder than a piano note at the same velocity. Each
@@ -21,8 +26,12 @@ MAX_LEAD_S; the pyfluidsynth fallback plays them as written). See docs/music.md 
 
 from __future__ import annotations
 
+import functools
+import importlib
+import io
 import logging
 import threading
+import wave
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +39,7 @@ import numpy as np
 import pretty_midi
 
 from musicvid_core.domain.errors import ConfigurationError, GenerationError
+from musicvid_core.media import resample
 
 log = logging.getLogger(__name__)
 
@@ -49,18 +59,45 @@ ONSET_RANGE_DB = 30.0  # levels more than this below the note's peak count as th
 # mix a note is heard when it rises out of the rest; from digital silence the log spectrum jumps
 # the moment the window's edge touches the attack, and every sound would measure as a click
 ONSET_BANDS = 40  # log-spaced from 30 Hz to Nyquist
+RENDERERS = ("tinysoundfont", "midirenderer", "fluidsynth")  # the first that imports renders
+READS_SF3 = {"tinysoundfont", "fluidsynth"}  # RustySynth (midirenderer) reads .sf2 only
+RENDERER_FIX = "pip install midirenderer (it comes with musicvid[local])"
+MIDI_RATE = 48000  # Hz: the one rate midirenderer renders at
+MIDI_PPQ = 24000  # ticks per quarter note at 120 bpm: one tick is one 48 kHz sample
+MIDI_BLOCK_S = 64 / MIDI_RATE  # RustySynth applies events at the start of its next 64-sample block ...
+# ... so a stem's events go half a block early: each lands within +-0.7 ms of its time
+MIDI_VOLUME = 64  # CC7 of every midirenderer render: ~9 dB under GM's default 100, because it returns
+# 16-bit PCM and a six-note harp chord at full velocity peaks at -0.2 dBFS at 100. The preset gains,
+# measured at the same CC7, take the level back; the 16-bit floor stays >= 55 dB under the reference note
+END_CC = 110  # an undefined controller at the end of a stem's file: RustySynth stops at the last event
 
 _lock = threading.Lock()
 _templates: dict[str, Any] = {}  # SoundFont path -> parsed tinysoundfont SoundFont (never played)
-_preset_gains: dict[tuple[str, int, bool, int], float] = {}
-_onset_leads: dict[tuple, float] = {}  # (SoundFont, program, drum, note or octave, rate) -> seconds
+_font_bytes: dict[str, bytes] = {}  # SoundFont path -> its bytes, read once (midirenderer parses per call)
+_preset_gains: dict[tuple, float] = {}  # (renderer, SoundFont, program, drum, rate) -> linear gain
+_onset_leads: dict[tuple, float] = {}  # (renderer, SoundFont, program, drum, note or octave, rate) -> s
 _click_onsets: dict[int, float] = {}  # sample rate -> onset_time of a click after ONSET_PRE_S
 
 
+@functools.cache
+def _importable(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except (ImportError, OSError):  # pyfluidsynth raises ImportError, some builds OSError, without libfluidsynth
+        return False
+    return True
+
+
+def renderer() -> str | None:
+    """The SoundFont renderer this process uses: the first of RENDERERS that imports, else None."""
+    return next((name for name in RENDERERS if _importable(name)), None)
+
+
 def find_soundfont(settings: Any = None) -> Path:
-    """The .sf2 to render with: ``settings.soundfont``, else ``$MUSICVID_SOUNDFONT``, else Debian's
-    FluidR3_GM, else the TimGM6mb bundled with pretty_midi. A configured path that does not exist
-    is skipped with a warning. Raises ConfigurationError when none exists."""
+    """The SoundFont to render with: ``settings.soundfont``, else ``$MUSICVID_SOUNDFONT``, else
+    Debian's FluidR3_GM, else the TimGM6mb bundled with pretty_midi. A configured path that does
+    not exist, or an .sf3 the installed renderer cannot read, is skipped with a warning. Raises
+    ConfigurationError when none exists."""
     if settings is None:
         from musicvid_core.settings import Settings
 
@@ -68,9 +105,13 @@ def find_soundfont(settings: Any = None) -> Path:
     for path in [getattr(settings, "soundfont", None)]:
         if path is not None:
             path = Path(path).expanduser()
-            if path.is_file():
+            if not path.is_file():
+                log.warning("SoundFont %s does not exist; falling back to the default", path)
+            elif path.suffix.lower() == ".sf3" and renderer() not in READS_SF3:
+                log.warning("SoundFont %s is an .sf3, which %s cannot read (pip install --no-deps "
+                            "tinysoundfont can); falling back to the default", path, renderer())
+            else:
                 return path
-            log.warning("SoundFont %s does not exist; falling back to the default", path)
     for path in (FLUID_R3, BUNDLED):
         if path.is_file():
             return path
@@ -83,9 +124,7 @@ def render_midi(pm: pretty_midi.PrettyMIDI, sample_rate: int, n_samples: int,
     """Render ``pm`` to float32 stereo of exactly ``n_samples`` frames at ``sample_rate`` Hz
     (silence-padded or cut). Raises ConfigurationError when no renderer is installed and
     GenerationError when the synthesizer fails."""
-    try:
-        import tinysoundfont  # noqa: F401  (only to learn whether it is installed)
-    except ImportError:
+    if renderer() in (None, "fluidsynth"):
         return _render_fluidsynth(pm, sample_rate, n_samples, soundfont)
     path = Path(soundfont)
     out = np.zeros((n_samples, 2), dtype=np.float32)
@@ -97,6 +136,16 @@ def render_midi(pm: pretty_midi.PrettyMIDI, sample_rate: int, n_samples: int,
     except (RuntimeError, ValueError, OSError) as exc:
         raise GenerationError(f"SoundFont rendering failed: {exc}", soundfont=str(soundfont)) from exc
     return out
+
+
+def _render_stem(inst: pretty_midi.Instrument, sample_rate: int, n_samples: int, path: Path,
+                 aligned: bool = True) -> np.ndarray:
+    """One instrument alone as float32 (n_samples, 2) at ``sample_rate`` Hz, at the preset's own
+    level (CC7 left to the mix), by the installed renderer; ``aligned``: notes start early by
+    their onset lags."""
+    if renderer() == "midirenderer":
+        return _render_stem_midi(inst, sample_rate, n_samples, path, aligned)
+    return _render_stem_tsf(inst, sample_rate, n_samples, path, aligned)
 
 
 def _synth(path: Path, sample_rate: int) -> Any:
@@ -123,11 +172,12 @@ def _preset_synth(path: Path, program: int, is_drum: bool, sample_rate: int) -> 
     return synth, ch
 
 
-def _render_stem(inst: pretty_midi.Instrument, sample_rate: int, n_samples: int, path: Path) -> np.ndarray:
+def _render_stem_tsf(inst: pretty_midi.Instrument, sample_rate: int, n_samples: int, path: Path,
+                     aligned: bool) -> np.ndarray:
     synth, ch = _preset_synth(path, inst.program, inst.is_drum, sample_rate)
     out = np.zeros((n_samples, 2), dtype=np.float32)
     pos = 0
-    for sample, action in _events(inst, ch, sample_rate, path):
+    for sample, action in _events(inst, ch, sample_rate, path if aligned else None):
         if sample >= n_samples:
             break
         if sample > pos:
@@ -153,8 +203,7 @@ def _events(inst: pretty_midi.Instrument, ch: int, sample_rate: int,
     for pb in inst.pitch_bends:
         events.append((_at(pb.time, sample_rate), 1, 0,
                        lambda s, v=pb.pitch: s.channel_set_pitch_wheel(ch, v + 8192)))
-    leads = {p: onset_lead(path, inst.program, inst.is_drum, p, sample_rate) if path else 0.0
-             for p in {n.pitch for n in inst.notes}}
+    leads = _leads(inst, sample_rate, path)
     for n in inst.notes:
         lead = leads[n.pitch]
         events.append((_at(n.end - lead, sample_rate), 2, n.pitch, lambda s, p=n.pitch: s.channel_note_off(ch, p)))
@@ -164,8 +213,57 @@ def _events(inst: pretty_midi.Instrument, ch: int, sample_rate: int,
     return [(sample, action) for sample, _order, _num, action in events]
 
 
+def _leads(inst: pretty_midi.Instrument, sample_rate: int, path: Path | None) -> dict[int, float]:
+    """Onset lag (seconds) of each pitch the instrument plays; all 0.0 without a SoundFont."""
+    return {p: onset_lead(path, inst.program, inst.is_drum, p, sample_rate) if path else 0.0
+            for p in {n.pitch for n in inst.notes}}
+
+
 def _at(t: float, sample_rate: int) -> int:
     return max(0, round(t * sample_rate))
+
+
+def _render_stem_midi(inst: pretty_midi.Instrument, sample_rate: int, n_samples: int, path: Path,
+                      aligned: bool) -> np.ndarray:
+    """:func:`_render_stem` by midirenderer: the instrument as a one-track MIDI file (CC7 fixed at
+    MIDI_VOLUME, notes early by their onset lags and half a RustySynth block when ``aligned``),
+    rendered at MIDI_RATE and resampled."""
+    import midirenderer
+
+    leads = _leads(inst, sample_rate, path if aligned else None)
+    early = MIDI_BLOCK_S / 2 if aligned else 0.0
+    one = pretty_midi.Instrument(inst.program, is_drum=inst.is_drum)
+    for n in inst.notes:
+        start, end = max(0.0, n.start - leads[n.pitch] - early), n.end - leads[n.pitch] - early
+        if end > start:  # a note-off sorted before its note-on at one tick would hang the note
+            one.notes.append(pretty_midi.Note(n.velocity, n.pitch, start, end))
+    one.control_changes = [pretty_midi.ControlChange(VOLUME_CC, MIDI_VOLUME, 0.0),
+                           *(cc for cc in inst.control_changes if cc.number != VOLUME_CC),
+                           pretty_midi.ControlChange(END_CC, 0, n_samples / sample_rate + MIDI_BLOCK_S)]
+    one.pitch_bends = list(inst.pitch_bends)
+    pm = pretty_midi.PrettyMIDI(resolution=MIDI_PPQ, initial_tempo=120.0)
+    pm.instruments.append(one)
+    midi = io.BytesIO()
+    pm.write(midi)
+    with wave.open(io.BytesIO(midirenderer.render_wave_from(_soundfont_bytes(path), midi.getvalue()))) as w:
+        if w.getsampwidth() != 2 or w.getnchannels() != 2:
+            raise RuntimeError(f"midirenderer returned {w.getnchannels()} channels of {8 * w.getsampwidth()} bits")
+        rate, pcm = w.getframerate(), np.frombuffer(w.readframes(w.getnframes()), "<i2").reshape(-1, 2)
+    if np.abs(pcm.astype(np.int32)).max(initial=0) >= 32767:
+        log.warning("midirenderer clipped program %d (drum %s) at CC7 %d", inst.program, inst.is_drum, MIDI_VOLUME)
+    audio = resample(pcm.astype(np.float32) / np.float32(32768), rate, sample_rate)
+    out = np.zeros((n_samples, 2), dtype=np.float32)
+    n = min(n_samples, audio.shape[0])
+    out[:n] = audio[:n]
+    return out
+
+
+def _soundfont_bytes(path: Path) -> bytes:
+    key = str(path.resolve())
+    with _lock:
+        if key not in _font_bytes:
+            _font_bytes[key] = Path(key).read_bytes()
+        return _font_bytes[key]
 
 
 def _cc7_gain(inst: pretty_midi.Instrument) -> float:
@@ -177,19 +275,13 @@ def _cc7_gain(inst: pretty_midi.Instrument) -> float:
 def _preset_gain(path: Path, program: int, is_drum: bool, sample_rate: int) -> float:
     """Gain that brings a preset's reference note (middle C; E2 for basses; kick then snare for a
     kit; velocity 100) to REFERENCE_DBFS loudest 50 ms RMS. Measured once per process."""
-    key = (str(path.resolve()), program, is_drum, sample_rate)
+    key = (renderer(), str(path.resolve()), program, is_drum, sample_rate)
     with _lock:
         if key in _preset_gains:
             return _preset_gains[key]
-    synth, ch = _preset_synth(path, program, is_drum, sample_rate)
     half = sample_rate // 2
-    out = np.zeros((4 * half, 2), dtype=np.float32)
-    first, second = (36, 38) if is_drum else ((40, None) if 32 <= program <= 39 else (60, None))
-    synth.channel_note_on(ch, first, 100 / 127)
-    synth.render(out[:half])
-    if second is not None:
-        synth.channel_note_on(ch, second, 100 / 127)
-    synth.render(out[half:])
+    notes = [(36, 0), (38, half)] if is_drum else [(40 if 32 <= program <= 39 else 60, 0)]
+    out = _reference(path, program, is_drum, notes, sample_rate, 4 * half)
     block = sample_rate // 20
     mono = out[: len(out) // block * block].mean(axis=1).reshape(-1, block)
     loudest = float(np.sqrt(np.mean(np.square(mono, dtype=np.float64), axis=1)).max())
@@ -205,7 +297,7 @@ def onset_lead(path: Path, program: int, is_drum: bool, pitch: int, sample_rate:
     measured once per process per preset and octave (per note for a drum kit, whose notes are
     different sounds) on one isolated note at velocity 100, by :func:`onset_time`."""
     ref = pitch if is_drum else 12 * (pitch // 12) + 6  # the middle of the note's octave
-    key = (str(path), program, is_drum, ref, sample_rate)
+    key = (renderer(), str(path), program, is_drum, ref, sample_rate)
     with _lock:
         if key in _onset_leads:
             return _onset_leads[key]
@@ -213,17 +305,23 @@ def onset_lead(path: Path, program: int, is_drum: bool, pitch: int, sample_rate:
             click = np.zeros(round(ONSET_SPAN_S * sample_rate))
             click[round(ONSET_PRE_S * sample_rate)] = 1.0
             _click_onsets[sample_rate] = onset_time(click, sample_rate)
-    synth, ch = _preset_synth(path, program, is_drum, sample_rate)
-    pre, out = round(ONSET_PRE_S * sample_rate), np.zeros((round(ONSET_SPAN_S * sample_rate), 2), np.float32)
-    synth.channel_note_on(ch, ref, 100 / 127)
-    synth.render(out[pre:])
-    mono = out.mean(axis=1)
+    pre = round(ONSET_PRE_S * sample_rate)
+    mono = _reference(path, program, is_drum, [(ref, pre)], sample_rate, round(ONSET_SPAN_S * sample_rate)).mean(axis=1)
     lead = 0.0
     if np.abs(mono).max() > 1e-6:
         lead = min(MAX_LEAD_S, max(0.0, onset_time(mono, sample_rate) - _click_onsets[sample_rate]))
     with _lock:
         _onset_leads[key] = lead
     return lead
+
+
+def _reference(path: Path, program: int, is_drum: bool, notes: list[tuple[int, int]], sample_rate: int,
+               n_samples: int) -> np.ndarray:
+    """The preset alone playing ``notes`` ((pitch, start sample), velocity 100, held to the end),
+    as written (no onset alignment): what the measurements above listen to."""
+    inst = pretty_midi.Instrument(program, is_drum=is_drum)
+    inst.notes = [pretty_midi.Note(100, pitch, at / sample_rate, n_samples / sample_rate) for pitch, at in notes]
+    return _render_stem(inst, sample_rate, n_samples, path, aligned=False)
 
 
 def onset_time(mono: np.ndarray, sample_rate: int) -> float:
@@ -254,9 +352,8 @@ def _render_fluidsynth(pm: pretty_midi.PrettyMIDI, sample_rate: int, n_samples: 
                        soundfont: str | Path) -> np.ndarray:
     try:
         import fluidsynth  # noqa: F401  (pretty_midi imports it lazily; fail here with a clear fix)
-    except ImportError:
-        raise ConfigurationError("no SoundFont renderer installed (tinysoundfont or pyfluidsynth); "
-                                 "run make install") from None
+    except (ImportError, OSError):
+        raise ConfigurationError(f"no SoundFont renderer installed: {RENDERER_FIX}") from None
     mono = pm.fluidsynth(fs=sample_rate, sf2_path=str(soundfont)).astype(np.float32)
     out = np.zeros((n_samples, 2), dtype=np.float32)
     n = min(n_samples, mono.shape[0])

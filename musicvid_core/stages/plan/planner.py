@@ -103,7 +103,7 @@ class RulePlanner:
                 index=i, start=start, end=end, style=style.name, mood=mood, bpm=bpm, key=key,
                 energy=round(energy, 3),
                 # Only instruments the prompt named: the composer plays those whatever the energy
-                # and otherwise keeps the style's arrangement (see music/composer.assign_roles).
+                # and otherwise keeps the style's arrangement (see stages/compose/roles.assign_roles).
                 instruments=list(intent.instruments),
                 accents=[t for t in cut_times if start + 1e-3 < t < end - 1e-3],
                 prompt=_describe(style, mood, bpm, key, text_instruments, energy, intent.arc,

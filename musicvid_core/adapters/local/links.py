@@ -1,9 +1,11 @@
-"""Upload and download links: S3 presigned POST/GET on AWS; HMAC-signed, expiring URLs locally.
+"""Links port on one machine: HMAC-signed, expiring upload forms and download URLs.
 
-The local form has the same shape as S3's presigned POST (``{"url", "fields"}``, the file sent
-as multipart/form-data with the fields): a client written against one works against the other.
-The local policy (key, content type, size limit, expiry) is signed with HMAC-SHA256 under a
-secret kept in ``home/auth/`` and checked by ``musicvid serve`` before anything is stored.
+The local twin of S3's presigned POST/GET (``adapters/aws/links.py``). The form has the same shape
+as S3's presigned POST (``{"url", "fields"}``, the file sent as multipart/form-data with the
+fields): a client written against one works against the other. The policy (key, content type, size
+limit, expiry) is signed with HMAC-SHA256 under a secret kept in ``home/auth/`` and checked by
+``musicvid serve`` (:meth:`LocalLinks.check_upload`, :meth:`LocalLinks.check_download`) before
+anything is stored or sent.
 """
 
 from __future__ import annotations
@@ -21,17 +23,6 @@ from urllib.parse import quote, urlencode
 
 from musicvid_core.domain.errors import BadInput, Unauthorized
 from musicvid_core.ports import validate_key
-
-
-class S3Links:
-    def __init__(self, store) -> None:
-        self.store = store
-
-    def upload(self, key: str, content_type: str, max_bytes: int, expires_s: int) -> dict:
-        return self.store.presigned_post(key, content_type, max_bytes, expires_s)
-
-    def download(self, key: str, expires_s: int) -> str:
-        return self.store.presigned_get(key, expires_s)
 
 
 def write_secret_once(path: Path, make: Callable[[], bytes]) -> bytes:
@@ -69,7 +60,8 @@ def _unb64(text: str) -> bytes:
 
 
 class LocalLinks:
-    """Signed, expiring URLs served by ``musicvid serve`` at ``base_url``."""
+    """:class:`~musicvid_core.ports.Links` as signed, expiring URLs served by ``musicvid serve`` at
+    ``base_url``; the server checks what comes back with :meth:`check_upload` / :meth:`check_download`."""
 
     UPLOAD_PATH = "/_local/upload"
     FILES_PATH = "/_local/files/"

@@ -1,0 +1,147 @@
+"""JobOptions: what a user may ask of one job's render, validated once, when the job is submitted.
+
+Loudness presets: where the finished soundtrack is headed decides its loudness target, integrated
+loudness (LUFS) and true-peak ceiling (dBTP) per delivery:
+
+- ``web`` (-14 / -1): YouTube, Spotify, most social platforms normalise to about -14 LUFS;
+- ``apple`` (-16 / -1): Apple Music / Podcasts' reference level;
+- ``broadcast`` (-23 / -1): EBU R128 (R128 allows -1 dBTP for the true peak).
+
+A preset is resolved into ``target_lufs`` and ``true_peak_dbtp`` by :meth:`JobOptions.parse`; the
+job keeps the numbers, not the preset's name.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from musicvid_core.domain.errors import BadInput
+
+LOUDNESS_PRESETS: dict[str, tuple[float, float]] = {
+    "web": (-14.0, -1.0),
+    "apple": (-16.0, -1.0),
+    "broadcast": (-23.0, -1.0),
+}
+DEFAULT_PRESET = "web"  # what Settings.target_lufs / true_peak_dbtp default to
+TARGET_RANGE_LUFS = (-40.0, -5.0)
+TRUE_PEAK_RANGE_DBTP = (-9.0, 0.0)
+SOURCE_MUSIC_POLICIES = ("keep", "duck", "replace")  # Plan.source_music_policy
+MAX_HITS = 1000  # requested accents per job
+
+
+def clean_hits(hits: Any) -> list[float]:
+    """Requested accent times (seconds from the video start) as sorted unique floats; BadInput for
+    anything that is not a finite number >= 0, or for more than MAX_HITS of them."""
+    if isinstance(hits, (int, float, str)) or not hasattr(hits, "__iter__"):
+        raise BadInput("hits must be a list of seconds")
+    out = set()
+    for h in hits:
+        try:
+            t = float(h)
+        except (TypeError, ValueError):
+            raise BadInput(f"a hit must be a number of seconds, got {h!r}") from None
+        if isinstance(h, bool) or not math.isfinite(t) or t < 0:
+            raise BadInput(f"a hit must be a number of seconds >= 0, got {h!r}")
+        out.add(round(t, 3))
+    if len(out) > MAX_HITS:
+        raise BadInput(f"at most {MAX_HITS} hits")
+    return sorted(out)
+
+
+def _level(key: str, value: Any, bounds: tuple[float, float], unit: str) -> float:
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{key} must be a number") from None
+    lo, hi = bounds
+    if not lo <= number <= hi:  # NaN fails this too
+        raise ValueError(f"{key} must be between {lo:g} and {hi:g} {unit}")
+    return number
+
+
+class JobOptions(BaseModel):
+    """A job's render options. Unset (None) levels and policy fall back to the Settings' defaults
+    at render time; the booleans default to off."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    target_lufs: float | None = None  # integrated loudness of the output, LUFS (TARGET_RANGE_LUFS)
+    true_peak_dbtp: float | None = None  # true-peak ceiling, dBTP (TRUE_PEAK_RANGE_DBTP)
+    source_music: Literal["keep", "duck", "replace"] | None = None  # music already in the video's sound
+    preview: bool = False  # a small, fast proxy written as output_preview{ext}
+    stems: bool = False  # keep the mixer's stems with the job
+    music_metrics: bool = False  # measure the music bus (librosa's analysis is not free)
+    hits: list[float] | None = None  # seconds where the music should accent; None: none asked for
+
+    @field_validator("target_lufs", mode="before")
+    @classmethod
+    def _target(cls, v: Any) -> Any:
+        return None if v is None else _level("target_lufs", v, TARGET_RANGE_LUFS, "LUFS")
+
+    @field_validator("true_peak_dbtp", mode="before")
+    @classmethod
+    def _peak(cls, v: Any) -> Any:
+        return None if v is None else _level("true_peak_dbtp", v, TRUE_PEAK_RANGE_DBTP, "dBTP")
+
+    @field_validator("source_music", mode="before")
+    @classmethod
+    def _policy(cls, v: Any) -> Any:
+        if v is not None and v not in SOURCE_MUSIC_POLICIES:
+            raise ValueError(f"unknown source music policy {v!r}; choose one of: {', '.join(SOURCE_MUSIC_POLICIES)}")
+        return v
+
+    @field_validator("hits", mode="before")
+    @classmethod
+    def _hits(cls, v: Any) -> Any:
+        try:
+            return None if v is None else clean_hits(v)
+        except BadInput as exc:
+            raise ValueError(str(exc)) from None
+
+    @classmethod
+    def parse(cls, options: Mapping[str, Any] | JobOptions | None) -> JobOptions:
+        """Options as a client gives them: ``loudness`` (a preset name of LOUDNESS_PRESETS) resolved
+        into ``target_lufs`` and ``true_peak_dbtp``, explicit values over the preset's; None values
+        left out (unset). A JobOptions is returned as it is. Raises BadInput (one line) for an unknown
+        option, preset or policy, a value of the wrong type, or a level out of range."""
+        if isinstance(options, JobOptions):
+            return options
+        if options is not None and not isinstance(options, Mapping):
+            raise BadInput("job options must map option names to values")
+        raw = {k: v for k, v in (options or {}).items() if v is not None}
+        preset = raw.pop("loudness", None)
+        if preset is not None:
+            if preset not in LOUDNESS_PRESETS:
+                raise BadInput(f"unknown loudness preset {preset!r}; choose one of: {', '.join(LOUDNESS_PRESETS)}")
+            target, peak = LOUDNESS_PRESETS[preset]
+            raw = {"target_lufs": target, "true_peak_dbtp": peak, **raw}
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            raise BadInput(_one_line(exc)) from None
+
+    def given(self) -> dict[str, Any]:
+        """The options the client set (what a regeneration's options replace), as plain values."""
+        return self.model_dump(include=self.model_fields_set)
+
+    def merged(self, changed: JobOptions) -> JobOptions:
+        """These options with the ones ``changed`` sets replacing those of the same name."""
+        return self.model_copy(update=changed.given())
+
+
+def _one_line(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    key = ".".join(str(p) for p in first.get("loc", ())) or "options"
+    if first.get("type") == "extra_forbidden":
+        return f"unknown job option {key!r}; choose from: {', '.join(JobOptions.model_fields)}, loudness"
+    if first.get("type") == "value_error":
+        return str(first["ctx"]["error"])
+    if str(first.get("type", "")).startswith("bool"):
+        return f"{key} must be true or false"
+    return f"{key}: {first.get('msg', 'invalid')}"

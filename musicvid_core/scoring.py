@@ -1,0 +1,214 @@
+"""The public Python API: score a video (a file, or a moviepy clip you edited) in one call.
+
+    from musicvid_core import score
+
+    result = score("talk.mp4", "warm acoustic, slow build")
+    result.output           # Path of the scored video
+    result.plan             # the music plan (domain Plan: segments, styles, tempi, keys, cuts)
+    result.metrics          # loudness (LUFS, dBTP, LU), speech-to-music, music fit ...
+    result.as_dict()        # exactly the object ``musicvid run --json`` prints
+    result.clip()           # the scored video as a moviepy VideoFileClip
+
+``musicvid run`` is a thin shell over :func:`score`, so the two cannot drift. Every failure is a
+:class:`~musicvid_core.domain.errors.MusicVidError` with a one-line message. An entry point like
+the CLI: it may import bootstrap; nothing in the package imports it (``import musicvid_core``
+reaches it lazily, so that import stays light).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from musicvid_core.bootstrap import build_services
+from musicvid_core.domain import errors
+from musicvid_core.domain.errors import BadInput, ConfigurationError, MediaToolError, MusicVidError, NotFound
+from musicvid_core.domain.job import Job, Status, clean_prompt
+from musicvid_core.domain.plan import Plan
+from musicvid_core.services import Services
+from musicvid_core.settings import Settings
+from musicvid_core.stages.mix.presets import job_options
+from musicvid_core.workflow import submit as service
+
+# A moviepy clip is written once to a work file, whose video stream the scored output then copies
+# unchanged: encode it near-transparently (x264 CRF 17) so the edit loses nothing visible. The sound
+# goes in as 320 kb/s AAC (transparent, and re-encoded by the mix anyway) rather than PCM, because
+# the output takes the input's container and an .mp4 with AAC plays inline in every browser.
+CLIP_CRF = 17
+CLIP_AUDIO_BITRATE = "320k"
+# libx264's 4:2:0 needs even sides: an odd-sized edit gets one black row/column, never a failure.
+_EVEN_SIDES = "pad=ceil(iw/2)*2:ceil(ih/2)*2"
+
+
+@dataclass
+class ScoreResult:
+    """A scored job: the job, where its output is, the plan it followed and the stems kept."""
+
+    job: Job
+    output: Path | None  # the scored video (None when the job failed)
+    stems: dict[str, Path] = field(default_factory=dict)  # music/original/master WAVs (and plan.json)
+    plan_data: dict | None = field(default=None, repr=False)  # the stored plan JSON, as printed
+
+    @property
+    def ok(self) -> bool:
+        return self.job.status == Status.COMPLETED
+
+    @property
+    def metrics(self) -> dict:
+        """What was measured on the output: loudness (LUFS, dBTP, LU), ducking, music fit ..."""
+        return self.job.metrics
+
+    @property
+    def plan(self) -> Plan | None:
+        """The music plan the job followed (None before the analysis made one)."""
+        return Plan.parse(self.plan_data) if self.plan_data else None
+
+    def as_dict(self) -> dict:
+        """The object ``musicvid run --json`` prints: job, output, plan, metrics."""
+        return {"job": self.job.public(), "output": str(self.output) if self.output else None,
+                "plan": self.plan_data, "metrics": self.job.metrics}
+
+    def to_json(self, indent: int | None = 1) -> str:
+        return json.dumps(self.as_dict(), indent=indent)
+
+    def clip(self):
+        """The scored video as a moviepy ``VideoFileClip`` (close it when done). NotFound when the
+        job has no output; ConfigurationError when moviepy is not installed."""
+        if self.output is None or not self.output.is_file():
+            raise NotFound("the job has no output to open")
+        return _moviepy().VideoFileClip(str(self.output))
+
+    def raise_for_failure(self) -> ScoreResult:
+        """This result when the job completed; else the error its failure names (see :func:`failure`)."""
+        if not self.ok:
+            raise failure(self.job)
+        return self
+
+
+def score(video: Any, prompt: str, *, out: str | Path | None = None, seed: int = 0,
+          loudness: str | None = None, target_lufs: float | None = None, true_peak: float | None = None,
+          stems: str | Path | None = None, source_music: str | None = None, preview: bool = False,
+          hits: Iterable[float] | None = None, music_metrics: bool = True,
+          settings: Settings | None = None, services: Services | None = None,
+          on_event: Callable[[dict], None] | None = None, check: bool = True) -> ScoreResult:
+    """Score ``video`` with ``prompt`` end to end on this machine (the job pipeline of ``musicvid run``).
+
+    ``video``: a video file, or a moviepy clip (a CompositeVideoClip, a concatenation ...), written
+    once at high quality (x264 CRF 17 at the clip's fps, AAC 320 kb/s) to a work file, then scored
+    like any file. ``out``: where the scored video goes; default ``VIDEO_musicvid.EXT`` beside a
+    file (``_preview`` with ``preview``), the stored output under MUSICVID_HOME for a clip.
+    ``loudness``: preset web (-14 LUFS), apple (-16) or broadcast (-23); ``target_lufs`` (LUFS) and
+    ``true_peak`` (dBTP) override it. ``stems``: a folder that gets the music, original and master
+    WAVs (float, as long as the video; sample 0 = its first frame) and plan.json.
+    ``source_music``: keep, duck or replace music already in the video's sound. ``hits``: seconds
+    from the video start where the music should accent. ``music_metrics``: also measure the music
+    (cut-beat hit rate, tempo, key; the first run in a fresh install compiles librosa's beat tracker,
+    ~20 s). ``services`` (else built from ``settings``, else from MUSICVID_* variables).
+    ``on_event``: called with each workflow event (a ``JobSubmitted`` one first).
+
+    Raises BadInput (missing file, empty prompt, bad option) before anything runs; with ``check``,
+    a job that fails raises the error its failure names (UnsupportedMedia for a file that is not
+    a usable video, MixError ...); without, the failed job comes back (``result.ok`` False)."""
+    text = clean_prompt(prompt)
+    options = job_options({"loudness": loudness, "target_lufs": target_lufs, "true_peak_dbtp": true_peak,
+                           "source_music": source_music, "preview": preview or None,
+                           "stems": True if stems is not None else None,
+                           "hits": (service.clean_hits(hits) or None) if hits is not None else None,
+                           "music_metrics": True if music_metrics else None})
+    services = services or build_services(settings or Settings())
+    user = services.settings.user
+    clip = _moviepy_clip(video)
+    if clip is not None:
+        with tempfile.TemporaryDirectory(prefix="musicvid-clip-") as work:
+            uri = service.upload_file(services, write_clip(clip, Path(work) / "edit.mp4",
+                                                           audio_fps=services.settings.sample_rate), user)
+    elif isinstance(video, (str, Path)):
+        video = Path(video).expanduser()
+        uri = service.upload_file(services, video, user)
+    else:
+        raise BadInput(f"video must be a file path or a moviepy clip, not {type(video).__name__}")
+    job = service.submit_new(services, uri, text, user, seed=seed, options=options)
+    if on_event is not None:
+        on_event({"type": "JobSubmitted", "job_id": job.job_id})
+    job = service.run(services, job, on_event)
+    if out is None and clip is None and job.status == Status.COMPLETED:
+        ext = service.output_path(services, job).suffix
+        out = video.with_name(f"{video.stem}_{'preview' if preview else 'musicvid'}{ext}")
+    result = finish(services, job, out=out, stems=stems)
+    return result.raise_for_failure() if check else result
+
+
+def finish(services: Services, job: Job, *, out: str | Path | None = None,
+           stems: str | Path | None = None) -> ScoreResult:
+    """The result of a finished job (a run or a regeneration): its output copied to ``out`` (else
+    the stored one's path), its stems exported into the folder ``stems``, its plan read."""
+    output = stem_paths = None
+    if job.status == Status.COMPLETED:
+        output = service.output_path(services, job)
+        if out is not None:
+            dest = Path(out).expanduser()
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            output = Path(shutil.copyfile(output, dest))
+        if stems is not None:
+            stem_paths = {p.stem: p for p in service.export_stems(services, job, Path(stems).expanduser())}
+    plan = None
+    if job.plan_url:
+        try:
+            plan = services.objects.get_json(services.objects.key_from_uri(job.plan_url))
+        except MusicVidError:  # rolled back with a failed attempt: the result has no plan
+            plan = None
+    return ScoreResult(job=job, output=output, stems=stem_paths or {}, plan_data=plan)
+
+
+def failure(job: Job) -> MusicVidError:
+    """The error a failed job's record names (its class in the error tree, MusicVidError for a
+    name outside it), with a one-line message: ``job ID failed: TYPE at STAGE: REASON``."""
+    e = job.error
+    reason = f"{e.type} at {e.stage}: {e.message}" if e else "unknown reason"
+    kind = getattr(errors, e.type, None) if e else None
+    if not (isinstance(kind, type) and issubclass(kind, MusicVidError)):
+        kind = MusicVidError
+    return kind(f"job {job.job_id} failed: {reason}", job_id=job.job_id, stage=e.stage if e else None)
+
+
+def write_clip(clip: Any, dest: str | Path, *, audio_fps: int = 48000) -> Path:
+    """Write a moviepy clip to ``dest`` (.mp4) at high quality: H.264 CRF :data:`CLIP_CRF`, 4:2:0
+    (odd sides padded by one black row/column), the clip's own fps; its sound, if any, as AAC
+    :data:`CLIP_AUDIO_BITRATE` at ``audio_fps`` Hz. BadInput for a clip without a duration or fps;
+    MediaToolError when moviepy's ffmpeg fails."""
+    duration, fps = getattr(clip, "duration", None), getattr(clip, "fps", None)
+    if not duration or duration <= 0:
+        raise BadInput("the clip has no duration: give it one (clip.with_duration(seconds))")
+    if not fps or fps <= 0:
+        raise BadInput("the clip has no frame rate: give it one (clip.with_fps(25))")
+    dest = Path(dest)
+    try:
+        clip.write_videofile(str(dest), fps=fps, codec="libx264", preset="medium",
+                             ffmpeg_params=["-crf", str(CLIP_CRF), "-pix_fmt", "yuv420p", "-vf", _EVEN_SIDES],
+                             audio=clip.audio is not None, audio_codec="aac", audio_bitrate=CLIP_AUDIO_BITRATE,
+                             audio_fps=audio_fps, temp_audiofile_path=str(dest.parent), logger=None)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise MediaToolError(f"moviepy could not write the clip: {' '.join(str(exc).split())[:300]}") from None
+    return dest
+
+
+def _moviepy_clip(video: Any):
+    """``video`` when it is a moviepy video clip, else None. Looks only at an already imported
+    moviepy: whoever holds a clip has imported it, and a file path must not pay for the import."""
+    moviepy = sys.modules.get("moviepy")
+    clip_type = getattr(moviepy, "VideoClip", None)
+    return video if clip_type is not None and isinstance(video, clip_type) else None
+
+
+def _moviepy():
+    try:
+        import moviepy
+    except ImportError:
+        raise ConfigurationError("moviepy is not installed: pip install 'musicvid[notebooks]'") from None
+    return moviepy
