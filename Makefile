@@ -4,7 +4,7 @@ PY      := $(VENV)/bin/python
 PIP     := $(PY) -m pip
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install install-demo system-deps demo test lint bench samples clean experiments lab kernel package image wheel-smoke
+.PHONY: install install-demo system-deps demo test lint bench samples clean experiments lab kernel package web image wheel-smoke
 
 # Two stamps: the full developer install (`make install`, `make test`, everything else) and the
 # embedded default alone (`make demo`: the [local] extra, ~1 GB, without torch, Jupyter, moto ...).
@@ -44,6 +44,16 @@ system-deps:
 	@command -v espeak-ng >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
 	  ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq espeak-ng) >/dev/null 2>&1 || \
 	  echo "note: espeak-ng not installed; speech samples fall back to tones"; }
+	@# MuseScore General (MIT), the procedural composer's default SoundFont (docs/music.md, "SoundFont"):
+	@# no PyPI package carries it. Without it the composer falls back to FluidR3, then pretty_midi's TimGM6mb.
+	@[ -f /usr/share/sounds/sf3/MuseScore_General.sf3 ] || { command -v apt-get >/dev/null 2>&1 && \
+	  ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq musescore-general-soundfont) >/dev/null 2>&1 || \
+	  echo "note: musescore-general-soundfont not installed; the music renders with a thinner SoundFont"; }
+	@# chromium: the web app's browser tests (tests/test_web.py) drive Debian's build through Playwright
+	@# (Playwright's own browser download is not allowed offline); they skip without it.
+	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
+	  ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium) >/dev/null 2>&1 || \
+	  echo "note: chromium not installed; the browser tests (pytest -k browser) skip"; }
 
 demo: install-demo system-deps
 	$(VENV)/bin/musicvid demo
@@ -77,22 +87,31 @@ samples: install system-deps
 	$(PY) data/make_samples.py
 
 # The AWS stack, offline: Chalice's SAM template merged with infra/ (bucket, table, Cognito, the state
-# machine from musicvid_core/workflow/workflow.asl.json, per-function IAM), the three media steps turned into
+# machine from musicvid_core/workflow/workflow.asl.json, per-function IAM, the model backends as
+# parameters with their IAM and the SageMaker autoscaling under conditions), the three media steps turned into
 # container-image functions (--finalize; the image is `make image`), then linted. Output in
 # build/package/ (sam.json, deployment.zip); deploy with `sam deploy` (docs/deploy.md).
 # The browser origin allowed by CORS: Chalice bakes it into the API's preflight at package time.
 package: export MUSICVID_CORS_ORIGIN ?= http://localhost:3000
-package: install
+package: install web
 	rm -rf build/package chalice_app/vendor && mkdir -p build chalice_app/vendor
 	cp -r musicvid_core chalice_app/vendor/ && find chalice_app/vendor -name __pycache__ -prune -exec rm -rf {} +
 	$(PY) infra/build_template.py build/resources.json
-	cd chalice_app && AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} ../$(VENV)/bin/chalice package \
+	# chalice_package.py: Chalice packages for the stack's runtime (build_template.RUNTIME, cp314 wheels),
+	# not for the Python running the build
+	cd chalice_app && AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} ../$(PY) ../infra/chalice_package.py \
 	  --merge-template ../build/resources.json ../build/package
 	$(PY) infra/build_template.py --finalize build/package/sam.json
 	$(VENV)/bin/cfn-lint build/package/sam.json
 	cd infra && npx --no-install asl-validator --json-path ../musicvid_core/workflow/workflow.asl.json
 	rm -rf chalice_app/vendor
 	@unzip -l build/package/deployment.zip | tail -1 | awk '{printf "deployment.zip unzipped: %.1f MB\n", $$1/1e6}'
+
+# The web app's static bundle (docs/web.md): the files `musicvid serve` serves, for an S3 bucket behind
+# CloudFront. The deploy adds config.json (python -m musicvid_core.api.webapp config ...).
+web:
+	rm -rf build/web && mkdir -p build && cp -r musicvid_core/api/web build/web
+	@echo "build/web: $$(ls build/web | wc -l) files; add config.json, then sync to the bucket (docs/web.md)"
 
 # The media steps' container image (analyzer, audio_generator, av_operator; docs/deploy.md), built
 # from the repository root. The tag defaults to a hash of what goes into the image, so a new build

@@ -4,9 +4,10 @@
     python bench/music_render.py --synth-rate 48000   # synthesis at the output rate (the old way)
     python bench/music_render.py --seconds 30 --energy 0.9
 
-Prints figures and asserts nothing (a benchmark, not a test). Each style is warmed up first with a
-one-second render, so the SoundFont parse and preset calibration (once per process) are not
-counted; the cold cost is printed separately. Each stage reports its fastest of ``--repeat`` runs;
+Stages: compose (MIDI), render (the SoundFont stems), mix (production.py's mix, fx.finish, the
+resample to the output rate). Prints figures and asserts nothing (a benchmark, not a test). Each
+style is warmed up first with a one-second render, so the SoundFont parse and preset calibration
+(once per process) are not counted; the cold cost is printed separately. Each stage reports its fastest of ``--repeat`` runs;
 the CPU-time column is the figure to trust on a machine shared with other work (the pipeline is
 single-threaded, so on an idle machine wall time matches it).
 """
@@ -20,9 +21,11 @@ from musicvid_core.domain.plan import Plan, Segment
 from musicvid_core.domain.styles import STYLES
 from musicvid_core.settings import Settings
 from musicvid_core.stages.compose.composer import compose_segment
-from musicvid_core.stages.compose.fx import polish
-from musicvid_core.stages.compose.procedural import SYNTH_RATE, _resample
-from musicvid_core.stages.compose.render import find_soundfont, render_midi
+from musicvid_core.stages.compose.fx import finish
+from musicvid_core.stages.compose.mixes import mix_for
+from musicvid_core.stages.compose.procedural import KICKS, SYNTH_RATE, _resample
+from musicvid_core.stages.compose.production import produce
+from musicvid_core.stages.compose.render import find_soundfont, render_stems
 
 
 def _plan(style: str, seconds: float, energy: float) -> Plan:
@@ -47,15 +50,15 @@ def main(argv: list[str] | None = None) -> None:
 
     t0 = time.perf_counter()
     warm = _plan("cinematic", 1.0, args.energy)
-    render_midi(compose_segment(warm, 0, 0), sr, warm.clip_samples(0, sr), sf)
+    render_stems(compose_segment(warm, 0, 0), sr, warm.clip_samples(0, sr), sf)
     print(f"SoundFont {sf.name}, synthesis at {sr} Hz, output {out_sr} Hz; cold start (parse + first presets): "
           f"{time.perf_counter() - t0:.2f} s")
-    print(f"{'style':12s} {'compose s':>9s} {'render s':>9s} {'fx s':>7s} {'total s':>8s} "
+    print(f"{'style':12s} {'compose s':>9s} {'render s':>9s} {'mix s':>7s} {'total s':>8s} "
           f"{'x real time':>12s} {'x (CPU time)':>13s}")
     totals = [0.0, 0.0, 0.0]
     for style in STYLES:
         warm = _plan(style, 1.0, args.energy)
-        render_midi(compose_segment(warm, 0, 0), sr, warm.clip_samples(0, sr), sf)
+        render_stems(compose_segment(warm, 0, 0), sr, warm.clip_samples(0, sr), sf)
         plan = _plan(style, args.seconds, args.energy)
         n = plan.clip_samples(0, sr)
         best = [float("inf")] * 3
@@ -64,9 +67,11 @@ def main(argv: list[str] | None = None) -> None:
             c0, t0 = time.process_time(), time.perf_counter()
             midi = compose_segment(plan, 0, 1)
             t1 = time.perf_counter()
-            audio = render_midi(midi, sr, n, sf)
+            stems = render_stems(midi, sr, n, sf)
             t2 = time.perf_counter()
-            audio = polish(audio, sr, reverb=STYLES[style].reverb, energy=args.energy, body_samples=n)
+            kicks = [x.start for inst in midi.instruments if inst.is_drum for x in inst.notes if x.pitch in KICKS]
+            audio = produce(stems, sr, mix_for(style), bpm=STYLES[style].default_bpm, kicks=kicks, seed=1)
+            audio = finish(audio, sr, energy=args.energy, body_samples=n)
             if sr != out_sr:
                 _resample(audio, sr, out_sr, plan.clip_samples(0, out_sr))
             t3 = time.perf_counter()

@@ -8,8 +8,14 @@ what the app runs on, and wires it in by merging into Chalice's own resources:
   are the adapter's), Cognito user pool + app client (the API's authorizer and the app's JWT check),
 - the Step Functions state machine *from musicvid_core/workflow/workflow.asl.json* with DefinitionSubstitutions to
   the step functions' ARNs (the one definition, embedded at build time),
-- one least-privilege IAM role per function,
+- one least-privilege IAM role per function, plus the model backends' statements only where the
+  ``Planner`` / ``Generator`` / ``Summarizer`` parameters choose them (infra/stack_backends.py), and the
+  SageMaker async endpoint's autoscaling when the generator is ``sagemaker``,
 - API Gateway DEFAULT_4XX/5XX responses with CORS headers and a JSON ``{"error", "message"}`` body,
+  inside the API definition (``x-amazon-apigateway-gateway-responses``: SAM can drop separate
+  GatewayResponse resources beside a DefinitionBody on redeploy),
+- the size limits (LIMITS) in every function's environment, the media functions' /tmp sized from them,
+  and the model clients' timeouts fitted inside each function's timeout (MODEL_CALLS),
 - the three media steps (analyzer, audio_generator, av_operator) as **container-image** functions
   (PackageType Image, ``ImageUri`` = the ``MediaImageUri`` parameter, one image built from
   infra/lambda-media/Dockerfile, the step chosen by ImageConfig.Command): their media stack is over
@@ -26,11 +32,25 @@ Usage (``make package`` runs both)::
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from pathlib import Path
 
+from stack_backends import CONDITIONS, PARAMETERS, autoscaling, environment, statements
+
 INFRA = Path(__file__).resolve().parent
+ROOT = INFRA.parent
+if str(ROOT) not in sys.path:  # musicvid_core's Settings: the limits below must be valid settings
+    sys.path.insert(0, str(ROOT))
+from musicvid_core.adapters.aws.client import CONNECT_TIMEOUT_S  # noqa: E402
+from musicvid_core.settings import Settings  # noqa: E402
+
+# The Lambda runtime of the zip functions and the media image's base: the newest Python that Lambda,
+# Chalice (1.34 maps it to cp314 wheels), every dependency's manylinux wheels and AWS's base images
+# offer. `make package` runs infra/chalice_package.py, which makes Chalice package for it whatever
+# Python runs the build; the Dockerfile's FROM must name it too (tests/test_aws_infra.py).
+RUNTIME = "python3.14"
 STEPS = {"Coordinator": "Coordinator", "Analyzer": "Analyzer", "AudioGenerator": "AudioGenerator",
          "AVOperator": "AvOperator", "FailureHandler": "FailureHandler"}  # ASL step -> Chalice logical id
 FUNCTIONS = ["APIHandler", *STEPS.values()]
@@ -47,6 +67,73 @@ MEDIA_FUNCTIONS: dict[str, dict] = {
     "AvOperator": {"step": "av_operator", "MemorySize": 6144, "Timeout": 900, "EphemeralStorage": 10240},
 }
 ZIP_FUNCTIONS = [fn for fn in FUNCTIONS if fn not in MEDIA_FUNCTIONS]  # Chalice's deployment.zip
+CHALICE_NAMES = {"APIHandler": "api_handler", "Coordinator": "coordinator", "FailureHandler": "failure_handler"}
+
+# The stack's size limits, in one place: every function's environment (Settings: the API signs the
+# upload form's content-length-range from MUSICVID_MAX_INPUT_BYTES, the Analyzer refuses a longer
+# video) and the media functions' /tmp, computed from them by tmp_bytes(). Lambda's /tmp is at most
+# 10240 MB: 2 GiB and 30 min is what the AvOperator's input + output + float WAVs fit in.
+LIMITS = {"MUSICVID_MAX_INPUT_BYTES": 2 * 1024**3, "MUSICVID_MAX_DURATION_S": 1800}
+MAX_TMP_MB = 10240
+WAV_BYTES_PER_S = Settings.model_fields["sample_rate"].default * 2 * 4  # the float32 stereo WAVs the steps write
+PROXY_BYTES_PER_S = 375_000  # the 360p proxy (x264 ultrafast, CRF 30): under 3 Mbit/s
+SPEECH_BYTES_PER_S = 32_000  # the analysis' 16 kHz mono s16 extract for speech detection
+TMP_MARGIN = 256 * 2**20
+
+# Model calls a function makes in one invocation (Bedrock Converse: the plan and at most one repair;
+# the summary; SageMaker InvokeEndpointAsync of a segment's pieces) and the seconds it keeps for its
+# own work. model_timeouts() fits every attempt of every call in what is left of the timeout.
+MODEL_CALLS = {"Analyzer": {"calls": 2, "reserve_s": 360}, "AudioGenerator": {"calls": 4, "reserve_s": 300},
+               "Coordinator": {"calls": 1, "reserve_s": 60}}
+MODEL_ATTEMPTS = 2  # botocore standard mode: the first try and one retry
+RETRY_BACKOFF_S = 20  # botocore standard mode's longest backoff between attempts
+
+
+def limits(env: dict | None = None) -> Settings:
+    """LIMITS as Settings read them (ValueError if Settings would refuse them)."""
+    return Settings(**{k.removeprefix("MUSICVID_").lower(): v for k, v in {**LIMITS, **(env or {})}.items()})
+
+
+def tmp_bytes(fn: str, settings: Settings | None = None) -> int:
+    """Bytes of /tmp media function ``fn`` needs at the stack's limits: the Analyzer the input, the
+    proxy and the speech extract; the AvOperator the input, the output (the video stream copied: as
+    large as the input) and eight float WAVs as long as the video (clips, pre-master, master, up to
+    four stems, the unducked music); the AudioGenerator one clip."""
+    s = settings or limits()
+    size, duration = s.max_input_bytes, s.max_duration_s
+    need = {"Analyzer": size + (PROXY_BYTES_PER_S + SPEECH_BYTES_PER_S) * duration,
+            "AvOperator": 2 * size + 8 * WAV_BYTES_PER_S * duration,
+            "AudioGenerator": WAV_BYTES_PER_S * duration}[fn]
+    return int(need + TMP_MARGIN)
+
+
+def ephemeral_mb(fn: str) -> int:
+    """/tmp (MB) of media function ``fn``: what tmp_bytes needs, at least the configured floor.
+    ValueError when the limits need more than Lambda's 10240 MB."""
+    mb = max(MEDIA_FUNCTIONS[fn]["EphemeralStorage"], math.ceil(tmp_bytes(fn) / 2**20))
+    if mb > MAX_TMP_MB:
+        raise ValueError(f"{fn} would need {mb} MB of /tmp for LIMITS {LIMITS}; Lambda allows {MAX_TMP_MB}")
+    return mb
+
+
+def function_timeout(fn: str) -> int:
+    """The timeout (s) function ``fn`` runs with: MEDIA_FUNCTIONS, or .chalice/config.json's."""
+    if fn in MEDIA_FUNCTIONS:
+        return MEDIA_FUNCTIONS[fn]["Timeout"]
+    config = json.loads((ROOT / "chalice_app" / ".chalice" / "config.json").read_text())
+    stage = config["stages"]["dev"]
+    return int(stage["lambda_functions"].get(CHALICE_NAMES[fn], {}).get("lambda_timeout", stage["lambda_timeout"]))
+
+
+def model_timeouts(fn: str) -> dict:
+    """MUSICVID_MODEL_READ_TIMEOUT_S / _MAX_ATTEMPTS for function ``fn``: the longest read timeout
+    with which ``calls`` x (attempts x (connect + read) + backoffs) + ``reserve_s`` <= its timeout."""
+    spec = MODEL_CALLS[fn]
+    per_call = (function_timeout(fn) - spec["reserve_s"]) / spec["calls"] - (MODEL_ATTEMPTS - 1) * RETRY_BACKOFF_S
+    read = math.floor(per_call / MODEL_ATTEMPTS - CONNECT_TIMEOUT_S)
+    if read < 30:
+        raise ValueError(f"{fn}: {read} s is too short a model read timeout; give it a longer timeout")
+    return {"MUSICVID_MODEL_READ_TIMEOUT_S": str(read), "MUSICVID_MODEL_MAX_ATTEMPTS": str(MODEL_ATTEMPTS)}
 
 
 def _arn(resource: str, suffix: str = "") -> dict:
@@ -129,7 +216,7 @@ def media_function(fn: str, env: dict) -> dict:
         "ImageConfig": {"Command": [f"{HANDLER_MODULE}.{spec['step']}"]},
         "Architectures": ["x86_64"],  # the image is built --platform linux/amd64
         "MemorySize": spec["MemorySize"], "Timeout": spec["Timeout"],
-        "EphemeralStorage": {"Size": spec["EphemeralStorage"]},
+        "EphemeralStorage": {"Size": ephemeral_mb(fn)},
         "Tracing": "PassThrough", "Role": _arn(f"{fn}Role"), "Environment": {"Variables": env}}}
 
 
@@ -141,7 +228,9 @@ def template(cors_origin: str = "http://localhost:3000") -> dict:
            "MUSICVID_AUTH_JWKS_URL": {"Fn::Sub": "https://cognito-idp.${AWS::Region}.amazonaws.com/${UserPool}/.well-known/jwks.json"},
            "MUSICVID_CORS_ORIGIN": {"Ref": "CorsOrigin"},
            "MUSICVID_OBJECT_STORE": "s3", "MUSICVID_JOB_STORE": "dynamodb", "MUSICVID_LAUNCHER": "stepfunctions",
-           "MUSICVID_MAX_ACTIVE_JOBS": {"Ref": "MaxActiveJobs"}}
+           "MUSICVID_MAX_ACTIVE_JOBS": {"Ref": "MaxActiveJobs"},
+           "MUSICVID_HOME": "/tmp/musicvid",  # only /tmp is writable on Lambda (the image sets the same)
+           **{k: str(v) for k, v in LIMITS.items()}}
     resources: dict = {
         "MediaBucket": {"Type": "AWS::S3::Bucket", "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain",
                         "Properties": {
@@ -193,27 +282,35 @@ def template(cors_origin: str = "http://localhost:3000") -> dict:
             "RoleArn": _arn("StateMachineRole"),
             "Definition": json.loads((INFRA.parent / "musicvid_core" / "workflow" / "workflow.asl.json").read_text()),
             "DefinitionSubstitutions": {f"{step}FunctionArn": _arn(fn) for step, fn in STEPS.items()}}},
-        "GatewayDefault4XX": _gateway_response("DEFAULT_4XX"),
-        "GatewayDefault5XX": _gateway_response("DEFAULT_5XX"),
         "RestAPI": {"Properties": {
-            "DefinitionBody": {"securityDefinitions": {"MusicvidUsers": {
-                "x-amazon-apigateway-authorizer": {"type": "cognito_user_pools", "providerARNs": [_arn("UserPool")]}}}},
+            "DefinitionBody": {
+                "securityDefinitions": {"MusicvidUsers": {
+                    "x-amazon-apigateway-authorizer": {"type": "cognito_user_pools", "providerARNs": [_arn("UserPool")]}}},
+                # In the definition, not as separate GatewayResponse resources, which SAM can drop or
+                # lose on redeploy beside a DefinitionBody: a 401 from the authorizer must reach the
+                # browser with CORS headers, or the web app sees an opaque network error.
+                "x-amazon-apigateway-gateway-responses": {kind: _gateway_response() for kind in
+                                                          ("DEFAULT_4XX", "DEFAULT_5XX")}},
             # Stage throttling: past it API Gateway answers 429 (THROTTLED, a DEFAULT_4XX: JSON with
             # CORS below) before any Lambda runs. Per user, the app caps active jobs (MaxActiveJobs).
             "MethodSettings": [{"ResourcePath": "/*", "HttpMethod": "*",
                                 "ThrottlingRateLimit": {"Ref": "ApiRateLimit"},
                                 "ThrottlingBurstLimit": {"Ref": "ApiBurstLimit"}}]}},
     }
-    step_env = {k: v for k, v in env.items() if "AUTH" not in k and "CORS" not in k}
+    step_env = {**{k: v for k, v in env.items() if "AUTH" not in k and "CORS" not in k}, **environment()}
     for fn in FUNCTIONS:
-        resources[f"{fn}Role"] = _role(fn, POLICIES[fn])
+        resources[f"{fn}Role"] = _role(fn, POLICIES[fn] + statements(fn))
+        fn_env = dict(env if fn == "APIHandler" else step_env)
+        if fn in MODEL_CALLS:
+            fn_env.update(model_timeouts(fn))
         if fn in MEDIA_FUNCTIONS:  # complete definitions; --finalize drops Chalice's zip properties
-            resources[fn] = media_function(fn, dict(step_env))
+            resources[fn] = media_function(fn, fn_env)
         else:  # merged into Chalice's zip functions
-            resources[fn] = {"Properties": {"Role": _arn(f"{fn}Role"),
-                                            "Environment": {"Variables": dict(env if fn == "APIHandler" else step_env)}}}
+            resources[fn] = {"Properties": {"Role": _arn(f"{fn}Role"), "Environment": {"Variables": fn_env}}}
+    resources.update(autoscaling())
     resources["APIHandler"]["Properties"]["Environment"]["Variables"]["MUSICVID_STATE_MACHINE_ARN"] = {"Ref": "StateMachine"}
     return {
+        "Conditions": CONDITIONS,
         "Parameters": {
             "MediaImageUri": {"Type": "String", "AllowedPattern": r"^\S+\.dkr\.ecr\.\S+/\S+(:|@)\S+$",
                               "Description": "the media image (infra/lambda-media/Dockerfile) pushed to ECR in this "
@@ -230,6 +327,7 @@ def template(cors_origin: str = "http://localhost:3000") -> dict:
                               "Description": "API Gateway stage: requests in one burst, all users"},
             "MaxActiveJobs": {"Type": "Number", "Default": 20, "MinValue": 1,
                               "Description": "a user's jobs SCHEDULED + PROCESSING at once (429 too_many_jobs beyond)"},
+            **PARAMETERS,
         },
         "Resources": resources,
         "Outputs": {"UserPoolId": {"Value": {"Ref": "UserPool"}},
@@ -239,13 +337,15 @@ def template(cors_origin: str = "http://localhost:3000") -> dict:
     }
 
 
-def _gateway_response(kind: str) -> dict:
-    return {"Type": "AWS::ApiGateway::GatewayResponse", "Properties": {
-        "RestApiId": {"Ref": "RestAPI"}, "ResponseType": kind,
-        "ResponseParameters": {"gatewayresponse.header.Access-Control-Allow-Origin": {"Fn::Sub": "'${CorsOrigin}'"},
-                               "gatewayresponse.header.Access-Control-Allow-Headers": "'Authorization,Content-Type'"},
-        "ResponseTemplates": {"application/json":
-                              '{"error": "$context.error.responseType", "message": $context.error.messageString}'}}}
+def _gateway_response() -> dict:
+    """An API Gateway response (authorizer 401/403, throttling 429, integration 5xx) with CORS
+    headers and the API's JSON error shape."""
+    return {"responseParameters": {
+                "gatewayresponse.header.Access-Control-Allow-Origin": {"Fn::Sub": "'${CorsOrigin}'"},
+                "gatewayresponse.header.Access-Control-Allow-Headers": "'Authorization,Content-Type'",
+                "gatewayresponse.header.Vary": "'Origin'"},
+            "responseTemplates": {"application/json":
+                                  '{"error": "$context.error.responseType", "message": $context.error.messageString}'}}
 
 
 def finalize(sam: dict) -> dict:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 
-from musicvid_core.adapters.aws.client import aws_client
+from musicvid_core.adapters.aws.client import aws_client, s3_client
 from musicvid_core.domain.errors import ConfigurationError
 from musicvid_core.ports import Launcher, Links
 from musicvid_core.services import Services
@@ -28,7 +28,7 @@ def build_services(settings: Settings | None = None) -> Services:
 
         if not settings.bucket:
             raise ConfigurationError("the s3 object store needs MUSICVID_BUCKET")
-        objects = S3ObjectStore(aws_client(settings, "s3"), settings.bucket)
+        objects = S3ObjectStore(s3_client(settings), settings.bucket)  # SigV4, regional host: it signs links
     if settings.job_store == "sqlite":
         from musicvid_core.adapters.local import SQLiteJobStore
 

@@ -23,6 +23,7 @@ from musicvid_core.domain.options import JobOptions
 from musicvid_core.scoring import ScoreResult, finish, score
 from musicvid_core.services import Services
 from musicvid_core.settings import Settings
+from musicvid_core.stages.mix.container import format_for
 from musicvid_core.workflow import submit as service
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -110,6 +111,12 @@ METRICS_HELP = ("measure the music (cut-beat hit rate, tempo, key, clicks) into 
                 "--json. The first measurement in a fresh install compiles librosa's beat tracker (~20 s)")
 SOURCE_MUSIC_HELP = ("music already in the video's sound: keep it, duck it (ours leads by >= 10 LU) or "
                      "replace it (muted there). Default duck")
+OUT_HELP = ("where to write the result; its extension picks the format: .mp4 .m4v .mov .mkv .webm "
+            "(default: VIDEO_musicvid.EXT beside the input, in the input's format where it can carry the result, "
+            "else .mkv). Never the input itself; an existing file is replaced only when the run succeeds")
+AUDIO_TRACK_HELP = ("the audio track (0-based) the music replaces and whose speech it ducks under; the others are "
+                    "kept as they are. Default: the default-flagged track unless it is silent, else the first "
+                    "that is not silent")
 
 
 def _options(loudness: str | None, target_lufs: float | None, true_peak: float | None,
@@ -123,7 +130,7 @@ def _options(loudness: str | None, target_lufs: float | None, true_peak: float |
 @app.command()
 def run(video: Path = typer.Argument(..., help="input video file"),
         prompt: str = typer.Option(..., "--prompt", "-p", help="what the music should be like"),
-        out: Path | None = typer.Option(None, "--out", "-o", help="where to write the result"),
+        out: Path | None = typer.Option(None, "--out", "-o", help=OUT_HELP),
         seed: int = typer.Option(0, help="random seed: same seed, same music"),
         loudness: str | None = typer.Option(None, help=LOUDNESS_HELP),
         target_lufs: float | None = typer.Option(None, help="integrated loudness target, LUFS (overrides the preset)"),
@@ -137,6 +144,7 @@ def run(video: Path = typer.Argument(..., help="input video file"),
         generator: str | None = typer.Option(None, "--generator", help=GENERATOR_HELP),
         hit: list[float] | None = typer.Option(None, "--hit", help=HIT_HELP),
         metrics: bool = typer.Option(False, "--metrics", help=METRICS_HELP),
+        audio_track: int | None = typer.Option(None, "--audio-track", help=AUDIO_TRACK_HELP),
         as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout "
                                                            "(with the music metrics)"),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress on stderr")) -> None:
@@ -144,7 +152,7 @@ def run(video: Path = typer.Argument(..., help="input video file"),
     # The Python API's score() is this command: `run --json` prints its result's as_dict().
     result = score(video, prompt, out=out, seed=seed, loudness=loudness, target_lufs=target_lufs,
                    true_peak=true_peak, stems=stems, source_music=source_music, preview=preview, hits=hit,
-                   music_metrics=as_json or metrics, services=_services(planner, generator),
+                   music_metrics=as_json or metrics, audio_track=audio_track, services=_services(planner, generator),
                    on_event=_Progress(quiet), check=False)
     _emit(result, as_json)
 
@@ -177,7 +185,8 @@ def regenerate(job_id: str = typer.Argument(..., help="the job to re-score"),
                hit: list[float] | None = typer.Option(None, "--hit", help=HIT_HELP + " (replaces the job's)"),
                metrics: bool = typer.Option(False, "--metrics", help=METRICS_HELP),
                seed: int | None = typer.Option(None, help="new seed (default: keep the job's)"),
-               out: Path | None = typer.Option(None, "--out", "-o", help="copy the result here"),
+               out: Path | None = typer.Option(None, "--out", "-o", help="copy the result here; its extension "
+                                               "picks the format (.mp4 .m4v .mov .mkv .webm)"),
                loudness: str | None = typer.Option(None, help=LOUDNESS_HELP + " (default: keep the job's)"),
                target_lufs: float | None = typer.Option(None, help="integrated loudness target, LUFS"),
                true_peak: float | None = typer.Option(None, help="true-peak ceiling, dBTP"),
@@ -192,10 +201,11 @@ def regenerate(job_id: str = typer.Argument(..., help="the job to re-score"),
     """Re-score a job with a new prompt (appended to its history), or re-roll one --segment (the
     others stay bit-identical). The previous output is kept until the new one succeeds."""
     services = _services(planner, generator)
+    container = format_for(out).ext.lstrip(".") if out is not None else None
     job = service.submit_regenerate(services, job_id, prompt, services.settings.user, seed=seed,
                                     options=_options(loudness, target_lufs, true_peak,
                                                      source_music=source_music, preview=preview,
-                                                     music_metrics=as_json or metrics),
+                                                     music_metrics=as_json or metrics, container=container),
                                     segment=segment, hits=hit or None)
     job = service.run(services, job, _Progress(quiet))
     _emit(finish(services, job, out=out), as_json)
@@ -253,7 +263,7 @@ def demo(prompt: str = typer.Option("warm acoustic, slow build, big finish", "--
                         audio="speech")
     run(video=sample.path, prompt=prompt, out=out_dir / "demo_musicvid.mp4", seed=0, loudness=None,
         target_lufs=None, true_peak=None, stems=None, source_music=None, preview=False, planner=None,
-        generator=None, hit=None, metrics=False, as_json=False, quiet=False)
+        generator=None, hit=None, metrics=False, audio_track=None, as_json=False, quiet=False)
 
 
 @app.command()

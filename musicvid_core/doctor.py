@@ -30,13 +30,17 @@ FFMPEG_FILTERS = ("ebur128", "amix", "alimiter", "afade", "aresample")  # the mi
 FFMPEG_ENCODERS = ("aac",)
 SOUNDFONT_NOTES = {  # file name -> (quality note, whether a better one is worth installing)
     "TimGM6mb.sf2": ("the small General MIDI set pretty_midi bundles: works everywhere, thin and dated", True),
-    "FluidR3_GM.sf2": ("FluidR3 GM: full, natural instruments", False),
-    "MuseScore_General.sf3": ("MuseScore General: the richest of these", False),
-    "MuseScore_General_Full.sf3": ("MuseScore General (HQ): the richest of these", False),
+    "FluidR3_GM.sf2": ("FluidR3 GM: full, natural instruments", True),
+    "MuseScore_General.sf3": ("MuseScore General: the richest of these (the default)", False),
+    "MuseScore_General_Full.sf3": ("MuseScore General (HQ): the richest of these (the default)", False),
     "MuseScore_General_Lite.sf3": ("MuseScore General Lite: rich, smaller", False),
+    "MuseScore_General.sf2": ("MuseScore General, uncompressed: the richest of these", False),
 }
-BETTER_SOUNDFONT = ("apt install fluid-soundfont-gm (used automatically); or apt install musescore-general-soundfont "
-                    "and MUSICVID_SOUNDFONT=/usr/share/sounds/sf3/MuseScore_General_Full.sf3 (.sf3 needs tinysoundfont)")
+# Used automatically once installed (stages/compose/fonts.py CANDIDATES). The .sf3 needs tinysoundfont; a pip
+# install renders with midirenderer, which reads .sf2 only, hence the second half.
+BETTER_SOUNDFONT = ("apt install musescore-general-soundfont, with pip install --no-deps tinysoundfont to read its "
+                    ".sf3; with midirenderer alone: apt install fluid-soundfont-gm (or musescore-general-soundfont-"
+                    "lossless); elsewhere, any GM .sf2/.sf3 via MUSICVID_SOUNDFONT=/path/to/font")
 RENDERER_NOTES = {
     "tinysoundfont": "tinysoundfont (TinySoundFont): ~250x real time, sample-exact, reads .sf2 and .sf3",
     "midirenderer": "midirenderer (RustySynth): ~15x real time, .sf2 only",

@@ -97,6 +97,7 @@ ALLOWED_DEMUXERS = (
     "ogg",       # Ogg Theora video, Ogg Vorbis / Opus music tracks
     "wav", "w64", "mp3", "flac", "aac",  # the music and stem files the pipeline writes and reads
     "png_pipe", "jpeg_pipe",  # one picture, one file (cover art); the probe refuses it as a video
+    "srt",       # SubRip text subtitles (one file, no references): the sample media's subtitle tracks
 )
 FORMAT_WHITELIST = ",".join(ALLOWED_DEMUXERS)
 # Demuxers that read other files or the network on purpose: named in the refusal's reason.

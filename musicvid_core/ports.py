@@ -72,6 +72,9 @@ class ObjectStore(ABC):
     def _list(self, prefix: str) -> list[str]: ...
 
     @abstractmethod
+    def _size(self, key: str) -> int | None: ...
+
+    @abstractmethod
     def uri(self, key: str) -> str:
         """The object URI of ``key`` in this store."""
 
@@ -112,6 +115,10 @@ class ObjectStore(ABC):
 
     def exists(self, key: str) -> bool:
         return self._exists(validate_key(key))
+
+    def size(self, key: str) -> int | None:
+        """Bytes of object ``key`` without reading it (S3: a HEAD), None when it does not exist."""
+        return self._size(validate_key(key))
 
     def list(self, prefix: str) -> list[str]:
         return self._list(validate_key(prefix.rstrip("/")) + "/")

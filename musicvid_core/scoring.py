@@ -18,6 +18,7 @@ reaches it lazily, so that import stays light).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -30,6 +31,7 @@ from musicvid_core.bootstrap import build_services
 from musicvid_core.domain import errors
 from musicvid_core.domain.errors import BadInput, ConfigurationError, MediaToolError, MusicVidError, NotFound
 from musicvid_core.domain.job import Job, Status, clean_prompt
+from musicvid_core.domain.options import JobOptions
 from musicvid_core.domain.plan import Plan
 from musicvid_core.services import Services
 from musicvid_core.settings import Settings
@@ -54,6 +56,7 @@ class ScoreResult:
     output: Path | None  # the scored video (None when the job failed)
     stems: dict[str, Path] = field(default_factory=dict)  # music/original/master WAVs (and plan.json)
     plan_data: dict | None = field(default=None, repr=False)  # the stored plan JSON, as printed
+    disk: dict | None = None  # what the run needed on disk (workflow/preflight.py), bytes
 
     @property
     def ok(self) -> bool:
@@ -69,10 +72,17 @@ class ScoreResult:
         """The music plan the job followed (None before the analysis made one)."""
         return Plan.parse(self.plan_data) if self.plan_data else None
 
+    @property
+    def container(self) -> str | None:
+        """The output's format (mp4, m4v, mov, mkv, webm; see stages/mix/container.py), None without one."""
+        found = (self.job.metrics or {}).get("container") if self.output else None
+        return found.get("format") if isinstance(found, dict) else None
+
     def as_dict(self) -> dict:
-        """The object ``musicvid run --json`` prints: job, output, plan, metrics."""
+        """The object ``musicvid run --json`` prints: job, output, its container, plan, metrics."""
         return {"job": self.job.public(), "output": str(self.output) if self.output else None,
-                "plan": self.plan_data, "metrics": self.job.metrics}
+                "container": self.container, "disk": self.disk, "plan": self.plan_data,
+                "metrics": self.job.metrics}
 
     def to_json(self, indent: int | None = 1) -> str:
         return json.dumps(self.as_dict(), indent=indent)
@@ -94,15 +104,19 @@ class ScoreResult:
 def score(video: Any, prompt: str, *, out: str | Path | None = None, seed: int = 0,
           loudness: str | None = None, target_lufs: float | None = None, true_peak: float | None = None,
           stems: str | Path | None = None, source_music: str | None = None, preview: bool = False,
-          hits: Iterable[float] | None = None, music_metrics: bool = True,
+          hits: Iterable[float] | None = None, music_metrics: bool = True, audio_track: int | None = None,
           settings: Settings | None = None, services: Services | None = None,
           on_event: Callable[[dict], None] | None = None, check: bool = True) -> ScoreResult:
     """Score ``video`` with ``prompt`` end to end on this machine (the job pipeline of ``musicvid run``).
 
     ``video``: a video file, or a moviepy clip (a CompositeVideoClip, a concatenation ...), written
     once at high quality (x264 CRF 17 at the clip's fps, AAC 320 kb/s) to a work file, then scored
-    like any file. ``out``: where the scored video goes; default ``VIDEO_musicvid.EXT`` beside a
-    file (``_preview`` with ``preview``), the stored output under MUSICVID_HOME for a clip.
+    like any file. ``out``: where the scored video goes, written in the format its extension names
+    (.mp4 .m4v .mov .mkv .webm; an existing file is replaced only when the run succeeds); default
+    ``VIDEO_musicvid.EXT`` beside a file (``_preview`` with ``preview``), EXT the input's own format
+    where it can carry the result, else .mkv; the stored output under MUSICVID_HOME for a clip.
+    ``audio_track``: the audio track (0-based) the music replaces; default the default-flagged one
+    that is not silent, else the first that is not. Every other stream is kept.
     ``loudness``: preset web (-14 LUFS), apple (-16) or broadcast (-23); ``target_lufs`` (LUFS) and
     ``true_peak`` (dBTP) override it. ``stems``: a folder that gets the music, original and master
     WAVs (float, as long as the video; sample 0 = its first frame) and plan.json.
@@ -112,18 +126,28 @@ def score(video: Any, prompt: str, *, out: str | Path | None = None, seed: int =
     ~20 s). ``services`` (else built from ``settings``, else from MUSICVID_* variables).
     ``on_event``: called with each workflow event (a ``JobSubmitted`` one first).
 
-    Raises BadInput (missing file, empty prompt, bad option) before anything runs; with ``check``,
-    a job that fails raises the error its failure names (UnsupportedMedia for a file that is not
-    a usable video, MixError ...); without, the failed job comes back (``result.ok`` False)."""
+    Raises BadInput (missing file, empty prompt, bad option, an ``out`` that is the input or in the
+    store, a format ``out`` names that cannot carry the video's streams, a folder that cannot be
+    written, too little free disk) before anything runs; with ``check``, a job that fails raises the
+    error its failure names (UnsupportedMedia for a file that is not a usable video, MixError ...);
+    without, the failed job comes back (``result.ok`` False)."""
+    from musicvid_core.workflow.preflight import check_run
+
     text = clean_prompt(prompt)
+    container = _container_of(out)
     options = job_options({"loudness": loudness, "target_lufs": target_lufs, "true_peak_dbtp": true_peak,
                            "source_music": source_music, "preview": preview or None,
                            "stems": True if stems is not None else None,
                            "hits": (service.clean_hits(hits) or None) if hits is not None else None,
-                           "music_metrics": True if music_metrics else None})
+                           "music_metrics": True if music_metrics else None,
+                           "container": container, "audio_track": audio_track})
     services = services or build_services(settings or Settings())
     user = services.settings.user
     clip = _moviepy_clip(video)
+    disk = None
+    if clip is None and isinstance(video, (str, Path)):
+        disk = check_run(services, Path(video).expanduser(), None if out is None else Path(out).expanduser(),
+                         options=JobOptions.parse(options))
     if clip is not None:
         with tempfile.TemporaryDirectory(prefix="musicvid-clip-") as work:
             uri = service.upload_file(services, write_clip(clip, Path(work) / "edit.mp4",
@@ -141,6 +165,7 @@ def score(video: Any, prompt: str, *, out: str | Path | None = None, seed: int =
         ext = service.output_path(services, job).suffix
         out = video.with_name(f"{video.stem}_{'preview' if preview else 'musicvid'}{ext}")
     result = finish(services, job, out=out, stems=stems)
+    result.disk = disk
     return result.raise_for_failure() if check else result
 
 
@@ -152,9 +177,7 @@ def finish(services: Services, job: Job, *, out: str | Path | None = None,
     if job.status == Status.COMPLETED:
         output = service.output_path(services, job)
         if out is not None:
-            dest = Path(out).expanduser()
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            output = Path(shutil.copyfile(output, dest))
+            output = deliver(output, Path(out).expanduser())
         if stems is not None:
             stem_paths = {p.stem: p for p in service.export_stems(services, job, Path(stems).expanduser())}
     plan = None
@@ -164,6 +187,39 @@ def finish(services: Services, job: Job, *, out: str | Path | None = None,
         except MusicVidError:  # rolled back with a failed attempt: the result has no plan
             plan = None
     return ScoreResult(job=job, output=output, stems=stem_paths or {}, plan_data=plan)
+
+
+def deliver(src: Path, dest: Path) -> Path:
+    """Put the stored output ``src`` at ``dest`` atomically: hard-linked (no second copy of the
+    video on disk) or, across file systems, copied to a hidden file beside ``dest`` and renamed over
+    it, so an existing ``dest`` is replaced only by a complete file. BadInput when ``dest``'s folder
+    cannot be written."""
+    tmp = None
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+        os.close(fd)
+        os.unlink(tmp)
+        try:
+            os.link(src, tmp)
+        except OSError:  # another file system (or one without links): a copy
+            shutil.copyfile(src, tmp)
+        os.replace(tmp, dest)
+    except PermissionError:
+        raise BadInput(f"cannot write {dest}: permission denied") from None
+    finally:
+        if tmp is not None and os.path.lexists(tmp):
+            os.unlink(tmp)
+    return dest
+
+
+def _container_of(out: str | Path | None) -> str | None:
+    """The output format ``out``'s extension names (BadInput for one not written here)."""
+    if out is None:
+        return None
+    from musicvid_core.stages.mix.container import format_for
+
+    return format_for(Path(out)).ext.lstrip(".")
 
 
 def failure(job: Job) -> MusicVidError:

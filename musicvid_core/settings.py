@@ -112,8 +112,17 @@ class Settings(BaseSettings):
                                           description="summarizer bedrock: a Converse text model")
     bedrock_agent_id: str = Field(default="", description="planner bedrock-agent: the agent's id")
     bedrock_agent_alias_id: str = Field(default="", description="planner bedrock-agent: the alias id")
-    bedrock_inline_video_bytes: int = Field(default=25 * 1024**2, ge=0,
-                                            description="largest non-S3 input sent inline to the planner")
+    # Nova's video limits: 25 MB of base64 text inline (~18 MB of video), 1 GB by S3 location. A larger
+    # input is shown as its 360p proxy, or not at all (features only).
+    bedrock_inline_video_bytes: int = Field(default=18_000_000, ge=0,
+                                            description="largest non-S3 video (bytes) sent inline to the planner")
+    bedrock_s3_video_bytes: int = Field(default=1_000_000_000, ge=0,
+                                        description="largest S3 video (bytes) the planner shows by location")
+    # Bedrock/SageMaker clients (adapters/aws/client.py: model_client): the deploy template sets both per
+    # function so that attempts x read timeout fit in the Lambda's timeout.
+    model_read_timeout_s: float = Field(default=120.0, gt=0, le=3600, description="model clients: read timeout (s)")
+    model_max_attempts: int = Field(default=2, ge=1, le=10, description="model clients: attempts (botocore "
+                                                                         "standard retry mode)")
     sagemaker_endpoint: str = Field(default="", description="generator sagemaker: async MusicGen endpoint")
     sagemaker_bucket: str = Field(default="", description="where request payloads go (default: bucket)")
     sagemaker_poll_s: int = Field(default=15, ge=1, le=300, description="ASL wait between output checks")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 import uuid
 
@@ -173,7 +174,9 @@ def test_pagination_walks_every_job_once_newest_first(live):
     assert pages == 3
     assert [j["job_id"] for j in seen] == [j.job_id for j in sorted(made, key=lambda j: j.created_at, reverse=True)]
     assert all(set(j) == {"job_id", "status", "stage", "operation_type", "prompts", "created_at", "updated_at",
-                          "error", "summary", "final_url"} for j in seen)  # no user, object or internal ids
+                          "error", "summary", "final_url", "preview", "stem_urls", "input_url", "plan"}
+               for j in seen)  # no user, object or internal ids
+    assert all(j["plan"] is None and j["input_url"] is None for j in seen)  # a page is one store read
     first = _call(live, "GET", "/jobs?limit=3", None, h).json()["next"]
     _error(_call(live, "GET", f"/jobs?limit=3&next={first}", None, live.headers("bob")), 400)  # foreign token
     _error(_call(live, "GET", f"/jobs?limit=3&next={first[:-2]}xx", None, h), 400)  # tampered
@@ -308,3 +311,71 @@ def test_segment_reroll_and_hits_through_the_api(live, short_video, monkeypatch)
     assert r.status_code == 202, r.text
     job = services.jobs.get(done.job_id)
     assert job.reroll.segment == 0 and job.reroll.attempt == done.attempt and job.options.hits == [1.5] and started
+
+
+@pytest.mark.slow
+def test_options_plan_and_links_through_the_api(live, short_video, monkeypatch):
+    """Submit takes the CLI's render options; the job view shows the public plan, the preview flag
+    and links to the stems and to the caller's own input; a regeneration may leave the prompt out."""
+    services = live.app.services
+    h = live.headers("alice")
+    s3_url = live.upload("alice", short_video.path)
+    bad = [{"loudness": "tv"}, {"target_lufs": -50}, {"true_peak_dbtp": 1}, {"source_music": "mute"},
+           {"preview": "yes"}, {"stems": 1}, {"hits": [-1]}]
+    for extra in bad:
+        _error(_call(live, "POST", "/jobs", {"s3_url": s3_url, "prompt": "calm", **extra}, h), 400)
+    _error(_call(live, "POST", "/jobs", {"s3_url": s3_url}, h), 400)  # a new job needs a prompt
+    _error(_call(live, "POST", "/jobs", {"s3_url": None, "job_id": None, "prompt": "calm"}, h), 400)
+    r = _call(live, "POST", "/jobs", {"s3_url": s3_url, "prompt": "calm piano", "loudness": "broadcast",
+                                      "true_peak_dbtp": -2, "source_music": "replace", "preview": True,
+                                      "stems": True, "hits": [4.5]}, h)
+    assert r.status_code == 202, r.text
+    job_id = r.json()["job_id"]
+    options = services.jobs.get(job_id).options
+    assert (options.target_lufs, options.true_peak_dbtp, options.source_music, options.preview, options.stems,
+            options.hits) == (-23.0, -2.0, "replace", True, True, [4.5])
+    job = live.wait("alice", job_id)
+    assert job["status"] == "COMPLETED", job["error"]
+    assert job["preview"] is True and "output_preview" in job["final_url"]
+    assert sorted(job["stem_urls"]) == ["master", "music", "original"]
+    assert requests.get(job["stem_urls"]["music"]).headers["Content-Type"] == "audio/wav"
+    assert requests.get(job["input_url"]).content == short_video.path.read_bytes()
+    video = requests.get(job["final_url"], headers={"Range": "bytes=0-99"})  # a player seeks with Range
+    assert video.status_code == 206 and len(video.content) == 100 and video.headers["Content-Type"] == "video/mp4"
+    plan = job["plan"]
+    assert plan["cuts"] == pytest.approx([2.0, 4.0], abs=0.05) and plan["hits"] == [4.5]
+    assert plan["duration"] == pytest.approx(6.0, abs=0.05) and isinstance(plan["speech"], list)
+    seg = plan["segments"]
+    assert seg[0]["start"] == 0 and seg[-1]["end"] == plan["duration"] and {"style", "bpm", "key"} <= set(seg[0])
+    assert set(seg[0]) == {"index", "start", "end", "style", "mood", "bpm", "key", "energy", "hits"}
+
+    # Regenerate without a prompt: the full render of the same prompt; options not given are kept.
+    started = []
+    monkeypatch.setattr(live.app.api, "launcher", type("L", (), {"start": lambda self, job: started.append(job)})())
+    r = _call(live, "POST", "/jobs", {"job_id": job_id, "preview": False}, h)
+    assert r.status_code == 202, r.text
+    again = services.jobs.get(job_id)
+    assert again.prompts == ["calm piano"] and again.options.preview is False and again.options.stems is True
+    assert again.options.target_lufs == -23.0 and started
+    view = _call(live, "GET", f"/jobs/{job_id}", None, h).json()
+    assert view["final_url"] is None and view["stem_urls"] == {} and view["plan"] == plan  # the last plan, still
+
+
+def test_schema_valid_values_the_fuzzer_found_are_answered_as_the_schema_says(live):
+    h = live.headers("alice")
+    r = _call(live, "POST", "/uploads", {"content_type": "video/mp4", "size": 61.0}, h)  # an integer to JSON Schema
+    assert r.status_code == 201, r.text
+    _error(_call(live, "POST", "/uploads", {"content_type": "video/mp4", "size": 61.5}, h), 400)
+    _error(_call(live, "POST", "/uploads", {"content_type": "video/mp4", "size": True}, h), 400)
+    from musicvid_core.api.openapi import openapi
+
+    doc = openapi()
+    submit = doc["components"]["schemas"]["SubmitRequest"]
+    assert submit["oneOf"] == [{"required": ["s3_url", "prompt"]}, {"required": ["job_id"]}]
+    assert submit["properties"]["s3_url"]["type"] == "string"  # not nullable: null is not "absent"
+    pattern = next(p for p in doc["paths"]["/jobs"]["get"]["parameters"] if p["name"] == "next")["schema"]["pattern"]
+    for i in range(2):
+        live.app.services.jobs.create(Job(user_id="alice", s3_url="local://uploads/alice/x.mp4", prompts=[f"p{i}"]))
+    token = _call(live, "GET", "/jobs?limit=1", None, h).json()["next"]
+    assert re.fullmatch(pattern, token)  # the schema allows the tokens the server makes ...
+    assert not re.fullmatch(pattern, "garbage!!") and not re.fullmatch(pattern, "abc.def")  # ... and not these

@@ -125,6 +125,12 @@ def test_upload_form_is_a_bounded_presigned_post(stack, settings):
     assert ["content-length-range", 1, settings.max_input_bytes] in conds
     assert {"x-amz-server-side-encryption": "AES256"} in conds and {"Content-Type": "video/mp4"} in conds
     assert {"key": key} in conds and {"bucket": BUCKET} in conds
+    # SigV4 on the bucket's regional virtual host (issue 20): buckets refuse SigV2, and the global
+    # host can answer a new bucket with a 307 that a browser's CORS check cannot follow
+    assert body["upload"]["url"] == f"https://{BUCKET}.s3.us-east-1.amazonaws.com/"
+    assert fields["x-amz-algorithm"] == "AWS4-HMAC-SHA256" and "signature" not in fields
+    assert fields["x-amz-credential"].endswith("/us-east-1/s3/aws4_request")
+    assert {"x-amz-algorithm": "AWS4-HMAC-SHA256"} in conds
 
 
 @pytest.mark.slow
@@ -142,7 +148,8 @@ def test_flow_to_completed_and_regeneration_on_step_functions(stack, settings, s
         _run_execution(client, sfn, arn, f"{job_id}-1")
         job = json.loads(client.http.get(f"/jobs/{job_id}", headers=h).body)
         assert job["status"] == "COMPLETED", job["error"]
-        assert job["final_url"].startswith(f"https://{BUCKET}.s3.amazonaws.com/jobs/{job_id}/1/output.mp4?")
+        assert job["final_url"].startswith(f"https://{BUCKET}.s3.us-east-1.amazonaws.com/jobs/{job_id}/1/output.mp4?")
+        assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in job["final_url"] and "&Signature=" not in job["final_url"]
         out = tmp_path / "out.mp4"
         out.write_bytes(requests.get(job["final_url"]).content)
         assert video_packet_hashes(out) == video_packet_hashes(short_video.path)

@@ -26,12 +26,15 @@ MEDIA = {"Analyzer": "analyzer", "AudioGenerator": "audio_generator", "AvOperato
 ZIP = {"APIHandler", "Coordinator", "FailureHandler"}
 sys.path.insert(0, str(ROOT / "infra"))
 import build_template  # noqa: E402
+import cfn  # noqa: E402
 
 sys.path.remove(str(ROOT / "infra"))
 
 
 def _actions(template: dict, role: str) -> set[str]:
+    """Every action the role may ever hold: a backend's statements under Fn::If count too."""
     stmts = template["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    stmts = [s["Fn::If"][1] if "Fn::If" in s else s for s in stmts]
     return {a for s in stmts for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
 
 
@@ -120,8 +123,9 @@ def packaged(tmp_path_factory):
     build_template.main([str(tmp / "merge.json")])
     bindir = Path(sys.executable).parent
     env = {"AWS_DEFAULT_REGION": "us-east-1", "PATH": f"{bindir}:/usr/bin:/bin"}
-    subprocess.run([str(bindir / "chalice"), "package", "--merge-template", str(tmp / "merge.json"),
-                    str(tmp / "out")], cwd=app, env=env, check=True, capture_output=True, timeout=300)
+    subprocess.run([sys.executable, str(ROOT / "infra" / "chalice_package.py"), "--merge-template",
+                    str(tmp / "merge.json"), str(tmp / "out")], cwd=app, env=env, check=True, capture_output=True,
+                   timeout=300)
     build_template.main(["--finalize", str(tmp / "out" / "sam.json")])
     return tmp / "out"
 
@@ -141,6 +145,8 @@ def test_packaged_stack_has_three_image_functions_and_three_zip_functions(packag
     zips = {n for n, p in functions.items() if p.get("PackageType", "Zip") == "Zip"}
     assert zips == ZIP
     assert all(functions[n]["CodeUri"] == "./deployment.zip" for n in zips)
+    # packaged for the stack's runtime, not for the Python that ran the build (issue 20)
+    assert {functions[n]["Runtime"] for n in zips} == {build_template.RUNTIME}
     assert all(functions[n]["Role"] == {"Fn::Sub": f"${{{n}Role.Arn}}"} for n in zips)
     # every ${…FunctionArn} of the definition resolves to one of the five step functions
     subs = resources["StateMachine"]["Properties"]["DefinitionSubstitutions"]
@@ -195,7 +201,9 @@ def test_media_image_installs_the_same_media_stack_as_the_makefile():
 
 def test_media_image_dockerfile_base_context_and_entry_point():
     text = DOCKERFILE.read_text()
-    assert re.search(r"^FROM public\.ecr\.aws/lambda/python:3\.11\s*$", text, re.M)
+    version = build_template.RUNTIME.removeprefix("python")
+    assert re.search(rf"^FROM public\.ecr\.aws/lambda/python:{re.escape(version)}\s*$", text, re.M)
+    assert "microdnf install" in text  # the python3.12+ base images are Amazon Linux 2023 minimal
     cmd = json.loads(re.search(r"^CMD (\[.*\])\s*$", text, re.M).group(1))
     module, _, func = cmd[0].rpartition(".")
     assert module == "musicvid_core.lambda_handler" and callable(getattr(lambda_handler, func))
@@ -292,6 +300,236 @@ def test_the_stage_is_throttled_and_the_per_user_cap_is_configured():
     env = t["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"]
     assert env["MUSICVID_MAX_ACTIVE_JOBS"] == {"Ref": "MaxActiveJobs"}
     for fn in build_template.FUNCTIONS:
-        actions = {a for s in t["Resources"][f"{fn}Role"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
-                   for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
-        assert {"dynamodb:PutItem", "dynamodb:UpdateItem"} <= actions, fn
+        assert {"dynamodb:PutItem", "dynamodb:UpdateItem"} <= _actions(t, f"{fn}Role"), fn
+
+
+# --- issue 20: what a first real deploy needs ------------------------------------------------------
+from tests.awsstack import COMBINATIONS, Stack, combo_id  # noqa: E402
+
+
+def _fill(template: str) -> dict:
+    """A gateway response's body once API Gateway fills in its variables (messageString is quoted)."""
+    return json.loads(template.replace("$context.error.responseType", "UNAUTHORIZED")
+                      .replace("$context.error.messageString", '"Unauthorized"'))
+
+
+def _check_gateway_responses(body: dict, origin: str) -> None:
+    responses = body["x-amazon-apigateway-gateway-responses"]
+    assert set(responses) == {"DEFAULT_4XX", "DEFAULT_5XX"}
+    for resp in responses.values():
+        headers = resp["responseParameters"]
+        allow = cfn.evaluate(headers["gatewayresponse.header.Access-Control-Allow-Origin"], {"CorsOrigin": origin}, {})
+        assert allow == f"'{origin}'"
+        assert "Authorization" in headers["gatewayresponse.header.Access-Control-Allow-Headers"]
+        assert _fill(resp["responseTemplates"]["application/json"]) == {"error": "UNAUTHORIZED",
+                                                                         "message": "Unauthorized"}
+
+
+def test_gateway_responses_are_inside_the_api_definition_with_cors_and_a_json_body():
+    t = build_template.template("https://app.example")
+    _check_gateway_responses(t["Resources"]["RestAPI"]["Properties"]["DefinitionBody"], "https://app.example")
+    # not as separate resources beside the DefinitionBody, which SAM can drop on redeploy
+    assert not [n for n, r in t["Resources"].items() if r.get("Type") == "AWS::ApiGateway::GatewayResponse"]
+
+
+@pytest.mark.slow
+def test_packaged_api_definition_keeps_chalice_routes_and_the_gateway_responses(packaged):
+    sam = json.loads((packaged / "sam.json").read_text())
+    body = sam["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
+    assert {"/uploads", "/jobs", "/jobs/{job_id}"} <= set(body["paths"])
+    _check_gateway_responses(body, sam["Parameters"]["CorsOrigin"]["Default"])
+
+
+def test_bucket_cors_lets_the_web_origin_post_uploads_and_get_results():
+    t = build_template.template()
+    [rule] = t["Resources"]["MediaBucket"]["Properties"]["CorsConfiguration"]["CorsRules"]
+    assert {"POST", "GET"} <= set(rule["AllowedMethods"]) and rule["AllowedOrigins"] == [{"Ref": "CorsOrigin"}]
+    assert Stack(t, {"CorsOrigin": "https://app.example"}).value(rule["AllowedOrigins"]) == ["https://app.example"]
+
+
+def test_the_stack_limits_agree_with_settings_and_size_tmp():
+    t = build_template.template()
+    stack = Stack(t)
+    for fn in build_template.FUNCTIONS:
+        env = stack.env(fn)
+        assert {k: env[k] for k in build_template.LIMITS} == {k: str(v) for k, v in build_template.LIMITS.items()}
+        settings = build_template.limits({k: env[k] for k in build_template.LIMITS})
+        assert settings.max_input_bytes == build_template.LIMITS["MUSICVID_MAX_INPUT_BYTES"]
+    for fn in MEDIA:
+        props = t["Resources"][fn]["Properties"]
+        assert build_template.tmp_bytes(fn) <= props["EphemeralStorage"]["Size"] * 2**20 <= 10240 * 2**20, fn
+    # the AvOperator holds the input and the output: twice the upload limit, plus the WAVs
+    assert build_template.tmp_bytes("AvOperator") > 2 * build_template.LIMITS["MUSICVID_MAX_INPUT_BYTES"]
+    bigger = {**build_template.LIMITS, "MUSICVID_MAX_INPUT_BYTES": 5 * 1024**3}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(build_template, "LIMITS", bigger)
+        with pytest.raises(ValueError, match="AvOperator would need"):
+            build_template.template()
+
+
+def test_model_clients_time_out_inside_each_functions_timeout():
+    from musicvid_core.adapters.aws.client import CONNECT_TIMEOUT_S, model_client
+
+    stack = Stack(build_template.template())
+    for fn, spec in build_template.MODEL_CALLS.items():
+        env = stack.env(fn)
+        read, attempts = float(env["MUSICVID_MODEL_READ_TIMEOUT_S"]), int(env["MUSICVID_MODEL_MAX_ATTEMPTS"])
+        worst = spec["calls"] * (attempts * (CONNECT_TIMEOUT_S + read) + (attempts - 1) * build_template.RETRY_BACKOFF_S)
+        assert worst + spec["reserve_s"] <= build_template.function_timeout(fn), fn
+        if fn in ("Analyzer", "Coordinator"):  # Bedrock Converse: longer than boto3's 60 s default
+            assert read > 60, fn
+        settings = build_template.Settings(model_read_timeout_s=read, model_max_attempts=attempts)
+        client = model_client(settings, "bedrock-runtime")
+        assert client.meta.config.read_timeout == read and client.meta.config.connect_timeout == CONNECT_TIMEOUT_S
+        assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": attempts}
+
+
+def _lint(paths: list[Path]) -> dict[str, str]:
+    bindir = Path(sys.executable).parent
+    out = subprocess.run([str(bindir / "cfn-lint"), "--format", "parseable", *map(str, paths)],
+                         capture_output=True, text=True, timeout=600)
+    problems: dict[str, str] = {str(p): "" for p in paths}
+    for line in out.stdout.splitlines():
+        path = line.split(":", 1)[0]
+        problems[path] = problems.get(path, "") + line + "\n"
+    assert out.returncode == 0 or any(problems.values()), out.stderr
+    return problems
+
+
+@pytest.fixture(scope="module")
+def linted_combinations(packaged, tmp_path_factory):
+    """Every backend combination's concrete template (conditions applied), linted in one cfn-lint run."""
+    pytest.importorskip("cfnlint")
+    sam = json.loads((packaged / "sam.json").read_text())
+    folder = tmp_path_factory.mktemp("combinations")
+    paths = []
+    for choice in COMBINATIONS:
+        path = folder / f"{combo_id(choice)}.json"
+        path.write_text(json.dumps(Stack(sam, choice).concrete))
+        paths.append(path)
+    return sam, _lint(paths)
+
+
+def _bedrock_arns(model: str, regions=("us-east-1", "us-east-2", "us-west-2")) -> list[str]:
+    return [f"arn:aws:bedrock:{r}::foundation-model/{model}" for r in regions]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("choice", COMBINATIONS, ids=combo_id)
+def test_each_backend_combination_is_lint_clean_with_exactly_its_statements(linted_combinations, choice):
+    sam, problems = linted_combinations
+    assert problems[next(p for p in problems if p.endswith(f"{combo_id(choice)}.json"))] == ""
+    stack = Stack(sam, choice)
+    every = {fn: stack.statements(fn) for fn in build_template.FUNCTIONS}
+    actions = {fn: {a for s in st for a in cfn._as_list(s["Action"])} for fn, st in every.items()}
+    for fn, statements in every.items():  # scoped: no wildcard action, no resource "*"
+        assert not any("*" in a for a in actions[fn]), fn
+        assert not any(r == "*" for s in statements for r in cfn._as_list(s["Resource"])), fn
+    for fn in build_template.FUNCTIONS:
+        if fn not in MEDIA and fn != "Coordinator":
+            assert not any(a.startswith(("bedrock:", "sagemaker:")) for a in actions[fn]), fn
+        env = stack.env(fn)
+        if fn != "APIHandler":
+            assert {k: env[f"MUSICVID_{k.upper()}"] for k in choice} == choice
+    assert "bedrock:InvokeModel" not in actions["AvOperator"] | actions["AudioGenerator"]
+
+    # planner bedrock: the us. profile here and Nova Pro in each destination Region, nothing more
+    planner = choice["Planner"] == "bedrock"
+    profile = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.amazon.nova-pro-v1:0"
+    assert stack.allows("Analyzer", "bedrock:InvokeModel", profile) is planner
+    assert all(stack.allows("Analyzer", "bedrock:InvokeModel", arn) is planner
+               for arn in _bedrock_arns("amazon.nova-pro-v1:0"))
+    assert not stack.allows("Analyzer", "bedrock:InvokeModel", _bedrock_arns("amazon.nova-pro-v1:0", ["eu-west-1"])[0])
+    assert not stack.allows("Analyzer", "bedrock:InvokeModel", _bedrock_arns("amazon.nova-premier-v1:0")[0])
+    assert stack.env("Analyzer")["MUSICVID_BEDROCK_MODEL_ID"] == "us.amazon.nova-pro-v1:0"
+
+    summarizer = choice["Summarizer"] == "bedrock"
+    claude = "anthropic.claude-sonnet-4-20250514-v1:0"
+    assert stack.allows("Coordinator", "bedrock:InvokeModel",
+                        f"arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.{claude}") is summarizer
+    assert all(stack.allows("Coordinator", "bedrock:InvokeModel", arn) is summarizer for arn in _bedrock_arns(claude))
+    assert not stack.allows("Coordinator", "bedrock:InvokeModel", profile)  # the planner's model is not its
+
+    sagemaker = choice["Generator"] == "sagemaker"
+    endpoint = "arn:aws:sagemaker:us-east-1:123456789012:endpoint/musicvid-musicgen"
+    for fn in ("Analyzer", "AudioGenerator"):
+        assert stack.allows(fn, "sagemaker:InvokeEndpointAsync", endpoint) is sagemaker, fn
+        assert not stack.allows(fn, "sagemaker:InvokeEndpointAsync", endpoint + "-other")
+    for key in ("sagemaker/out/abc.out", "sagemaker/fail/abc.err"):
+        assert stack.allows("AudioGenerator", "s3:GetObject", stack.bucket_arn(key)) is sagemaker
+        assert stack.allows("AudioGenerator", "s3:ListBucket", stack.bucket_arn(), **{"s3:prefix": key}) is sagemaker
+    assert not stack.allows("AudioGenerator", "s3:GetObject", stack.bucket_arn("uploads/alice/v.mp4"))
+    scaling = {n for n, r in stack.concrete["Resources"].items() if r["Type"].startswith(("AWS::ApplicationAutoScaling",
+                                                                                          "AWS::CloudWatch"))}
+    assert bool(scaling) is sagemaker
+
+    library = choice["Generator"] == "library"
+    assert stack.allows("AudioGenerator", "s3:GetObject", stack.bucket_arn("library/calm/track.opus")) is library
+    assert stack.allows("AudioGenerator", "s3:ListBucket", stack.bucket_arn(), **{"s3:prefix": "library/"}) is library
+    assert not stack.allows("AudioGenerator", "s3:PutObject", stack.bucket_arn("library/x"))
+
+
+def test_a_bedrock_model_without_a_profile_is_invoked_in_this_region_only():
+    stack = Stack(build_template.template(), {"Planner": "bedrock", "BedrockProfile": ""})
+    assert stack.env("Analyzer")["MUSICVID_BEDROCK_MODEL_ID"] == "amazon.nova-pro-v1:0"
+    arns = [s["Resource"] for s in stack.statements("Analyzer") if s["Action"] == "bedrock:InvokeModel"]
+    assert arns == [_bedrock_arns("amazon.nova-pro-v1:0", ["us-east-1"])]
+    eu = Stack(build_template.template(), {"Planner": "bedrock", "BedrockProfile": "eu",
+                                           "BedrockRegions": "eu-central-1,eu-west-1,eu-west-3,eu-north-1"})
+    for arn in _bedrock_arns("amazon.nova-pro-v1:0", ["eu-central-1", "eu-west-1", "eu-west-3", "eu-north-1"]):
+        assert eu.allows("Analyzer", "bedrock:InvokeModel", arn)
+    assert eu.allows("Analyzer", "bedrock:InvokeModel",
+                     "arn:aws:bedrock:us-east-1:123456789012:inference-profile/eu.amazon.nova-pro-v1:0")
+    with pytest.raises(ValueError, match="SageMakerEndpoint"):  # SageMaker lower-cases endpoint ARNs
+        Stack(build_template.template(), {"Generator": "sagemaker", "SageMakerEndpoint": "MusicGen"})
+
+
+def test_the_async_endpoint_scales_from_zero_with_a_step_policy_on_backlog_without_capacity():
+    stack = Stack(build_template.template(), {"Generator": "sagemaker", "SageMakerEndpoint": "mg"})
+    res = stack.concrete["Resources"]
+    target = stack.value(res["SageMakerScalableTarget"]["Properties"])
+    assert target["ResourceId"] == "endpoint/mg/variant/AllTraffic" and target["MinCapacity"] == 0
+    tracking = stack.value(res["SageMakerBacklogTracking"]["Properties"])["TargetTrackingScalingPolicyConfiguration"]
+    assert tracking["CustomizedMetricSpecification"]["MetricName"] == "ApproximateBacklogSizePerInstance"
+    step = res["SageMakerWakeFromZero"]["Properties"]
+    assert step["PolicyType"] == "StepScaling"
+    assert step["StepScalingPolicyConfiguration"]["StepAdjustments"] == [{"MetricIntervalLowerBound": 0,
+                                                                          "ScalingAdjustment": 1}]
+    alarm = stack.value(res["SageMakerBacklogWithoutCapacityAlarm"]["Properties"])
+    assert alarm["MetricName"] == "HasBacklogWithoutCapacity" and alarm["Dimensions"][0]["Value"] == "mg"
+    assert res["SageMakerBacklogWithoutCapacityAlarm"]["Properties"]["AlarmActions"] == [{"Ref": "SageMakerWakeFromZero"}]
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold" and alarm["Threshold"] == 1
+
+
+def test_chalice_packages_for_the_stack_runtime_whatever_python_runs_it(monkeypatch):
+    """infra/chalice_package.py: the template's Runtime and the wheels' ABI are RUNTIME's, and pip
+    is told the target Python (else it matches cp314 wheels against the Python running it)."""
+    pytest.importorskip("chalice")
+    from chalice import config
+    from chalice.deploy import packager
+
+    monkeypatch.setattr(config.Config, "lambda_python_version", config.Config.lambda_python_version)
+    monkeypatch.setattr(packager.PipRunner, "_execute", packager.PipRunner._execute)
+    sys.path.insert(0, str(ROOT / "infra"))
+    try:
+        import chalice_package
+    finally:
+        sys.path.remove(str(ROOT / "infra"))
+    chalice_package.patch_chalice()
+    assert config.Config().lambda_python_version == build_template.RUNTIME
+
+    class Pip:
+        def __init__(self):
+            self.calls = []
+
+        def main(self, args, env_vars=None, shim=None):
+            self.calls.append(args)
+            return 0, b"", b""
+
+    pip = Pip()
+    runner = packager.PipRunner(pip=pip, osutils=None)
+    runner.download_manylinux_wheels("cp314", ["pydantic-core==2.0"], "/tmp/x", ["manylinux2014_x86_64"])
+    runner.download_all_dependencies("requirements.txt", "/tmp/x")
+    [wheels, closure] = pip.calls
+    assert wheels[:3] == ["download", "--python-version", build_template.RUNTIME.removeprefix("python")]
+    assert "--python-version" not in closure  # resolving the closure stays the local pip's business

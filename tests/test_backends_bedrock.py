@@ -283,3 +283,65 @@ def test_cli_passes_the_backend_names_to_the_settings(settings, monkeypatch):
     services = cli._services("bedrock", "sagemaker")
     assert services.settings.planner == "bedrock" and services.settings.generator == "sagemaker"
     assert cli._services().settings.planner == "rules"
+
+
+# --- issue 20: Nova's limits, the clients' timeouts ---------------------------------------------------
+def test_past_novas_limits_the_planner_shows_the_proxy_or_features_only(aws, settings, runtime, features):
+    from musicvid_core.adapters.aws.s3 import S3ObjectStore
+
+    s3 = aws.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="media-bucket")
+    store = S3ObjectStore(s3, "media-bucket")
+    small = settings.model_copy(update={"bedrock_s3_video_bytes": 1000, "bedrock_inline_video_bytes": 100})
+    planner = BedrockPlanner(small, client=runtime)
+    big = Job(user_id="u", s3_url=store.put_bytes("uploads/u/big.mp4", b"x" * 1001), prompts=["calm"])
+    fits = Job(user_id="u", s3_url=store.put_bytes("uploads/u/fits.mp4", b"x" * 1000), prompts=["calm"])
+    assert planner.max_video_bytes(big.s3_url) == 1000 and planner.max_video_bytes("local://uploads/v.mp4") == 100
+    with Stubber(runtime) as stub:
+        for _ in range(3):
+            stub.add_response("converse", reply(GOOD))
+        planner.plan_for_job(big, features, store)  # too large, no proxy: the features alone
+        store.put_bytes(big.layout.proxy, b"p" * 500)
+        planner.plan_for_job(big.model_copy(update={"attempt": 2}), features, store)  # its 360p proxy instead
+        planner.plan_for_job(fits, features, store)
+    first, second, third = (request["messages"][0]["content"][0] for request in runtime.sent)
+    assert "video" not in first and first["text"].startswith("Measurements")
+    assert second["video"]["source"] == {"s3Location": {"uri": store.uri(big.layout.proxy)}}
+    assert third["video"]["source"] == {"s3Location": {"uri": fits.s3_url}}
+
+
+def test_the_inline_default_keeps_the_base64_under_novas_25_mb(settings):
+    assert settings.bedrock_inline_video_bytes * 4 / 3 < 25_000_000  # base64 is 4/3 of the bytes
+    assert settings.bedrock_s3_video_bytes <= 1_000_000_000
+
+
+def test_the_analyzer_makes_the_proxy_a_watching_planner_is_shown(services, short_video):
+    """A planner that watches the video (max_video_bytes) gets the 360p proxy when the input is past
+    its limit; an input past the stack's upload limit is refused before anything is downloaded."""
+    from musicvid_core.domain.errors import BadInput
+    from musicvid_core.stages.plan.planner import RulePlanner
+    from musicvid_core.workflow import steps
+    from musicvid_core.workflow.submit import submit_new
+
+    class Watching(RulePlanner):
+        def max_video_bytes(self, uri: str) -> int:
+            return 1000
+
+    services._cache[("planner", services.settings.planner)] = Watching(services.settings)
+    uri = services.objects.put_file("uploads/tester/v.mp4", short_video.path, "video/mp4")
+    job = submit_new(services, uri, "calm", "tester")
+    steps.coordinator({"job_id": job.job_id, "attempt": 1, "action": "start"}, services)
+    steps.analyzer({"job_id": job.job_id, "attempt": 1}, services)
+    assert services.objects.size(job.layout.proxy) > 0
+    job2 = submit_new(services, uri, "calm", "tester")
+    steps.coordinator({"job_id": job2.job_id, "attempt": 1, "action": "start"}, services)
+    services.settings = services.settings.model_copy(update={"max_input_bytes": 1000})
+    with pytest.raises(BadInput, match="the limit is 1000"):
+        steps.analyzer({"job_id": job2.job_id, "attempt": 1}, services)
+
+
+def test_bedrock_clients_get_the_settings_timeouts(settings):
+    settings = settings.model_copy(update={"model_read_timeout_s": 115.0, "model_max_attempts": 2})
+    for cls in (BedrockPlanner, load_plugin(SUMMARIZERS, "summarizer", "bedrock")):
+        config = cls(settings).client.meta.config
+        assert config.read_timeout == 115.0 and config.retries == {"mode": "standard", "total_max_attempts": 2}

@@ -292,3 +292,13 @@ def test_pipeline_with_the_sagemaker_generator(services, short_video, aws, monke
     records = [services.objects.get_json(f"{job.prefix}music/{i:03d}.json") for i in range(n)]
     assert all(r["requests"][0]["input"].startswith(f"s3://mv-bucket/{job.prefix}music/requests/") for r in records)
     assert abs(measure_loudness(service.output_path(services, job)).integrated_lufs + 14) <= 1.0
+
+
+def test_clients_built_from_settings_time_out_and_retry_inside_the_lambda(sm_settings, aws):
+    """Issue 20: an explicit read timeout and botocore's standard retries (the template sets both per
+    function); the S3 client signs SigV4 on the regional host like every other."""
+    gen = SageMakerGenerator(sm_settings.model_copy(update={"model_read_timeout_s": 45.0, "model_max_attempts": 3}))
+    config = gen.runtime.meta.config
+    assert config.read_timeout == 45.0 and config.retries == {"mode": "standard", "total_max_attempts": 3}
+    assert gen.s3.meta.config.signature_version == "s3v4"
+    assert gen.s3.meta.config.s3["us_east_1_regional_endpoint"] == "regional"

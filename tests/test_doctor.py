@@ -48,8 +48,11 @@ def test_this_machine_can_run_the_embedded_default(settings, no_network, no_aws)
     assert str(render.find_soundfont(settings)) in found["SoundFont"].detail
     assert str(settings.store_root) in found["store"].detail and "GiB free" in found["store"].detail
     assert found["AWS"].status == "missing" and "us-east-1" in found["AWS"].detail
-    if found["SoundFont"].status == "note":  # the bundled TimGM6mb: say how to get a better one
-        assert "apt install fluid-soundfont-gm" in found["SoundFont"].fix
+    if found["SoundFont"].status == "note":  # TimGM6mb or FluidR3: say how to get MuseScore General
+        assert "apt install musescore-general-soundfont" in found["SoundFont"].fix
+        assert "apt install fluid-soundfont-gm" in found["SoundFont"].fix  # what midirenderer (.sf2 only) can use
+    else:
+        assert "MuseScore" in found["SoundFont"].detail
 
 
 def test_a_missing_ffmpeg_fails_with_its_fix(settings, monkeypatch):

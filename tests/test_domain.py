@@ -180,7 +180,7 @@ def test_artifact_layout_names_every_key_as_stored():
     assert lay.output(job.s3_url, preview=True) == f"jobs/{jid}/2/output_preview.mov"
     assert lay.output("local://uploads/u/x.webm") == f"jobs/{jid}/2/output.mkv"
     assert lay.stem("music") == f"jobs/{jid}/2/stems/music.wav"
-    assert lay.features_cache == f"jobs/{jid}/cache/features-v1.json"
+    assert lay.features_cache == f"jobs/{jid}/cache/features-v2.json"
     assert lay.proxy == f"jobs/{jid}/cache/proxy.mp4"
     assert lay.at(1).plan == f"jobs/{jid}/1/plan.json"
     assert ArtifactLayout.holding(lay.plan) == lay and ArtifactLayout.holding(lay.features_cache) is None

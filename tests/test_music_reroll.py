@@ -113,6 +113,9 @@ def test_cli_json_has_music_metrics_and_regenerates_one_segment(tmp_path, two_sc
     music = first["metrics"]["music"]
     assert 0.0 <= music["cut_beat_hit_rate"] <= 1.0 and music["cuts"] == 1
     assert len(music["segments"]) == 2 and first["plan"]["hits"] == [13.5]
+    sound = music["sound"]  # metrics.sound's figures of the music bus
+    assert {"balance_rms_db", "crest_db", "lra_lu", "width", "mono_loss_db", "contrast_db", "repetition"} <= set(sound)
+    assert 0.0 < sound["width"] < 2.0 and 6.0 < sound["crest_db"] < 25.0
     again = cli("regenerate", first["job"]["job_id"], "--segment", "1", "--json")
     assert again["plan"]["segments"][0] == first["plan"]["segments"][0]
     assert again["plan"]["segments"][1]["variation"] == 1 and "music" in again["metrics"]

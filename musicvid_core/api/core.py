@@ -13,14 +13,25 @@ import json
 import logging
 import re
 import uuid
+from pathlib import PurePosixPath
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from musicvid_core.api.models import JobList, JobView, SubmitRequest, SubmitResponse, UploadRequest, UploadResponse
-from musicvid_core.domain.errors import BadInput, ConcurrentUpdate, MusicVidError
+from musicvid_core.api.models import (
+    JobList,
+    JobView,
+    PlanView,
+    SegmentView,
+    SubmitRequest,
+    SubmitResponse,
+    UploadRequest,
+    UploadResponse,
+)
+from musicvid_core.domain.errors import BadInput, ConcurrentUpdate, MusicVidError, NotFound, PlanValidationError
 from musicvid_core.domain.job import Job, Status
 from musicvid_core.domain.layout import ArtifactLayout
+from musicvid_core.domain.plan import Plan
 from musicvid_core.ports import Launcher, Links, TokenVerifier
 from musicvid_core.services import Services
 from musicvid_core.workflow import submit as service
@@ -126,7 +137,9 @@ class Api:
                 pass
         if req.segment is not None:
             raise BadInput("segment re-rolls an existing job: send it with job_id")
-        options = {"hits": req.hits} if req.hits else None
+        if req.prompt is None:
+            raise BadInput("prompt: a new job needs a prompt")
+        options = {**req.options(), **({"hits": req.hits} if req.hits else {})}
         try:
             return service.submit_new(self.services, req.s3_url, req.prompt, user, job_id=job_id, options=options,
                                       max_active=self.settings.max_active_jobs)
@@ -139,13 +152,13 @@ class Api:
             if job.client_token == req.client_token:
                 return job
         return service.submit_regenerate(self.services, req.job_id, req.prompt, user, segment=req.segment,
-                                         hits=req.hits, client_token=req.client_token or None,
+                                         hits=req.hits, options=req.options(), client_token=req.client_token or None,
                                          max_active=self.settings.max_active_jobs)
 
     # GET /jobs/{job_id} ----------------------------------------------------------------------
     def get_job(self, user: str, job_id: str) -> tuple[int, dict]:
         job = service.get_job(self.services, job_id, user)
-        return 200, self.view(job)
+        return 200, self.view(job, detail=True)
 
     # GET /jobs -------------------------------------------------------------------------------
     def list_jobs(self, user: str, query: dict | None) -> tuple[int, dict]:
@@ -162,15 +175,41 @@ class Api:
         jobs, nxt = self.services.jobs.list_for_user(user, limit=int(raw), next_token=token)
         return 200, JobList(jobs=[self.view(j) for j in jobs], next=nxt).model_dump(mode="json")
 
-    def view(self, job: Job) -> dict:
-        """The public shape of a job: no user, object or internal ids; a download URL when done."""
-        final = None
+    def view(self, job: Job, detail: bool = False) -> dict:
+        """The public shape of a job: no user, object or internal ids; download URLs of the result
+        (and its stems) when done. ``detail`` (GET /jobs/{id}) adds the public plan (one store read,
+        kept out of list pages) and a link to the caller's own input video."""
+        out = {}
         if job.status == Status.COMPLETED and job.final_url:
-            final = self.links.download(self.services.objects.key_from_uri(job.final_url),
-                                        self.settings.download_expires_s)
+            final_key = self.services.objects.key_from_uri(job.final_url)
+            out["final_url"] = self._link(final_key)
+            out["preview"] = PurePosixPath(final_key).name.startswith("output_preview")
+            out["stem_urls"] = {name: self._link(self.services.objects.key_from_uri(uri))
+                                for name, uri in sorted(((job.metrics or {}).get("stems") or {}).items())}
+        if detail:
+            out["input_url"] = self._link(self.services.objects.key_from_uri(job.s3_url))
+            out["plan"] = self._public_plan(job)
         data = job.model_dump(mode="json", include={"job_id", "status", "stage", "operation_type", "prompts",
                                                     "created_at", "updated_at", "error", "summary"})
-        return JobView.model_validate({**data, "final_url": final}).model_dump(mode="json")
+        return JobView.model_validate({"final_url": None, **data, **out}).model_dump(mode="json")
+
+    def _link(self, key: str) -> str:
+        return self.links.download(key, self.settings.download_expires_s)
+
+    def _public_plan(self, job: Job) -> dict | None:
+        """The plan's public parts (PlanView), or None before the analysis has made one (or when its
+        object is gone: the view must not fail over what is only a picture of the job)."""
+        if not job.plan_url:
+            return None
+        try:
+            plan = Plan.parse(self.services.objects.get_bytes(self.services.objects.key_from_uri(job.plan_url)).decode())
+        except (NotFound, PlanValidationError, UnicodeDecodeError):
+            log.warning("job %s: its plan is unreadable; the view goes without it", job.job_id)
+            return None
+        return PlanView.model_validate({
+            **plan.model_dump(mode="json", include={"duration", "cuts", "speech", "source_music", "hits"}),
+            "segments": [s.model_dump(mode="json", include=set(SegmentView.model_fields)) for s in plan.segments],
+        }).model_dump(mode="json")
 
 
 def error_headers(exc: BaseException) -> dict[str, str]:

@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from musicvid_core.domain.job import MAX_PROMPT_CHARS
+from musicvid_core.domain.options import LOUDNESS_PRESETS, TARGET_RANGE_LUFS, TRUE_PEAK_RANGE_DBTP
 
 CONTENT_TYPE = r"^video/[A-Za-z0-9][A-Za-z0-9.+-]{0,62}$"
 TOKEN = r"^[A-Za-z0-9_-]{1,64}$"
 UUID_RE = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+# A page token as the job stores make them (ports.JobStore._encode_token): base64url body "." its HMAC;
+# empty is the first page, as when it is left out.
+PAGE_TOKEN = r"^([A-Za-z0-9_-]{1,1960}\.[A-Za-z0-9_-]{43})?$"
+LOUDNESS = Literal[tuple(LOUDNESS_PRESETS)]  # the schema names exactly the presets JobOptions knows
+
+
+def _integral(value):
+    """``61.0`` is an integer to JSON Schema (and so to every generated client): take it as 61.
+    Booleans and fractions stay refused (strict validation)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _no_default(schema: dict) -> None:
+    schema.pop("default", None)  # absent, not null: null is refused
 
 
 class _In(BaseModel):
@@ -20,18 +37,50 @@ class UploadRequest(_In):
     content_type: str = Field(pattern=CONTENT_TYPE, description="the video's MIME type, video/*")
     size: int | None = Field(default=None, ge=1, description="the file's size in bytes (checked against the limit)")
 
+    _whole = field_validator("size", mode="before")(_integral)
+
 
 class SubmitRequest(_In):
-    s3_url: str | None = Field(default=None, max_length=1024,
-                               description="NEW: the object URI returned by POST /uploads")
-    job_id: str | None = Field(default=None, pattern=UUID_RE, description="REGENERATE: one of your jobs")
-    prompt: str = Field(min_length=1, max_length=4000, description="what the music should be like")
+    # Exactly one of s3_url (NEW, with a prompt) and job_id (REGENERATE, the prompt optional); none of
+    # the three is nullable (null is not "absent").
+    model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["s3_url", "prompt"]},
+                                                           {"required": ["job_id"]}]})
+
+    s3_url: str = Field(default=None, min_length=1, max_length=1024, json_schema_extra=_no_default,
+                        description="NEW: the object URI returned by POST /uploads")
+    job_id: str = Field(default=None, pattern=UUID_RE, json_schema_extra=_no_default,
+                        description="REGENERATE: one of your jobs")
+    prompt: str = Field(default=None, min_length=1, max_length=MAX_PROMPT_CHARS, pattern=r"\S",
+                        json_schema_extra=_no_default,
+                        description="what the music should be like. REGENERATE: appended to the job's prompts "
+                                    "(left out: the current prompt again); with segment: that segment's only")
     client_token: str | None = Field(default=None, pattern=TOKEN,
                                      description="idempotency key: the same token returns the same job")
     segment: int | None = Field(default=None, ge=0, le=10_000,
                                 description="REGENERATE: re-roll only this segment (0-based); the others stay bit-identical")
-    hits: list[float] | None = Field(default=None, max_length=64,
+    hits: list[Annotated[float, Field(ge=0)]] | None = Field(default=None, max_length=64,
                                      description="seconds where the music should hit (a downbeat with a crash)")
+    # The render options the CLI has (JobOptions). On REGENERATE, an option left out (or null) keeps the job's.
+    preview: bool | None = Field(default=None, description="true: a fast small proxy (360p, quick encodes) "
+                                 "instead of the full render; the job view's preview says which one final_url is")
+    stems: bool | None = Field(default=None, description="true: keep the mixer's stems (music, original, master "
+                               "WAVs as long as the video); the job view links them in stem_urls")
+    loudness: LOUDNESS | None = Field(default=None, description="loudness preset: web (-14 LUFS), apple (-16), "
+                                      "broadcast (-23); all -1 dBTP. Default web")
+    target_lufs: float | None = Field(default=None, ge=TARGET_RANGE_LUFS[0], le=TARGET_RANGE_LUFS[1],
+                                      description="integrated loudness target, LUFS (over the preset's)")
+    true_peak_dbtp: float | None = Field(default=None, ge=TRUE_PEAK_RANGE_DBTP[0], le=TRUE_PEAK_RANGE_DBTP[1],
+                                         description="true-peak ceiling, dBTP (over the preset's)")
+    source_music: Literal["keep", "duck", "replace"] | None = Field(
+        default=None, description="music already in the video's sound: keep it, duck it (ours leads by >= 10 LU) "
+                                  "or replace it (muted there). Default duck")
+
+    _whole = field_validator("segment", mode="before")(_integral)
+
+    def options(self) -> dict:
+        """The render options this request sets, as :meth:`JobOptions.parse` takes them (hits apart)."""
+        return {k: v for k in ("preview", "stems", "loudness", "target_lufs", "true_peak_dbtp", "source_music")
+                if (v := getattr(self, k)) is not None}
 
 
 class UploadForm(BaseModel):
@@ -57,6 +106,34 @@ class JobErrorView(BaseModel):
     stage: str
 
 
+class RegionView(BaseModel):
+    start: float = Field(description="seconds from the video start")
+    end: float = Field(description="seconds from the video start")
+
+
+class SegmentView(BaseModel):
+    index: int = Field(description="0-based: what POST /jobs takes as segment to re-roll it")
+    start: float = Field(description="seconds from the video start")
+    end: float = Field(description="seconds from the video start")
+    style: str
+    mood: str
+    bpm: float = Field(description="tempo, beats per minute")
+    key: str = Field(description='e.g. "A minor"')
+    energy: float = Field(description="0..1")
+    hits: list[float] = Field(description="requested accents inside this segment, seconds from the video start")
+
+
+class PlanView(BaseModel):
+    """The public parts of a job's music plan (timings in seconds from the video start)."""
+
+    duration: float = Field(description="the video stream's duration, seconds")
+    segments: list[SegmentView]
+    cuts: list[float] = Field(description="measured scene cuts")
+    speech: list[RegionView] = Field(description="speech in the original sound (the music ducks under it)")
+    source_music: list[RegionView] = Field(description="music already in the original sound")
+    hits: list[float] = Field(description="requested accents")
+
+
 class JobView(BaseModel):
     job_id: str
     status: Literal["SCHEDULED", "PROCESSING", "COMPLETED", "FAILED"]
@@ -68,6 +145,13 @@ class JobView(BaseModel):
     error: JobErrorView | None
     summary: str | None
     final_url: str | None = Field(description="a presigned download URL of the result when COMPLETED")
+    preview: bool = Field(default=False, description="final_url is the quick preview (360p), not the full render")
+    stem_urls: dict[str, str] = Field(default_factory=dict, description="presigned download URLs of the result's "
+                                      "stems (music, original, master WAVs) when it kept them; else empty")
+    input_url: str | None = Field(default=None, description="GET /jobs/{job_id} only: a presigned download URL "
+                                  "of your uploaded video (the original sound, for an A/B comparison)")
+    plan: PlanView | None = Field(default=None, description="GET /jobs/{job_id} only: the music plan as soon "
+                                  "as the analysis has made it (during a regeneration, the previous one's)")
 
 
 class JobList(BaseModel):

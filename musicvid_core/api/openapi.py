@@ -10,7 +10,16 @@ import json
 
 from pydantic.json_schema import models_json_schema
 
-from musicvid_core.api.models import ErrorBody, JobList, JobView, SubmitRequest, SubmitResponse, UploadRequest, UploadResponse
+from musicvid_core.api.models import (
+    PAGE_TOKEN,
+    ErrorBody,
+    JobList,
+    JobView,
+    SubmitRequest,
+    SubmitResponse,
+    UploadRequest,
+    UploadResponse,
+)
 
 _MODELS = [UploadRequest, SubmitRequest, UploadResponse, SubmitResponse, JobView, JobList, ErrorBody]
 
@@ -62,7 +71,8 @@ def openapi() -> dict:
                             {"name": "limit", "in": "query", "required": False,
                              "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
                             {"name": "next", "in": "query", "required": False,
-                             "schema": {"type": "string", "maxLength": 2048}}],
+                             "description": "the previous page's next (opaque, bound to the caller)",
+                             "schema": {"type": "string", "pattern": PAGE_TOKEN, "maxLength": 2048}}],
                         "responses": {"200": {"description": "a page of jobs", **_json("JobList")},
                                       **_errors(400, 401, 429)}}},
             "/jobs/{job_id}": {"get": {

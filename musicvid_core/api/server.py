@@ -16,9 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from musicvid_core.adapters.local.links import LocalLinks
+from musicvid_core.api import webapp
+from musicvid_core.api.auth import LOCAL_AUDIENCE, LOCAL_ISSUER
 from musicvid_core.api.build import build_api
 from musicvid_core.api.core import MAX_BODY_BYTES, SECURITY_HEADERS, error_headers, error_response
 from musicvid_core.api.guard import RateLimiter, request_handler
+from musicvid_core.api.webapp import APP_PREFIX
 from musicvid_core.bootstrap import build_services
 from musicvid_core.domain.errors import BadInput, MusicVidError, NotFound
 from musicvid_core.services import Services
@@ -42,8 +45,13 @@ def _werkzeug():
 class LocalApp:
     """The WSGI application. ``base_url`` is where clients reach it (used in upload/download links)."""
 
-    def __init__(self, services: Services, base_url: str, launcher: Any | None = None) -> None:
+    def __init__(self, services: Services, base_url: str, launcher: Any | None = None, *,
+                 bound_loopback: bool = False) -> None:
         self.services = services
+        # The web app's one-click dev sign-in: only on loopback, and only where the dev issuer is the verifier.
+        self.dev_sign_in = bound_loopback and not services.settings.auth_jwks_url
+        self.web_config: dict | None = None  # config.json for the web app; None: webapp.local_config
+        self.web_csp = webapp.content_security_policy(webapp.origin_of(base_url))
         self.settings: Settings = services.settings
         self.api = build_api(services, launcher=launcher, base_url=base_url)  # links signed for base_url
         self.launcher = self.api.launcher
@@ -74,6 +82,10 @@ class LocalApp:
             response.headers.update(error_headers(exc))
         self._cors(response)
         response.headers.update(SECURITY_HEADERS)
+        for name, value in getattr(response, "web_headers", {}).items():  # the web app's files and sign-in
+            response.headers.pop(name, None)
+            if value is not None:
+                response.headers[name] = value
         return response(environ, start_response)
 
     def json(self, status: int, body: dict | None):
@@ -98,6 +110,10 @@ class LocalApp:
             return self.receive_upload(request)
         if path.startswith(LocalLinks.FILES_PATH) and method == "GET":
             return self.send_file(request, path[len(LocalLinks.FILES_PATH):])
+        if method == "GET" and (path in ("/", APP_PREFIX[:-1]) or path.startswith(APP_PREFIX)):
+            return self.web_file(path[len(APP_PREFIX):] if path.startswith(APP_PREFIX) else None)
+        if path == webapp.SIGN_IN_PATH and method == "POST":
+            return self.sign_in(request)
         if path == "/openapi.json" and method == "GET":
             from musicvid_core.api.openapi import openapi
 
@@ -132,6 +148,38 @@ class LocalApp:
             return lambda user, req: self.api.get_job(user, m.group(1))
         return None
 
+    # the web app (api/webapp.py) ---------------------------------------------------------------
+    def web_file(self, name: str | None):
+        """The app's static files under /app/ (/ redirects there), and its config.json."""
+        if name is None:
+            resp = self.json(302, None)
+            resp.headers["Location"] = webapp.APP_PREFIX
+            return resp
+        wrappers, _ = _werkzeug()
+        if name == "config.json":
+            config = self.web_config or webapp.local_config(
+                dev_sign_in=self.dev_sign_in, max_bytes=self.settings.max_input_bytes,
+                default_user=self.settings.user)
+            resp = self.json(200, config)
+        else:
+            data, ctype = webapp.static_file(name)
+            resp = wrappers.Response(data, status=200, content_type=ctype)
+        resp.web_headers = {"Content-Security-Policy": self.web_csp, "Cache-Control": "no-cache",
+                            "Access-Control-Allow-Origin": None, "Vary": None}
+        return resp
+
+    def sign_in(self, request):
+        """POST /_local/sign-in ``{"user"}``: a dev token, for the server's own page on loopback only."""
+        webapp.check_sign_in(offered=self.dev_sign_in, host_header=request.host,
+                             origin=request.headers.get("Origin"), own_origin=f"{request.scheme}://{request.host}",
+                             fetch_site=request.headers.get("Sec-Fetch-Site"))
+        auth = self.settings
+        body = webapp.sign_in(self.settings.home, request.get_data(cache=False),
+                              issuer=auth.auth_issuer or LOCAL_ISSUER, audience=auth.auth_audience or LOCAL_AUDIENCE)
+        resp = self.json(200, body)
+        resp.web_headers = {"Access-Control-Allow-Origin": None, "Vary": None}  # no other origin reads it
+        return resp
+
     # what S3 does on AWS -----------------------------------------------------------------------
     def receive_upload(self, request):
         fields = request.form.to_dict()
@@ -160,8 +208,9 @@ class LocalApp:
             raise NotFound("no such file")
         from werkzeug.utils import send_file
 
-        return send_file(path, request.environ, mimetype="application/octet-stream", as_attachment=True,
-                         download_name=path.name, conditional=False)
+        # conditional: Range requests, so a player can seek without fetching the whole file again
+        return send_file(path, request.environ, as_attachment=True, download_name=path.name, conditional=True,
+                         mimetype=webapp.MEDIA_TYPES.get(path.suffix.lower(), "application/octet-stream"))
 
 
 def make_server(settings: Settings | None = None, host: str = "127.0.0.1", port: int = 8000,
@@ -188,7 +237,7 @@ def make_server(settings: Settings | None = None, host: str = "127.0.0.1", port:
     finally:
         sock.close()  # the server holds its own duplicate of the socket
     base = public_url or f"http://{host}:{server.port}"
-    holder["app"] = LocalApp(services, base)
+    holder["app"] = LocalApp(services, base, bound_loopback=webapp.is_loopback(host))
     # Jobs a killed server (or CLI) left unfinished: this server's pool runs them again.
     from musicvid_core.workflow.recovery import reconcile
 

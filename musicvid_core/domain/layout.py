@@ -36,8 +36,9 @@ from pathlib import PurePosixPath
 UPLOADS = "uploads"
 JOBS = "jobs"
 # Bumped whenever the analysis output changes meaning, so stale cached features are not reused.
-FEATURES_VERSION = 1
-OUTPUT_EXTS = (".mp4", ".mov", ".m4v", ".mkv")  # containers the output keeps; others become .mkv
+# 2: MediaInfo on the player's timeline (edit lists), with every stream and the main audio track.
+FEATURES_VERSION = 2
+OUTPUT_EXTS = (".mp4", ".mov", ".m4v", ".mkv")  # containers the output keeps by name; others become .mkv
 CONVERSATION = "planner/conversation.json"
 
 
@@ -112,12 +113,15 @@ class ArtifactLayout:
     def conversation(self) -> str:
         return self.prefix + CONVERSATION
 
-    def output(self, input_key: str, *, preview: bool = False) -> str:
-        """The scored video: ``output{ext}`` (``output_preview{ext}`` for a preview), ``ext`` the
-        input's (a key or URI) when it is one of OUTPUT_EXTS, else ``.mkv``."""
-        ext = PurePosixPath(input_key.split("://", 1)[-1]).suffix.lower()
+    def output(self, input_key: str, *, preview: bool = False, ext: str | None = None) -> str:
+        """The scored video: ``output{ext}`` (``output_preview{ext}`` for a preview), ``ext`` as
+        given (the format the mix chose, e.g. ``.webm``), else the input's (a key or URI) when it
+        is one of OUTPUT_EXTS, else ``.mkv``."""
+        if ext is None:
+            ext = PurePosixPath(input_key.split("://", 1)[-1]).suffix.lower()
+            ext = ext if ext in OUTPUT_EXTS else ".mkv"
         name = "output_preview" if preview else "output"
-        return self.prefix + name + (ext if ext in OUTPUT_EXTS else ".mkv")
+        return self.prefix + name + ext
 
     def stem(self, name: str) -> str:
         """One of the mixer's stems (WAV), e.g. ``music``."""

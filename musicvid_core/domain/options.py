@@ -30,6 +30,8 @@ DEFAULT_PRESET = "web"  # what Settings.target_lufs / true_peak_dbtp default to
 TARGET_RANGE_LUFS = (-40.0, -5.0)
 TRUE_PEAK_RANGE_DBTP = (-9.0, 0.0)
 SOURCE_MUSIC_POLICIES = ("keep", "duck", "replace")  # Plan.source_music_policy
+OUTPUT_FORMATS = ("mp4", "m4v", "mov", "mkv", "webm")  # stages/mix/container.py writes each as its real format
+MAX_AUDIO_TRACK = 63
 MAX_HITS = 1000  # requested accents per job
 
 
@@ -78,6 +80,25 @@ class JobOptions(BaseModel):
     stems: bool = False  # keep the mixer's stems with the job
     music_metrics: bool = False  # measure the music bus (librosa's analysis is not free)
     hits: list[float] | None = None  # seconds where the music should accent; None: none asked for
+    container: Literal["mp4", "m4v", "mov", "mkv", "webm"] | None = None  # output format; None: the input's
+    audio_track: int | None = None  # the audio track the music replaces (0-based, 0:a:N); None: chosen
+
+    @field_validator("container", mode="before")
+    @classmethod
+    def _container(cls, v: Any) -> Any:
+        if v is None:
+            return None
+        name = str(v).lower().lstrip(".")
+        if name not in OUTPUT_FORMATS:
+            raise ValueError(f"unknown output format {v!r}; choose one of: {', '.join(OUTPUT_FORMATS)}")
+        return name
+
+    @field_validator("audio_track", mode="before")
+    @classmethod
+    def _track(cls, v: Any) -> Any:
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_AUDIO_TRACK):
+            raise ValueError(f"audio_track must be a whole number from 0 to {MAX_AUDIO_TRACK}")
+        return v
 
     @field_validator("target_lufs", mode="before")
     @classmethod

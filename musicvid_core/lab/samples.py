@@ -243,3 +243,17 @@ def make_hostile(kind: str, dest_dir: str | Path) -> Path:
     else:
         raise ValueError(f"unknown hostile kind {kind!r}; one of {', '.join(HOSTILE_KINDS)}")
     return path
+
+
+# Real-world file shapes (issue 17: edit lists, several tracks and subtitles, WebM, phone MOVs,
+# offsets, MPEG-TS) and scene changes of every kind live in realworld.py; here for one import path.
+from musicvid_core.lab.realworld import (  # noqa: E402,F401
+    CUT_KINDS,
+    REAL_WORLD_CASES,
+    Case,
+    CutVideo,
+    make_case,
+    make_cut_video,
+    measure_cuts,
+    tricky_name,
+)

@@ -1,5 +1,8 @@
-"""Independent measurements of produced media: loudness, stream facts (durations, packet hashes) and
-speech against music.
+"""Independent measurements of produced media: loudness, stream facts (durations, packet hashes),
+speech against music; ``music`` (cut-beat fit, tempo, key) and ``sound`` (spectral balance against
+real recordings, crest, loudness range, stereo width, section contrast, repetition) on the music;
+``bars`` (beats, bar lines, pulse) and ``edit`` (how an edited recording fits its picture: hit
+rates, seam audibility, exact length) for the track editor.
 
 These never share code paths with the mixer they check: they decode or scan the finished file.
 """

@@ -11,6 +11,8 @@ timestamps and durations).
   carries 1024 samples of encoder priming (pts -1024, dropped by the decoder through skip-samples side
   data) and its last packet carries padding that the container trims. Counting decoded samples gives
   exactly what a player plays, at the cost of a fast audio decode (~100x real time).
+- Packets flagged discard (``F=0x4``: an edit list hides them; decoded as references, never shown)
+  are hashed like the others but take no part in start and duration: the timeline is the player's.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from musicvid_core.media import DEFAULT_TIMEOUT_S, run_ffmpeg
 from musicvid_core.metrics.loudness import EBUR128_FILTER, LoudnessReport, parse_ebur128_summary
 
 _NOPTS = -(2**63)  # AV_NOPTS_VALUE as framemd5 prints it
+DISCARD = 0x4  # AV_PKT_FLAG_DISCARD
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,12 @@ class Packet:
     duration: int  # in the stream's time base
     size: int  # bytes
     md5: str  # of the packet data
+    flags: int = 0  # AV_PKT_FLAG_* as framemd5 prints them (F=0x..); 0 when it prints none
+
+    @property
+    def shown(self) -> bool:
+        """False for a packet an edit list hides (decoded for reference, never presented)."""
+        return not self.flags & DISCARD
 
 
 @dataclass
@@ -45,22 +54,35 @@ class StreamScan:
     packets: list[Packet] = field(default_factory=list)
 
     @property
+    def shown(self) -> list[Packet]:
+        """The packets a player presents (those an edit list hides left out)."""
+        return [p for p in self.packets if p.shown]
+
+    @property
+    def hidden(self) -> int:
+        """How many packets an edit list hides."""
+        return sum(1 for p in self.packets if not p.shown)
+
+    @property
     def start_s(self) -> float:
-        """Seconds: the earliest presentation time."""
-        return float(min(p.pts for p in self.packets) * self.time_base) if self.packets else 0.0
+        """Seconds: the earliest presentation time of a shown packet."""
+        shown = self.shown
+        return float(min(p.pts for p in shown) * self.time_base) if shown else 0.0
 
     @property
     def span_s(self) -> float:
-        """Seconds from the earliest pts to the end of the latest packet (pts + duration).
+        """Seconds from the earliest pts to the end of the latest packet (pts + duration), over the
+        shown packets.
 
         A packet without a duration (some containers leave it 0) is counted as lasting the
         stream's most common pts step, i.e. one frame.
         """
-        if not self.packets:
+        shown = self.shown
+        if not shown:
             return 0.0
-        step = _typical_step(self.packets)
-        end = max(p.pts + (p.duration or step) for p in self.packets)
-        return float((end - min(p.pts for p in self.packets)) * self.time_base)
+        step = _typical_step(shown)
+        end = max(p.pts + (p.duration or step) for p in shown)
+        return float((end - min(p.pts for p in shown)) * self.time_base)
 
     @property
     def total_duration_s(self) -> float:
@@ -88,14 +110,15 @@ def parse_framemd5(text: str) -> dict[int, StreamScan]:
             # stream, dts, pts, duration, size, hash[, side data ...]
             f = [x.strip() for x in line.split(",")]
             dts, pts = int(f[1]), int(f[2])
+            flags = next((int(x[4:], 16) for x in f[6:] if x.startswith("F=0x")), 0)
             streams[int(f[0])].packets.append(
                 Packet(dts=dts, pts=dts if pts == _NOPTS else pts, duration=int(f[3]), size=int(f[4]),
-                       md5=f[5]))
+                       md5=f[5], flags=flags))
     return streams
 
 
-def _framehash(path: str | Path, args: list[str], timeout: float, what: str,
-               muxer: str = "framemd5") -> tuple[dict[int, StreamScan], str]:
+def framehash(path: str | Path, args: list[str], timeout: float, what: str,
+              muxer: str = "framemd5") -> tuple[dict[int, StreamScan], str]:
     """Run a framehash muxer (framemd5, or framecrc: same lines, a cheaper checksum) over ``path``;
     returns the parsed scans and ffmpeg's stderr."""
     proc = run_ffmpeg(["-i", str(path), *args, "-f", muxer, "-"], timeout=timeout, what=what,
@@ -108,7 +131,7 @@ def scan_video_packets(path: str | Path, *, timeout: float = DEFAULT_TIMEOUT_S) 
 
     Raises MediaToolError when the file cannot be read or has no video stream.
     """
-    scans, _ = _framehash(path, ["-map", "0:v:0", "-c", "copy"], timeout, "video packet scan")
+    scans, _ = framehash(path, ["-map", "0:v:0", "-c", "copy"], timeout, "video packet scan")
     if not scans:
         raise MediaToolError(f"no video packets in {Path(path).name}")
     return scans[0]
@@ -125,8 +148,9 @@ def video_packet_pts(path: str | Path, *, timeout: float = DEFAULT_TIMEOUT_S) ->
     return [float(p.pts * scan.time_base) for p in scan.packets]
 
 
-def stream_durations(path: str | Path, *, timeout: float = DEFAULT_TIMEOUT_S) -> dict:
-    """Exact durations and start times, in seconds, of the first video and first audio stream.
+def stream_durations(path: str | Path, *, timeout: float = DEFAULT_TIMEOUT_S, audio: int = 0) -> dict:
+    """Exact durations and start times, in seconds, of the first video and audio stream ``audio``
+    (ffmpeg's ``0:a:N``; default the first).
 
     Returns ``{"video", "video_start", "audio", "audio_start"}``; the entries of a stream the file
     lacks are None. Video: first pts to the end of the last packet, from a packet scan. Audio: the
@@ -134,19 +158,21 @@ def stream_durations(path: str | Path, *, timeout: float = DEFAULT_TIMEOUT_S) ->
     first decoded sample's pts. One ffmpeg run. Raises MediaToolError when the file cannot be read.
     """
     # The trailing "?" makes each map optional, so one run serves files without either stream.
-    scans, _ = _framehash(path, ["-map", "0:v:0?", "-map", "0:a:0?", *_DURATION_CODECS], timeout,
+    scans, _ = framehash(path, ["-map", "0:v:0?", "-map", f"0:a:{audio}?", *_DURATION_CODECS], timeout,
                           "stream duration scan", muxer="framecrc")
     return _durations(scans)
 
 
-def measure_output(path: str | Path, *, timeout: float = DEFAULT_TIMEOUT_S) -> tuple[LoudnessReport, dict]:
-    """``measure_loudness`` of the first audio stream and ``stream_durations`` of ``path`` in one
-    ffmpeg run: the audio is decoded once, through the ebur128 meter (which passes it on unchanged)
-    into the sample count; video packets are scanned, never decoded.
+def measure_output(path: str | Path, *, timeout: float = DEFAULT_TIMEOUT_S,
+                   audio: int = 0) -> tuple[LoudnessReport, dict]:
+    """``measure_loudness`` of audio stream ``audio`` (``0:a:N``, the scored track) and
+    ``stream_durations`` of ``path`` in one ffmpeg run: the audio is decoded once, through the
+    ebur128 meter (which passes it on unchanged) into the sample count; video packets are scanned,
+    never decoded.
 
-    Raises MediaToolError when the file cannot be read or has no audio stream.
+    Raises MediaToolError when the file cannot be read or has no such audio stream.
     """
-    scans, stderr = _framehash(path, ["-map", "0:v:0?", "-map", "0:a:0", "-af", EBUR128_FILTER,
+    scans, stderr = framehash(path, ["-map", "0:v:0?", "-map", f"0:a:{audio}", "-af", EBUR128_FILTER,
                                       *_DURATION_CODECS], timeout, "output meter", muxer="framecrc")
     return parse_ebur128_summary(stderr), _durations(scans)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from musicvid_core.domain.errors import BadInput, InvalidTransition, MusicVidError, NotFound
-from musicvid_core.domain.features import VideoFeatures
+from musicvid_core.domain.features import MediaInfo, VideoFeatures
 from musicvid_core.domain.job import Job, JobError, Stage, Status
 from musicvid_core.domain.plan import Plan
 from musicvid_core.media import scratch_prefix, write_float_wav
@@ -71,9 +71,42 @@ def _input_key(services: Services, job: Job) -> str:
     return services.objects.key_from_uri(job.s3_url)
 
 
-def output_key(job: Job) -> str:
-    """The key of the job's scored video (or its preview, with the job option ``preview``)."""
-    return job.layout.output(job.s3_url, preview=job.options.preview)
+def _input_size(services: Services, job: Job) -> int | None:
+    """The input's bytes (None: missing, which the download reports). BadInput past
+    ``max_input_bytes``: the deployed functions' /tmp is sized for that much (infra/build_template.py)."""
+    size = services.objects.size(_input_key(services, job))
+    limit = services.settings.max_input_bytes
+    if size is not None and size > limit:
+        raise BadInput(f"the video is {size} bytes; the limit is {limit}")
+    return size
+
+
+def _too_big_for_planner(services: Services, job: Job, size: int | None) -> bool:
+    limit = getattr(services.planner, "max_video_bytes", None)  # planners that watch the video
+    return bool(limit is not None and size and size > limit(job.s3_url))
+
+
+def output_key(job: Job, ext: str | None = None) -> str:
+    """The key of the job's scored video (or its preview, with the job option ``preview``): ``ext``,
+    else the format this attempt's mix wrote (metrics["container"]), else by the input's name."""
+    if ext is None and job.metrics and isinstance(job.metrics.get("container"), dict):
+        ext = "." + str(job.metrics["container"]["format"])
+    return job.layout.output(job.s3_url, preview=job.options.preview, ext=ext)
+
+
+def output_streams(services: Services, job: Job, media: MediaInfo):
+    """The output's format and what each stream of the input becomes (stages/mix/container.py):
+    the job option ``container``, else the input's own format where it can carry the result.
+    BadInput when the asked-for format cannot carry the video's streams."""
+    from musicvid_core.stages.mix.container import choose
+
+    requested = f".{job.options.container}" if job.options.container else None
+    return choose(media, requested=requested, input_name=_input_key(services, job), preview=job.options.preview)
+
+
+# What the scored video is served as, per format (stages/mix/container.py).
+MEDIA_TYPES = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime", ".mkv": "video/x-matroska",
+               ".webm": "video/webm"}
 
 
 def _cached_features(services: Services, job: Job) -> VideoFeatures | None:
@@ -91,10 +124,12 @@ def _cached_features(services: Services, job: Job) -> VideoFeatures | None:
 
 def music_metrics(plan: Plan, clips: list[Path]) -> dict:
     """musicvid_core.metrics.music's report on the music bus assembled from the segment clips
-    (before mixing: no ducking or fades), against the plan's measured cuts."""
+    (before mixing: no ducking or fades), against the plan's measured cuts, with
+    musicvid_core.metrics.sound's figures under ``sound`` (bars from the plan's beat grid)."""
     import soundfile as sf
 
     from musicvid_core.metrics.music import assemble_music, music_report
+    from musicvid_core.metrics.sound import plan_beats, sound_report
 
     audio, rates = [], set()
     for path in clips:
@@ -104,7 +139,11 @@ def music_metrics(plan: Plan, clips: list[Path]) -> dict:
     if len(rates) != 1:
         raise BadInput(f"segment clips have different sample rates: {sorted(rates)}")
     rate = rates.pop()
-    return music_report(assemble_music(audio, plan, rate), rate, plan)
+    bus = assemble_music(audio, plan, rate)
+    report = music_report(bus, rate, plan)
+    if bus.shape[0] >= rate:  # a sound report needs a second of music
+        report["sound"] = sound_report(bus, rate, beats_s=plan_beats(plan))
+    return report
 
 
 def load_plan(services: Services, job: Job) -> Plan:
@@ -152,15 +191,23 @@ def analyzer(event: dict, services: Services) -> dict:
 
     job = _enter(services, _job_for(event, services), Stage.ANALYZE)
     features = _cached_features(services, job)
+    track = job.options.audio_track
+    if features is not None and track is not None and features.media.main_audio != track:
+        features = None  # measured on another audio track: the speech and loudness are that track's
     layout = job.layout
-    want_proxy = job.options.preview and not services.objects.exists(layout.proxy)
+    size = _input_size(services, job)
+    # A preview mixes onto the proxy; a planner that watches the video is shown it when the input is
+    # past what the model takes (Nova: 1 GB by S3 location, ~18 MB inline).
+    want_proxy = ((job.options.preview or _too_big_for_planner(services, job, size))
+                  and not services.objects.exists(layout.proxy))
     if features is None or want_proxy:
         timeout = services.settings.ffmpeg_timeout_s
         with _workdir(services) as tmp:
             video = _local(services, _input_key(services, job), tmp)
             proxy = tmp / "proxy.mp4" if want_proxy else None
             if features is None:
-                media = probe(video, timeout=timeout, label="the video")
+                media = probe(video, timeout=timeout, label="the video", audio_track=track)
+                output_streams(services, job, media)  # a format that cannot carry the video: before any work
                 if media.duration > services.settings.max_duration_s:
                     raise BadInput(f"video is {media.duration:.0f} s long; the limit is "
                                    f"{services.settings.max_duration_s:.0f} s")
@@ -172,6 +219,7 @@ def analyzer(event: dict, services: Services) -> dict:
                 make_proxy(video, proxy, timeout=timeout)
             if proxy is not None:
                 services.objects.put_file(layout.proxy, proxy, "video/mp4")
+    output_streams(services, job, features.media)  # also for cached features (a regeneration's new format)
     previous = None
     if job.reroll is not None:  # the plan the re-roll starts from
         previous = Plan.parse(services.objects.get_bytes(layout.at(job.reroll.attempt).plan).decode())
@@ -225,7 +273,8 @@ def av_operator(event: dict, services: Services) -> dict:
     settings = services.settings
     plan = load_plan(services, job)
     media = load_features(services, job).media
-    key = output_key(job)
+    streams = output_streams(services, job, media)
+    key = output_key(job, streams.format.ext)
     with _workdir(services) as tmp:
         video = _local(services, _input_key(services, job), tmp)
         clips = [_local(services, job.layout.segment(i), tmp / f"c{i}") for i in range(len(plan.segments))]
@@ -245,9 +294,9 @@ def av_operator(event: dict, services: Services) -> dict:
                           audio_bitrate=settings.audio_bitrate,
                           timeout=settings.ffmpeg_timeout_s,
                           stems_dir=tmp / "stems" if options.stems else None,
-                          preview=preview, picture=picture)
+                          preview=preview, picture=picture, streams=streams)
         if in_place is None:
-            services.objects.put_file(key, out, "video/mp4")
+            services.objects.put_file(key, out, MEDIA_TYPES.get(streams.format.ext, "video/mp4"))
         if "stems" in metrics:
             metrics["stems"] = {name: services.objects.put_file(job.layout.stem(name), path, "audio/wav")
                                 for name, path in metrics["stems"].items()}

@@ -58,6 +58,15 @@ class S3ObjectStore(ObjectStore):
                 raise
         return True
 
+    def _size(self, key: str) -> int | None:
+        with aws_call(f"S3 HeadObject {key}"):
+            try:
+                return int(self.client.head_object(Bucket=self.bucket, Key=key).get("ContentLength", 0))
+            except Exception as exc:
+                if is_missing(exc):
+                    return None
+                raise
+
     def _list(self, prefix: str) -> list[str]:
         keys: list[str] = []
         with aws_call(f"S3 ListObjectsV2 {prefix}"):

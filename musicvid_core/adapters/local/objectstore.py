@@ -58,6 +58,10 @@ class FolderObjectStore(ObjectStore):
     def _exists(self, key):
         return self._path(key).is_file()
 
+    def _size(self, key):
+        path = self._path(key)
+        return path.stat().st_size if path.is_file() else None
+
     def _list(self, prefix):
         base = self._path(prefix.rstrip("/"))
         if not base.is_dir():

@@ -1,7 +1,8 @@
 """Planners ``bedrock`` and ``bedrock-agent``: a model watches the video and writes the Plan.
 
-``bedrock`` calls Bedrock Runtime **Converse** with the video itself (its S3 location; a small
-local input is sent inline) and the locally measured features as grounding — cuts, motion,
+``bedrock`` calls Bedrock Runtime **Converse** with the video itself (its S3 location up to Nova's
+1 GB; a local input inline up to ~18 MB, its base64 under Nova's 25 MB; past those the job's 360p proxy,
+else no video) and the locally measured features as grounding — cuts, motion,
 brightness, speech and music regions — and asks for the plan's segments as JSON. The reply is
 turned into a Plan and checked:
 
@@ -177,25 +178,45 @@ def build_plan(reply: dict, features: VideoFeatures, base: Plan, planner: str, m
     return Plan.parse(doc)
 
 
-def video_block(job: Job, objects: Any, limit_bytes: int) -> dict | None:
-    """The Converse content block showing the job's video: its S3 location, or the bytes of a
-    local input up to ``limit_bytes``; None (features only) when neither is possible."""
-    uri = job.s3_url
-    fmt = VIDEO_FORMATS.get(PurePosixPath(uri.split("://", 1)[-1]).suffix.lower())
-    if fmt is None:
-        return None
-    if uri.startswith("s3://"):
-        return {"video": {"format": fmt, "source": {"s3Location": {"uri": uri}}}}
-    try:
-        key = objects.key_from_uri(uri)
-        path = objects.local_path(key)
-        size = path.stat().st_size if path is not None and path.is_file() else None
-        if size is None or size > limit_bytes:
-            log.info("planner: video not sent (%s bytes > %s): features only", size, limit_bytes)
-            return None
-        return {"video": {"format": fmt, "source": {"bytes": path.read_bytes()}}}
-    except (MusicVidError, OSError):
-        return None
+def video_limit(uri: str, inline_bytes: int, s3_bytes: int) -> int:
+    """The largest video (bytes) Nova takes at ``uri``: by S3 location ``s3_bytes`` (1 GB), inline
+    ``inline_bytes`` of raw video (the request carries it base64, 4/3 larger, under 25 MB)."""
+    return s3_bytes if uri.startswith("s3://") else inline_bytes
+
+
+def video_block(job: Job, objects: Any, inline_bytes: int, s3_bytes: int) -> dict | None:
+    """The Converse content block showing the job's video: the input, or past Nova's limits
+    (:func:`video_limit`) the job's 360p proxy when there is one; None (features only) when neither
+    fits or Nova cannot read the format. An S3 object of a store that cannot size it (another
+    bucket) is shown by location, as Bedrock reads it with the caller's rights."""
+    for uri in (job.s3_url, objects.uri(job.layout.proxy)):
+        fmt = VIDEO_FORMATS.get(PurePosixPath(uri.split("://", 1)[-1]).suffix.lower())
+        if fmt is None:
+            continue
+        try:
+            key = objects.key_from_uri(uri)
+            size = objects.size(key)
+        except (MusicVidError, OSError):
+            key = size = None
+        limit = video_limit(uri, inline_bytes, s3_bytes)
+        if uri.startswith("s3://"):
+            if size is None and key is not None:
+                continue  # our bucket has no such object (a proxy never made)
+            if size is not None and not 0 < size <= limit:
+                log.info("planner: %s not sent (%s bytes > %s)", uri, size, limit)
+                continue
+            return {"video": {"format": fmt, "source": {"s3Location": {"uri": uri}}}}
+        if size is None or not 0 < size <= limit:
+            log.info("planner: %s not sent (%s bytes > %s)", uri, size, limit)
+            continue
+        try:
+            path = objects.local_path(key)
+            data = path.read_bytes() if path is not None else objects.get_bytes(key)
+        except (MusicVidError, OSError):
+            continue
+        return {"video": {"format": fmt, "source": {"bytes": data}}}
+    log.info("planner: no video shown to the model: features only")
+    return None
 
 
 def previous_conversation(job: Job, objects: Any) -> dict | None:
@@ -238,13 +259,19 @@ class BedrockPlanner:
     name = "bedrock"
 
     def __init__(self, settings, client: Any = None) -> None:
-        from musicvid_core.adapters.aws.client import aws_client
+        from musicvid_core.adapters.aws.client import model_client
 
         self.settings = settings
         self.model_id = settings.bedrock_model_id
         if not self.model_id:
             raise ConfigurationError("planner 'bedrock' needs MUSICVID_BEDROCK_MODEL_ID")
-        self.client = client if client is not None else aws_client(settings, "bedrock-runtime")
+        self.client = client if client is not None else model_client(settings, "bedrock-runtime")
+
+    def max_video_bytes(self, uri: str) -> int:
+        """The largest input shown to the model as it is (:func:`video_limit`): past it the Analyzer
+        encodes the 360p proxy, which the model is shown instead."""
+        return video_limit(uri, int(self.settings.bedrock_inline_video_bytes),
+                           int(self.settings.bedrock_s3_video_bytes))
 
     # --- the Planner port ------------------------------------------------------------------------
     def plan(self, features: VideoFeatures, prompt: str, seed: int) -> Plan:
@@ -256,7 +283,8 @@ class BedrockPlanner:
         """The job's plan: the video shown to the model, the conversation of the job's earlier
         attempt continued, and this attempt's conversation stored for the next regeneration."""
         previous = previous_conversation(job, objects)
-        video = video_block(job, objects, int(self.settings.bedrock_inline_video_bytes))
+        video = video_block(job, objects, int(self.settings.bedrock_inline_video_bytes),
+                            int(self.settings.bedrock_s3_video_bytes))
         plan, record = self._converse(features, job.prompt, job.seed, video, previous, job)
         objects.put_json(job.layout.conversation, record)
         return plan
@@ -322,7 +350,7 @@ class BedrockAgentPlanner(BedrockPlanner):
     name = "bedrock-agent"
 
     def __init__(self, settings, client: Any = None) -> None:
-        from musicvid_core.adapters.aws.client import aws_client
+        from musicvid_core.adapters.aws.client import model_client
 
         self.settings = settings
         self.agent_id = settings.bedrock_agent_id
@@ -331,7 +359,7 @@ class BedrockAgentPlanner(BedrockPlanner):
             raise ConfigurationError("planner 'bedrock-agent' needs MUSICVID_BEDROCK_AGENT_ID and "
                                      "MUSICVID_BEDROCK_AGENT_ALIAS_ID")
         self.model_id = f"agent:{self.agent_id}/{self.alias_id}"
-        self.client = client if client is not None else aws_client(settings, "bedrock-agent-runtime")
+        self.client = client if client is not None else model_client(settings, "bedrock-agent-runtime")
 
     def _start(self, previous: dict | None, job: Job | None) -> dict:
         state = super()._start(previous, job)

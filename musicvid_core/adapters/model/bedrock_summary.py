@@ -28,12 +28,12 @@ class BedrockSummarizer:
     name = "bedrock"
 
     def __init__(self, settings, client: Any = None) -> None:
-        from musicvid_core.adapters.aws.client import aws_client
+        from musicvid_core.adapters.aws.client import model_client
 
         self.model_id = settings.bedrock_summary_model_id
         if not self.model_id:
             raise ConfigurationError("summarizer 'bedrock' needs MUSICVID_BEDROCK_SUMMARY_MODEL_ID")
-        self.client = client if client is not None else aws_client(settings, "bedrock-runtime")
+        self.client = client if client is not None else model_client(settings, "bedrock-runtime")
         self.fallback = TemplateSummarizer(settings)
 
     def summarize(self, job: Job, plan: Plan, metrics: dict) -> str:

@@ -51,7 +51,7 @@ class SageMakerGenerator:
 
     def __init__(self, settings, runtime: Any = None, s3: Any = None,
                  clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep) -> None:
-        from musicvid_core.adapters.aws.client import aws_client
+        from musicvid_core.adapters.aws.client import model_client, s3_client
 
         self.endpoint = settings.sagemaker_endpoint
         self.bucket = settings.sagemaker_bucket or settings.bucket
@@ -63,8 +63,8 @@ class SageMakerGenerator:
         self.poll_s = int(settings.sagemaker_poll_s)
         self.deadline_s = float(settings.sagemaker_deadline_s)
         self.guidance_scale = float(settings.musicgen_guidance_scale)
-        self.runtime = runtime if runtime is not None else aws_client(settings, "sagemaker-runtime")
-        self.s3 = s3 if s3 is not None else aws_client(settings, "s3")
+        self.runtime = runtime if runtime is not None else model_client(settings, "sagemaker-runtime")
+        self.s3 = s3 if s3 is not None else s3_client(settings)
         self.clock = clock
         self.sleep = sleep
 

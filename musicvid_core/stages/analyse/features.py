@@ -19,13 +19,10 @@ import subprocess
 import tempfile
 import threading
 from array import array
-from collections import deque
 from pathlib import Path
 
 import cv2
 import numpy as np
-from scenedetect.common import FrameTimecode
-from scenedetect.detectors import AdaptiveDetector
 
 from musicvid_core.domain.errors import MediaToolError, UnsupportedMedia
 from musicvid_core.domain.features import Curve, Cut, MediaInfo, VideoFeatures
@@ -38,6 +35,7 @@ from musicvid_core.media import (
     scratch_prefix,
 )
 from musicvid_core.stages.analyse import audio
+from musicvid_core.stages.analyse.cuts import MIN_CONTENT_VAL, CutDetector
 from musicvid_core.stages.analyse.probe import VIDEO_STREAM, probe
 
 ANALYSIS_LONG_SIDE = 160  # px: plenty for cut and motion statistics, and cheap to scale to
@@ -47,21 +45,9 @@ CURVE_HZ = 5.0  # motion and brightness curves: averages over 0.2 s bins
 # through 1 - exp(-d / MOTION_SCALE) (a pan across a third of the frame per second reads ~0.5).
 MOTION_SCALE = 6.0
 MOTION_REF_FPS = 30.0
-# PySceneDetect AdaptiveDetector settings (its defaults, with the minimum scene in seconds so it
-# means the same at any frame rate). It compares each frame's HSV content score with the average of
-# its neighbours', so steady fast motion does not read as a string of cuts.
-MIN_SCENE_S = 0.5
-ADAPTIVE_THRESHOLD = 3.0
-MIN_CONTENT_VAL = 15.0
 # Cut strength = content score / (4 x the minimum): a barely-detected cut 0.25, a change between
 # unrelated shots (scores 60..130 typical) 1.
 STRENGTH_FULL = 4 * MIN_CONTENT_VAL
-# A detected cut is dropped when neither the picture's coarse layout (a 16x9 grey thumbnail, mean
-# abs difference in 0..255) nor its colour distribution (8x8x8 BGR histogram correlation) changed:
-# that is an encoder keyframe "pop" in noisy, heavily compressed texture (thumbnail ~2, correlation
-# ~1.0), while cuts between shots measured 24+ and 0.55 or less on the sample footage.
-POP_MAX_THUMB_DIFF = 4.0
-POP_MIN_HIST_CORREL = 0.98
 
 _STATS_FILE = "frames.txt"
 _LOUDNESS_FILE = "loudness.txt"
@@ -120,6 +106,10 @@ def analyze_video(path: str | Path, media: MediaInfo, *, analysis_fps: float | N
             features.audio_integrated_lufs = integrated
             features.speech = audio.speech_regions(scratch / _WAV_FILE, origin, duration)
             features.music = audio.music_regions(scratch / _WAV_FILE, origin, duration, features.speech)
+            # A music region only covers speech where it was taken to the clip's edge over a blip
+            # the VAD heard in a song's first (or last) notes: that blip is the song, not a voice.
+            features.speech = [r for r in features.speech
+                               if not any(m.start <= r.start and r.end <= m.end for m in features.music)]
         if proxy is not None:
             shutil.move(scratch / _PROXY_FILE, proxy)
     return features
@@ -140,7 +130,7 @@ def _command(path: Path, media: MediaInfo, width: int, height: int,
             "-enc_time_base:v", "demux", "-stats_enc_pre", _STATS_FILE, "-stats_enc_pre_fmt", "{pts} {tb}",
             "-pix_fmt", "bgr24", "-f", "rawvideo", "pipe:1"]
     if media.has_audio:
-        args += audio.audio_output_args(_LOUDNESS_FILE, _WAV_FILE)
+        args += audio.audio_output_args(_LOUDNESS_FILE, _WAV_FILE, media.main_track)
     return ffmpeg_command(args)  # the input opened under the media allow-lists, as every ffmpeg run
 
 
@@ -202,21 +192,18 @@ def _frame_times(stats: Path, count: int, fps: float) -> np.ndarray:
 
 
 class _FrameMeter:
-    """Per-frame statistics of the small BGR frames, fed one frame at a time."""
+    """Per-frame statistics of the small BGR frames, fed one frame at a time: cuts (cuts.py),
+    brightness and the luma difference behind motion."""
 
     def __init__(self, fps: float, shape: tuple[int, int]) -> None:
         self.fps = fps
         self.count = 0
-        self._detector = AdaptiveDetector(adaptive_threshold=ADAPTIVE_THRESHOLD, min_scene_len=MIN_SCENE_S,
-                                          min_content_val=MIN_CONTENT_VAL)
-        self._scores = array("d")  # the detector's content score per frame (0 for the first)
+        self._cuts = CutDetector(fps)
         self._cut_frames: list[int] = []
         self._brightness = array("d")
         self._difference = array("d")  # mean |luma(i) - luma(i-1)|, 0..255; frame 0 has none
         self._previous = None
         self._shape = shape  # (height, width)
-        # The detector reports a cut a few frames late; keep enough frames to look back at it.
-        self._recent: deque[tuple[int, np.ndarray]] = deque(maxlen=self._detector.event_buffer_length + 2)
 
     def add(self, raw: bytes) -> None:
         frame = np.frombuffer(raw, np.uint8).reshape(*self._shape, 3)
@@ -225,24 +212,15 @@ class _FrameMeter:
         self._difference.append(cv2.mean(cv2.absdiff(gray, self._previous))[0]
                                 if self._previous is not None else math.nan)
         self._previous = gray
-        self._recent.append((self.count, frame))
-        timecode = FrameTimecode(self.count, fps=self.fps)
-        for tc in self._detector.process_frame(timecode, frame):
-            recent = dict(self._recent)
-            index = tc.frame_num
-            if index - 1 not in recent or _picture_changed(recent[index - 1], recent[index]):
-                self._cut_frames.append(index)
-        # The score the detector just thresholded. A private attribute, but the public route (a
-        # stats manager) also turns on per-frame Canny edges, which doubles our per-frame cost.
-        # tests/test_analysis_features.py fails if it ever stops being set (strengths would be 0).
-        self._scores.append(float(getattr(self._detector, "_frame_score", None) or 0.0))
+        self._cuts.add(frame)
         self.count += 1
 
     def cuts(self, times: np.ndarray) -> list[Cut]:
+        self._cut_frames = self._cuts.frames()
         out = []
         for index in self._cut_frames:
             if 0 < index < self.count:
-                strength = min(1.0, max(0.0, self._scores[index] / STRENGTH_FULL))
+                strength = min(1.0, max(0.0, self._cuts.scores[index] / STRENGTH_FULL))
                 out.append(Cut(time=round(float(times[index]), 6), strength=round(strength, 3)))
         return out
 
@@ -255,17 +233,6 @@ class _FrameMeter:
         motion = 1.0 - np.exp(-(diff / (interval * MOTION_REF_FPS)) / MOTION_SCALE)
         brightness = np.frombuffer(self._brightness, dtype=np.float64)[:n]
         return {"motion": _binned(times, motion, duration), "brightness": _binned(times, brightness, duration)}
-
-
-def _picture_changed(before: np.ndarray, after: np.ndarray) -> bool:
-    """Whether two BGR frames differ in coarse layout or colour distribution (see POP_*)."""
-    thumbs = [cv2.resize(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY), (16, 9), interpolation=cv2.INTER_AREA)
-              for f in (before, after)]
-    if cv2.mean(cv2.absdiff(*thumbs))[0] >= POP_MAX_THUMB_DIFF:
-        return True
-    hists = [cv2.normalize(cv2.calcHist([f], [0, 1, 2], None, [8, 8, 8], [0, 256] * 3), None).flatten()
-             for f in (before, after)]
-    return cv2.compareHist(*hists, cv2.HISTCMP_CORREL) < POP_MIN_HIST_CORREL
 
 
 def _binned(times: np.ndarray, values: np.ndarray, duration: float) -> Curve:

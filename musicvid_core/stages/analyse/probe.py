@@ -6,6 +6,14 @@ with a packet scan that copies packets without decoding them (``-c copy -f frame
 packet's pts + duration minus the first pts, in the stream time base the scan prints. The header's
 ``Duration:`` is the container's (often the longest stream, rounded to 10 ms), which is not the
 duration the output audio must match.
+
+The timeline is the player's (issue 17): packets the demuxer flags as discarded (an edit list's
+hidden lead-in, e.g. the frames before the edit point of a lossless ``-ss ... -c copy`` trim) are
+decoded but never shown, so they count in neither the duration nor the frame rate; the video's
+start is where its first shown frame sits after the container's start. Every stream is listed (the
+mix keeps them all), and with several audio tracks the main one (the one the music replaces) is
+chosen: the one asked for, else the default-flagged one that is not silent, else the first that is
+not silent.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from musicvid_core.domain.errors import BadInput, UnsupportedMedia
-from musicvid_core.domain.features import AudioStreamInfo, MediaInfo
+from musicvid_core.domain.features import AudioStreamInfo, MediaInfo, StreamInfo
 from musicvid_core.media import DEFAULT_TIMEOUT_S, last_error_line, run_ffmpeg
 
 MAX_DIMENSION = 8192  # px, either side: beyond this decoding is a memory hazard, not a video we score
@@ -30,7 +38,13 @@ _NAMED_LAYOUTS = {"mono": 1, "stereo": 2, "downmix": 2, "binaural": 2, "quad": 4
 
 _INPUT_RE = re.compile(r"^Input #0, (.+?), from ", re.MULTILINE)
 _DURATION_RE = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
-_STREAM_RE = re.compile(r"^\s*Stream #0:\d+\S*: (\w+): (.*)$")
+_CONTAINER_START_RE = re.compile(r"Duration: .*?, start: (-?[\d.]+)")
+_STREAM_RE = re.compile(r"^\s*Stream #0:(\d+)(?:\[0x[0-9a-f]+\])?(?:\((\w+)\))?: (\w+): (.*)$")
+_STREAM_START_RE = re.compile(r", start (-?[\d.]+)")
+_TAG_RE = re.compile(r"\(([\w ]{1,4}) / 0x[0-9A-Fa-f]+\)")
+_CHAPTER_RE = re.compile(r"^\s*Chapter #0:\d+: ", re.MULTILINE)
+_MAX_VOLUME_RE = re.compile(r"Parsed_volumedetect_(\d+) .*max_volume: (-?(?:[\d.]+|inf)) dB")
+SILENT_DBFS = -60.0  # an audio track whose peak stays under this is silent: not the main track
 _DIMS_RE = re.compile(r",\s(\d+)x(\d+)\b")
 _RATE_RE = {key: re.compile(rf"([\d.]+)(k?) {key}\b") for key in ("fps", "tbr")}
 _HZ_LAYOUT_RE = re.compile(r"(\d+) Hz, ([^,]+)")
@@ -38,6 +52,7 @@ _DISPLAY_MATRIX_RE = re.compile(r"display ?matrix: rotation of (-?[\d.]+) degree
 _ROTATE_TAG_RE = re.compile(r"^\s*rotate\s*:\s*(-?\d+)", re.MULTILINE)
 _TB_RE = re.compile(r"^#tb 0: (\d+)/(\d+)", re.MULTILINE)
 _NOPTS = -(2**63)  # AV_NOPTS_VALUE as framecrc prints it
+_DISCARD = 0x4  # AV_PKT_FLAG_DISCARD: decoded for reference, never shown (an edit list's lead-in)
 
 _INVALID_SIZE_RE = re.compile(r"Picture size (\d+x\d+) is invalid")
 # Demuxers of single pictures and image sequences (ffmpeg names most of them "<codec>_pipe").
@@ -47,14 +62,17 @@ _IMAGE_DEMUXERS = frozenset({"image2", "image2pipe", "tiff", "svg"})
 _TRUNCATION_MARKERS = ("moov atom not found", "partial file", "truncated")
 
 
-def probe(path: str | Path, *, timeout: float = DEFAULT_TIMEOUT_S, label: str | None = None) -> MediaInfo:
-    """Describe the video at ``path``: container, precise video duration (s), size (px), fps,
-    codec, rotation (degrees clockwise for display) and audio streams.
+def probe(path: str | Path, *, timeout: float = DEFAULT_TIMEOUT_S, label: str | None = None,
+          audio_track: int | None = None) -> MediaInfo:
+    """Describe the video at ``path``: container, precise video duration (s, as a player shows it),
+    size (px), fps, codec, rotation (degrees clockwise for display), every stream, and the audio
+    streams with the main one chosen (``audio_track``: that audio ordinal, as ``0:a:N``).
 
-    Raises BadInput for a missing path, UnsupportedMedia (one-line message) for anything that is not
-    a usable video (empty, not media, truncated, audio-only, no frames, oversized), MediaToolError
-    when ffmpeg itself fails or runs past ``timeout`` seconds. ``label`` names the file in messages
-    (default: its file name; the pipeline says "the video" rather than show a storage key).
+    Raises BadInput for a missing path or an ``audio_track`` the file does not have,
+    UnsupportedMedia (one-line message) for anything that is not a usable video (empty, not media,
+    truncated, audio-only, no frames, oversized), MediaToolError when ffmpeg itself fails or runs
+    past ``timeout`` seconds. ``label`` names the file in messages (default: its file name; the
+    pipeline says "the video" rather than show a storage key).
     """
     path = Path(path)
     if not path.exists():
@@ -71,7 +89,7 @@ def probe(path: str | Path, *, timeout: float = DEFAULT_TIMEOUT_S, label: str | 
         reason = exc.context.get("reason") or "cannot be opened as media"
         raise UnsupportedMedia(f"{name} {reason}", path=str(path), format=exc.context.get("format")) from None
     info = _parse_header(header, path, name)
-    duration, packets = _scan_video_packets(path, timeout, name)
+    duration, packets, hidden = _scan_video_packets(path, timeout, name)
     if packets == 0:
         raise UnsupportedMedia(f"{name} has no video frames", path=str(path))
     if duration <= 0:
@@ -81,9 +99,57 @@ def probe(path: str | Path, *, timeout: float = DEFAULT_TIMEOUT_S, label: str | 
     # The header's fps is rounded ("29.97 fps"); packets per second is exact for constant frame
     # rate and the true average for variable frame rate.
     fps = packets / duration if packets > 1 else info["fps"] or 1.0 / duration
+    audio = info["audio"]
+    main = _main_audio(path, audio, audio_track, timeout, name)
     return MediaInfo(path=str(path), container=info["container"], duration=duration,
                      width=info["width"], height=info["height"], fps=fps,
-                     video_codec=info["video_codec"], rotation=info["rotation"], audio=info["audio"])
+                     video_codec=info["video_codec"], rotation=info["rotation"], audio=audio,
+                     start=info["start"], hidden_frames=hidden, main_audio=main,
+                     streams=sorted(info["streams"], key=lambda stream: stream.index),
+                     chapters=info["chapters"])
+
+
+def _main_audio(path: Path, audio: list[AudioStreamInfo], requested: int | None, timeout: float,
+                name: str) -> int | None:
+    """The audio ordinal the music replaces (None without audio). BadInput for a track not there."""
+    if requested is not None:
+        if not 0 <= requested < len(audio):
+            have = f"audio tracks 0..{len(audio) - 1}" if audio else "no audio track"
+            raise BadInput(f"{name} has {have}; there is no audio track {requested}")
+        return requested
+    if len(audio) < 2:
+        return 0 if audio else None
+    peaks = _track_peaks(path, len(audio), timeout)
+    for track, peak in zip(audio, peaks, strict=True):
+        track.silent = peak < SILENT_DBFS
+    speaking = [t for t in audio if not t.silent]
+    chosen = next((t for t in speaking if t.default), None) or (speaking[0] if speaking else None)
+    chosen = chosen or next((t for t in audio if t.default), audio[0])
+    return chosen.index
+
+
+def _track_peaks(path: Path, count: int, timeout: float) -> list[float]:
+    """Sample peak (dBFS, -inf for digital silence) of each of the first ``count`` audio tracks, in
+    one audio-only decode: one volumedetect per track, read back by its position in the graph."""
+    graph = ";".join(f"[0:a:{k}]volumedetect[p{k}]" for k in range(count))
+    outputs = [arg for k in range(count) for arg in ("-map", f"[p{k}]", "-f", "null", "-")]
+    proc = run_ffmpeg(["-vn", "-sn", "-dn", "-i", str(path), "-filter_complex", graph, *outputs],
+                      timeout=timeout, what="audio track levels", check=False)
+    peaks = [float("-inf")] * count
+    for found in _MAX_VOLUME_RE.finditer(proc.stderr):
+        k = int(found.group(1))
+        if k < count:
+            peaks[k] = float(found.group(2))
+    return peaks
+
+
+def header_duration(stderr: str) -> float | None:
+    """The container's duration (s) in ``ffmpeg -i``'s header text, None when it prints none."""
+    dur = _DURATION_RE.search(stderr)
+    if not dur:
+        return None
+    h, m, s = dur.groups()
+    return int(h) * 3600 + int(m) * 60 + float(s)
 
 
 def _parse_header(stderr: str, path: Path, name: str) -> dict:
@@ -110,21 +176,25 @@ def _parse_header(stderr: str, path: Path, name: str) -> dict:
         raise UnsupportedMedia(f"{name} is a still image ({found.group(1).removesuffix('_pipe')}), not a video",
                                path=str(path))
     info: dict = {"container": found.group(1), "container_duration": 0.0, "audio": [],
-                  "rotation": 0}
-    dur = _DURATION_RE.search(stderr)
-    if dur:
-        h, m, s = dur.groups()
-        info["container_duration"] = int(h) * 3600 + int(m) * 60 + float(s)
+                  "rotation": 0, "streams": [], "start": 0.0,
+                  "chapters": len(_CHAPTER_RE.findall(stderr))}
+    info["container_duration"] = header_duration(stderr) or 0.0
+    container_start = _CONTAINER_START_RE.search(stderr)
+    origin = float(container_start.group(1)) if container_start else 0.0
 
     video_lines: list[str] | None = None  # the first real video stream's line and its sub-lines
     current: list[str] | None = None
     for line in stderr.splitlines():
         stream = _STREAM_RE.match(line)
         if stream:
-            kind, desc = stream.groups()
+            index, language, kind, desc = stream.groups()
             current = None
+            info["streams"].append(_stream(int(index), language, kind, desc))
             if kind == "Video" and video_lines is None and "(attached pic)" not in desc:
                 video_lines = current = [desc]
+                first_shown = _STREAM_START_RE.search(desc)
+                if first_shown:  # printed when the stream starts elsewhere than the container
+                    info["start"] = max(0.0, round(float(first_shown.group(1)) - origin, 6))
             elif kind == "Audio":
                 info["audio"].append(_audio_stream(len(info["audio"]), desc))
         elif current is not None and line.startswith("    "):  # the stream's metadata, side data
@@ -189,7 +259,15 @@ def _audio_stream(index: int, desc: str) -> AudioStreamInfo:
     found = _HZ_LAYOUT_RE.search(desc)
     rate, layout = (int(found.group(1)), found.group(2).strip()) if found else (0, "")
     return AudioStreamInfo(index=index, codec=codec, sample_rate=rate, channels=_channels(layout),
-                           layout=layout)
+                           layout=layout, default="(default)" in desc)
+
+
+def _stream(index: int, language: str | None, kind: str, desc: str) -> StreamInfo:
+    """One ``Stream #0:N`` line: kind, codec, codec tag, language and the flags the mix keeps."""
+    tag = _TAG_RE.search(desc.split(",", 1)[0])
+    return StreamInfo(index=index, kind=kind.lower(), codec=desc.split(",", 1)[0].split()[0] if desc else "",
+                      tag=tag.group(1).strip() if tag else "", language=language or "",
+                      default="(default)" in desc, attached_pic="(attached pic)" in desc)
 
 
 def _channels(layout: str) -> int:
@@ -203,13 +281,16 @@ def _channels(layout: str) -> int:
     return _NAMED_LAYOUTS.get(base, 0)
 
 
-def _scan_video_packets(path: Path, timeout: float, name: str) -> tuple[float, int]:
-    """(duration in seconds, packet count) of the first video stream, from its packet timestamps.
+def _scan_video_packets(path: Path, timeout: float, name: str) -> tuple[float, int, int]:
+    """(duration in seconds, shown packets, hidden packets) of the first video stream, from its
+    packet timestamps.
 
     Packets are copied, not decoded, so this reads the file once at disk speed. framecrc prints one
-    line per packet (``stream, dts, pts, duration, size, crc``) in the time base of its ``#tb``
-    header; the listing goes to a temporary file and is read line by line, so hours of video cost
-    no memory. B-frames reorder pts, hence min/max rather than first/last lines.
+    line per packet (``stream, dts, pts, duration, size, crc[, F=flags]``) in the time base of its
+    ``#tb`` header; the listing goes to a temporary file and is read line by line, so hours of
+    video cost no memory. B-frames reorder pts, hence min/max rather than first/last lines. Packets
+    flagged discard (an edit list hides them: decoded as references, never shown) are counted
+    apart and take no part in the duration.
     """
     with tempfile.TemporaryFile() as listing:
         # -v error: stderr holds only problems, not the input's metadata (a title could say anything).
@@ -221,7 +302,7 @@ def _scan_video_packets(path: Path, timeout: float, name: str) -> tuple[float, i
                                    path=str(path))
         listing.seek(0)
         time_base = None
-        packets = timed = 0
+        packets = timed = hidden = 0
         first = last = last_duration = None  # in time_base units
         for raw in listing:
             line = raw.decode("ascii", "replace")
@@ -232,8 +313,11 @@ def _scan_video_packets(path: Path, timeout: float, name: str) -> tuple[float, i
                 continue
             if not line.strip():
                 continue
-            packets += 1
             fields = line.split(",")
+            if _flags(fields) & _DISCARD:
+                hidden += 1
+                continue
+            packets += 1
             try:
                 dts, pts, dur = int(fields[1]), int(fields[2]), int(fields[3])
             except (IndexError, ValueError):
@@ -246,14 +330,23 @@ def _scan_video_packets(path: Path, timeout: float, name: str) -> tuple[float, i
             first = ts if first is None else min(first, ts)
             if last is None or ts >= last:
                 last, last_duration = ts, dur
-    if packets == 0 and proc.returncode != 0:
+    if packets == 0 and hidden == 0 and proc.returncode != 0:
         raise UnsupportedMedia(f"{name}: cannot read video packets: {last_error_line(proc.stderr)}",
                                path=str(path))
     if time_base is None or first is None:
-        return 0.0, packets
+        return 0.0, packets, hidden
     # The last frame lasts its packet's duration, unless the container stores none or a token one
     # (AVI says 1 tick): then the average frame interval.
     spacing = (last - first) / (timed - 1) if timed > 1 else 0
     if last_duration is None or last_duration < spacing / 2:
         last_duration = spacing
-    return float((last + last_duration - first) * time_base), packets
+    return float((last + last_duration - first) * time_base), packets, hidden
+
+
+def _flags(fields: list[str]) -> int:
+    """A framecrc line's packet flags (``F=0x5``: key + discard); 0 when it prints none."""
+    for field in fields[6:]:
+        field = field.strip()
+        if field.startswith("F=0x"):
+            return int(field[4:], 16)
+    return 0

@@ -19,6 +19,7 @@ instrument plays which role, at what level).
 
 from __future__ import annotations
 
+import bisect
 import random
 import statistics
 
@@ -154,12 +155,27 @@ class _Composer:
         self._pad()
         self._lead()
         self._accents(accents)
+        self._lock_cuts(accents)
         for role in ROLES:  # stable instrument order in the file
             if role in self.instruments and self.instruments[role].notes:
                 inst = self.instruments[role]
                 _untangle(inst)
                 pm.instruments.append(inst)
         return pm
+
+    def _lock_cuts(self, accents: list[float]) -> None:
+        """Humanising never moves a beat that lands on a cut: drum and bass notes that the jitter
+        pushed off an accent (within its +-2 sigma clamp) go back onto it exactly, the rest keep
+        their feel. (Chords keep their strums: the rhythm section is what marks the beat.)"""
+        window = 2 * self.style.humanize_s + 1e-4
+        if not accents or window <= 1e-4:
+            return
+        for role in ("drums", "bass"):
+            for n in self.instruments[role].notes if role in self.instruments else ():
+                k = bisect.bisect_left(accents, n.start)
+                near = min((accents[i] for i in (k - 1, k) if 0 <= i < len(accents)), key=lambda a: abs(a - n.start))
+                if 0 < abs(near - n.start) <= window:
+                    n.end, n.start = max(near + MIN_NOTE_S, min(self.duration, n.end + near - n.start)), near
 
     def _accent_times(self) -> list[float]:
         """Segment-relative seconds to mark: the segment start (after the first) and every cut or

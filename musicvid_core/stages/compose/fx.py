@@ -108,11 +108,28 @@ def polish(audio: np.ndarray, sample_rate: int, *, reverb: float, energy: float,
                dry_level=1.0 - 0.25 * reverb, width=1.0),
     ])
     y = board(np.ascontiguousarray(y.T), sample_rate).T
-    y = _normalise(y, sample_rate, body, target_lufs(energy))
+    return finish(y, sample_rate, energy=energy, body_samples=body)
+
+
+def finish(audio: np.ndarray, sample_rate: int, *, energy: float, body_samples: int) -> np.ndarray:
+    """The end of every chain on (n, 2) float audio at ``sample_rate`` Hz: the first ``body_samples``
+    (the segment without its tail) normalised to :func:`target_lufs` of ``energy``, the look-ahead
+    limiter, a END_FADE_S fade at the very end. Returns finite float32 (n, 2), peaks <= 1.0."""
+    n = audio.shape[0]
+    if n == 0:
+        return np.zeros((0, 2), dtype=np.float32)
+    body = max(1, min(n, body_samples))
+    y = _normalise(np.asarray(audio, dtype=np.float32), sample_rate, body, target_lufs(energy))
     y = np.clip(limit(y, sample_rate), -1.0, 1.0)
     fade = min(n, round(END_FADE_S * sample_rate))
     y[n - fade:] *= np.cos(np.linspace(0.0, np.pi / 2, fade, dtype=np.float32))[:, None]
     return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def normalise(y: np.ndarray, sample_rate: int, body: int, lufs: float) -> np.ndarray:
+    """(n, channels) ``y`` scaled so its first ``body`` samples measure ``lufs`` LUFS (silence and
+    NaN left alone, the gain capped at MAX_GAIN_DB)."""
+    return _normalise(y, sample_rate, body, lufs)
 
 
 def _normalise(y: np.ndarray, sample_rate: int, body: int, lufs: float) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""The default generator: the procedural composer, rendered with a General MIDI SoundFont.
+"""The default generator: the procedural composer, rendered with a General MIDI SoundFont as stems,
+mixed per style (production.py) and levelled by energy (fx.finish).
 
 Royalty-free, offline, deterministic per seed and fast (see docs/music.md for the measured speed).
 """
@@ -11,10 +12,13 @@ from musicvid_core.domain.errors import GenerationError
 from musicvid_core.domain.plan import Plan
 from musicvid_core.media import resample
 from musicvid_core.stages.compose.composer import compose_segment
-from musicvid_core.stages.compose.fx import polish
-from musicvid_core.stages.compose.render import find_soundfont, render_midi
+from musicvid_core.stages.compose.fx import finish
+from musicvid_core.stages.compose.mixes import mix_for
+from musicvid_core.stages.compose.production import produce
+from musicvid_core.stages.compose.render import find_soundfont, render_stems
 from musicvid_core.stages.plan.prompt import resolve_style
 
+KICKS = (35, 36)  # GM drum notes of the kick: the house pump's key
 SYNTH_RATE = 32000  # Hz: 16 kHz of bandwidth; the GM SoundFonts' samples mostly carry less
 
 
@@ -33,10 +37,19 @@ class ProceduralGenerator:
 
     def __init__(self, settings) -> None:
         self.sample_rate = int(settings.sample_rate)
-        # Synthesis and polish run at SYNTH_RATE (never above the output rate), then one polyphase
+        # Synthesis and production run at SYNTH_RATE (never above the output rate), then one polyphase
         # resample: a third less work than at 48 kHz (see docs/music.md, "Speed").
         self.synth_rate = min(self.sample_rate, SYNTH_RATE)
         self.soundfont = find_soundfont(settings)  # ConfigurationError now, not mid-pipeline
+
+    def mixdown(self, midi, seg, rate: int, n: int, noise_seed: int) -> np.ndarray:
+        """The segment's MIDI rendered as stems and produced by its style's mix (production.py),
+        float32 (n, 2) at ``rate`` Hz, unnormalised. ``noise_seed`` seeds the vinyl noise."""
+        stems = render_stems(midi, rate, n, self.soundfont)
+        kicks = [note.start for inst in midi.instruments if inst.is_drum for note in inst.notes
+                 if note.pitch in KICKS]
+        return produce(stems, rate, mix_for(resolve_style(seg.style, seg.prompt).name), bpm=seg.bpm,
+                       kicks=kicks, seed=noise_seed)
 
     def generate(self, plan: Plan, index: int, seed: int) -> np.ndarray:
         """Segment ``index`` of ``plan`` as float32 (samples, 2) at ``sample_rate`` Hz, exactly
@@ -51,10 +64,9 @@ class ProceduralGenerator:
         midi = compose_segment(plan, index, seed)
         rate = self.synth_rate
         m = plan.clip_samples(index, rate)
-        audio = render_midi(midi, rate, m, self.soundfont)
+        audio = self.mixdown(midi, seg, rate, m, seed * 1_000_003 + index + seg.variation * 1_000_000_007)
         tail = round(plan.tail_s(index) * rate)
-        audio = polish(audio, rate, reverb=resolve_style(seg.style, seg.prompt).reverb,
-                       energy=seg.mean_energy, body_samples=m - tail)
+        audio = finish(audio, rate, energy=seg.mean_energy, body_samples=m - tail)
         if rate != self.sample_rate:
             audio = _resample(audio, rate, self.sample_rate, n)
         if audio.shape != (n, 2) or not np.isfinite(audio).all():

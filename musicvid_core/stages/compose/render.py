@@ -40,13 +40,16 @@ import pretty_midi
 
 from musicvid_core.domain.errors import ConfigurationError, GenerationError
 from musicvid_core.media import resample
+from musicvid_core.stages.compose import fonts
+from musicvid_core.stages.compose.fonts import BUNDLED, FLUID_R3, MUSESCORE  # noqa: F401  (the names callers use)
 
 log = logging.getLogger(__name__)
 
-FLUID_R3 = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
-BUNDLED = Path(pretty_midi.__file__).resolve().parent / "TimGM6mb.sf2"
 DRUM_CHANNEL = 9
 VOLUME_CC = 7
+PAN_CC = 10
+DRUM_GROUPS = {"kick": (35, 36), "snare": (37, 38, 39, 40), "hats": (42, 44, 46), "toms": (41, 43, 45, 47, 48, 50),
+               "cymbals": (49, 51, 52, 53, 55, 57, 59)}  # GM drum notes; the rest of a kit is "perc"
 REFERENCE_DBFS = -20.0  # every preset's reference note is scaled to this short-term RMS
 MAX_VOICES = 256  # per stem; past it the synth drops the voice furthest into its release
 MAX_LEAD_S = 0.08  # the longest onset lag compensated (a pad's swell is not a beat anyway)
@@ -94,10 +97,11 @@ def renderer() -> str | None:
 
 
 def find_soundfont(settings: Any = None) -> Path:
-    """The SoundFont to render with: ``settings.soundfont``, else ``$MUSICVID_SOUNDFONT``, else
-    Debian's FluidR3_GM, else the TimGM6mb bundled with pretty_midi. A configured path that does
-    not exist, or an .sf3 the installed renderer cannot read, is skipped with a warning. Raises
-    ConfigurationError when none exists."""
+    """The SoundFont to render with: ``settings.soundfont`` (``$MUSICVID_SOUNDFONT``), else the first
+    of ``fonts.CANDIDATES`` installed: MuseScore General (.sf3, when the renderer reads it), FluidR3
+    GM, the TimGM6mb bundled with pretty_midi. A configured path that does not exist, or an .sf3
+    the installed renderer cannot read, is skipped with a warning. Raises ConfigurationError when
+    none exists."""
     if settings is None:
         from musicvid_core.settings import Settings
 
@@ -112,9 +116,9 @@ def find_soundfont(settings: Any = None) -> Path:
                             "tinysoundfont can); falling back to the default", path, renderer())
             else:
                 return path
-    for path in (FLUID_R3, BUNDLED):
-        if path.is_file():
-            return path
+    found = fonts.candidates(renderer() in READS_SF3)
+    if found:
+        return found[0]
     raise ConfigurationError("no General MIDI SoundFont found: set MUSICVID_SOUNDFONT to an .sf2 file "
                              "or run make install")
 
@@ -138,6 +142,45 @@ def render_midi(pm: pretty_midi.PrettyMIDI, sample_rate: int, n_samples: int,
     return out
 
 
+def render_stems(pm: pretty_midi.PrettyMIDI, sample_rate: int, n_samples: int,
+                 soundfont: str | Path) -> dict[str, np.ndarray]:
+    """Each instrument of ``pm`` as its own float32 (n_samples, 2) stem at ``sample_rate`` Hz, named
+    by the instrument's name (the composer's role), level-matched and at its CC7 level like
+    :func:`render_midi`, but centred: its pan (CC10) is left to the mix (production.py). The drum
+    kit comes as one stem per DRUM_GROUPS group (``kick``, ``snare``, ...; ``perc`` for the rest),
+    so each can be placed and processed. Without a per-stem renderer (pyfluidsynth) there is one
+    stem, ``mix``. Raises as :func:`render_midi`."""
+    if renderer() in (None, "fluidsynth"):
+        return {"mix": _render_fluidsynth(pm, sample_rate, n_samples, soundfont)}
+    path = Path(soundfont)
+    stems: dict[str, np.ndarray] = {}
+    try:
+        for inst in pm.instruments:
+            gain = np.float32(_cc7_gain(inst) * _preset_gain(path, inst.program, inst.is_drum, sample_rate))
+            for name, part in _parts(inst):
+                audio = _render_stem(part, sample_rate, n_samples, path) * gain
+                stems[name] = stems[name] + audio if name in stems else audio
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise GenerationError(f"SoundFont rendering failed: {exc}", soundfont=str(soundfont)) from exc
+    return stems
+
+
+def _parts(inst: pretty_midi.Instrument) -> list[tuple[str, pretty_midi.Instrument]]:
+    """The instrument without its pan, split into DRUM_GROUPS for a kit: (stem name, instrument)."""
+    ccs = [cc for cc in inst.control_changes if cc.number != PAN_CC]
+    groups: dict[str, list[pretty_midi.Note]] = {}
+    for n in inst.notes:
+        name = next((g for g, notes in DRUM_GROUPS.items() if n.pitch in notes), "perc") if inst.is_drum \
+            else inst.name or f"program{inst.program}"
+        groups.setdefault(name, []).append(n)
+    out = []
+    for name, notes in groups.items():
+        part = pretty_midi.Instrument(inst.program, is_drum=inst.is_drum, name=name)
+        part.notes, part.control_changes, part.pitch_bends = notes, ccs, list(inst.pitch_bends)
+        out.append((name, part))
+    return out
+
+
 def _render_stem(inst: pretty_midi.Instrument, sample_rate: int, n_samples: int, path: Path,
                  aligned: bool = True) -> np.ndarray:
     """One instrument alone as float32 (n_samples, 2) at ``sample_rate`` Hz, at the preset's own
@@ -157,7 +200,7 @@ def _synth(path: Path, sample_rate: int) -> Any:
     key = str(path.resolve())
     with _lock:  # parsing once, and the clone bumps a shared, non-atomic reference count
         if key not in _templates:
-            _templates[key] = tsf.SoundFont(key)
+            _templates[key] = fonts.load_tsf(Path(key))
         synth = tsf.SoundFont(_templates[key])
     synth.set_output(tsf.OutputMode.StereoInterleaved, sample_rate, 0.0)
     synth.set_max_voices(MAX_VOICES)

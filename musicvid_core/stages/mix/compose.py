@@ -14,8 +14,9 @@ output is read once:
    WAV, correcting the gain until it is within 0.2 LU of the target (limiting lowers loudness, so
    the first correction assumes 1 LU per dB and later ones use the slope measured between passes).
    Otherwise the chain is linear and the gain is applied in the final run.
-3. Final run: video packets copied, the master (or the premaster with its gain) encoded to AAC, cut
-   to the video's duration, written to a temporary file.
+3. Final run: video packets copied, the master (or the premaster with its gain) encoded to AAC (Opus
+   in WebM) in place of the main audio track, every other stream kept (container.py), cut to the
+   video's end, written to a temporary file.
 4. The temporary file is measured (loudness, durations) in one run by the independent meters of
    :mod:`musicvid_core.metrics`. If AAC encoding pushed the true peak over the target anyway, a
    master pass with the limiter's ceiling lowered by the overshoot and the final run are repeated.
@@ -30,13 +31,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from musicvid_core.domain.errors import MediaToolError, MixError
+from musicvid_core.domain.errors import BadInput, MediaToolError, MixError
 from musicvid_core.domain.features import MediaInfo
 from musicvid_core.domain.plan import SPEECH_CLEARANCE_LU, Plan
-from musicvid_core.media import PROXY_DECODE_ARGS, PROXY_FILTER, run_ffmpeg
+from musicvid_core.media import PROXY_DECODE_ARGS, run_ffmpeg
 from musicvid_core.metrics.loudness import EBUR128_FILTER, LoudnessReport, parse_ebur128_summary
 from musicvid_core.metrics.speech import loudness_over, speech_music_difference
-from musicvid_core.metrics.streams import measure_output
+from musicvid_core.metrics.streams import framehash, measure_output
+from musicvid_core.stages.mix import container as containers
 from musicvid_core.stages.mix.filtergraph import (
     GraphInputs,
     build_graph,
@@ -47,8 +49,8 @@ from musicvid_core.stages.mix.filtergraph import (
     source_music_spans,
 )
 
-# Output container per extension; anything else is written as Matroska, which takes any codec.
-MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+# Output container per extension (container.FORMATS: .mp4 .m4v .mov .mkv .webm).
+MUXERS = {ext: fmt.muxer for ext, fmt in containers.FORMATS.items()}
 SILENCE_GATE_LUFS = -60.0  # below this the mix is (near) silence: raising it would only raise noise
 LOUDNESS_TOLERANCE_LU = 0.2
 MAX_CORRECTIONS = 4  # gain corrections after the first master pass; a pass costs ~1% of the duration
@@ -70,32 +72,41 @@ MAX_DUCK_DB = 40.0  # Plan.duck_db's upper bound: deeper than this the music is 
 SOURCE_MUSIC_MIN_DB = 12.0
 SOURCE_MUSIC_CLEARANCE_LU = 10.0
 # Preview (compose(preview=True)): a small proxy for iteration. With ``picture`` (the job's proxy,
-# media.make_proxy) its packets are copied; without, the video is re-encoded the same way here.
-PREVIEW_VIDEO_ARGS = ["-vf", PROXY_FILTER, "-c:v", "libx264", "-preset", "ultrafast", "-crf", "30",
-                      "-pix_fmt", "yuv420p"]
+# media.make_proxy) its packets are copied; without, the video is re-encoded the same way here
+# (container.PREVIEW_ENCODE).
 PREVIEW_DECODE_ARGS = PROXY_DECODE_ARGS
 # Previews mix at half the rate: every audio pass costs about half, and 24 kHz keeps what a
 # preview is for (balance, timing, ducking) up to 12 kHz.
 PREVIEW_SAMPLE_RATE = 24000
+# Where the first shown frame lands in the output is read from this much of a packet copy (s).
+LANDING_SCAN_S = 2.0
 PREVIEW_AUDIO_BITRATE = "128k"
 
 
-def output_suffix(video: str | Path) -> str:
-    """The extension an output for ``video`` gets: the input's for mp4/m4v/mov/mkv, else ``.mkv``."""
+def output_suffix(video: str | Path, media: MediaInfo | None = None, *, preview: bool = False) -> str:
+    """The extension an output for ``video`` gets. With its ``media``: the input's own format where
+    it can carry the result, else ``.mkv`` (container.choose). By name alone: the input's for
+    mp4/m4v/mov/mkv, else ``.mkv`` (a .webm named file may hold codecs WebM does not allow)."""
+    if media is not None:
+        return containers.choose(media, input_name=str(video), preview=preview).format.ext
     suffix = Path(video).suffix.lower()
-    return suffix if suffix in MUXERS else ".mkv"
+    return suffix if suffix in MUXERS and suffix != ".webm" else ".mkv"
 
 
 def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: Path, *,
             target_lufs: float = -14.0, true_peak_dbtp: float = -1.0, sample_rate: int = 48000,
             audio_bitrate: str = "256k", timeout: float = 1800.0, stems_dir: Path | None = None,
-            preview: bool = False, picture: Path | None = None) -> dict:
+            preview: bool = False, picture: Path | None = None,
+            streams: containers.StreamPlan | None = None) -> dict:
     """Mix ``clips`` (one WAV per plan segment, clip i starting at segment i's start) under ``video``
-    and write ``out``: the video stream copied packet for packet, one AAC audio track (the music plus
-    the original sound) mastered to ``target_lufs`` (LUFS) under ``true_peak_dbtp`` (dBTP), exactly as
-    long as the video stream (``media.duration`` seconds).
+    and write ``out``: the video stream copied packet for packet, the main audio track replaced by
+    the music plus that track's sound, mastered to ``target_lufs`` (LUFS) under ``true_peak_dbtp``
+    (dBTP), starting on the first shown frame and exactly as long as the video stream
+    (``media.duration`` seconds); every other stream, the chapters and the metadata kept.
 
-    The container follows ``out``'s extension (mp4/m4v/mov/mkv; anything else is Matroska). ``timeout``
+    The container follows ``out``'s extension (.mp4 .m4v .mov .mkv .webm, see container.py; BadInput
+    for another, or for a stream the format cannot carry), unless ``streams`` (container.choose's
+    plan) says what to write. ``timeout``
     bounds the whole call in seconds. With ``stems_dir``, float WAVs of the music bus, the original
     bus (both before mastering) and the master (as fed to the AAC encoder) are written there too.
     Under ``plan.speech`` the music is ducked (see filtergraph.duck_chain) by at least plan.duck_db,
@@ -105,22 +116,26 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
     ``preview``: a fast proxy with the same mix: AAC at PREVIEW_AUDIO_BITRATE with the fast coder,
     and the picture either copied from ``picture`` (the job's proxy, see media.make_proxy: the
     iteration case, no video encode at all) or, without one, re-encoded small here
-    (PREVIEW_VIDEO_ARGS). Either way its packets are NOT the input's. ``picture`` must come from
+    (container.PREVIEW_ENCODE). Either way its packets are NOT the input's. ``picture`` must come from
     ``video`` (same frames and timestamps); the sound is always mixed from ``video``.
 
-    Returns the output's measured metrics: duration_s (video stream), audio_duration_s (decoded
-    samples), integrated_lufs, true_peak_dbtp, lra_lu (decoded output, ebur128), gain_db (make-up gain
-    applied), premaster_lufs, target_lufs, passes (audio-only passes run: the premaster pass and the
-    master passes), final_runs (1, more when AAC pushed the true peak over the target and the limiter
-    was lowered), limit_dbfs (the limiter's final ceiling), compose_s (wall seconds), stems
-    (name -> path) when asked, and with speech under sound: duck_db (the depth used) and
-    speech_music (metrics.speech.speech_music_difference on the bus stems). Raises MixError when an
-    input is missing or ffmpeg fails; no partial output or temporary file is left behind.
+    Returns the output's measured metrics: container (container.StreamPlan.summary: format and each
+    stream's fate), duration_s (video stream), audio_duration_s (decoded samples), integrated_lufs,
+    true_peak_dbtp, lra_lu (decoded output, ebur128), gain_db (make-up gain applied),
+    premaster_lufs, target_lufs, passes (audio-only passes run: the premaster pass and the master
+    passes), final_runs (1, more when AAC pushed the true peak over the target and the limiter was
+    lowered), limit_dbfs (the limiter's final ceiling), compose_s (wall seconds), stems (name ->
+    path) when asked, and with speech under sound: duck_db (the depth used) and speech_music
+    (metrics.speech.speech_music_difference on the bus stems). Raises MixError when an input is
+    missing or ffmpeg fails, BadInput when the format cannot carry the video's streams; no partial
+    output or temporary file is left behind.
     """
     started = time.monotonic()
     video, out = Path(video), Path(out)
     clips = [Path(c) for c in clips]
     _check_inputs(video, plan, clips)
+    if streams is None:
+        streams = containers.choose(media, requested=out.suffix, preview=preview)
 
     def remaining() -> float:
         left = timeout - (time.monotonic() - started)
@@ -178,16 +193,17 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
             else:
                 gain, passes = _fit_gain(master, premaster, target_lufs=target_lufs, limit_db=limit_db)
                 limited = passes > 1  # the master WAV holds the mastered mix at ``gain``
-            final_runs = 0
+            final_runs, offset = 0, _landing(video, media, streams, timeout=remaining())
             while True:
                 inline = master_chain(gain, limit_db=limit_db, sample_rate=sample_rate, total=total) if preview else None
-                _final_run(picture or video, master_wav if limited else premaster_wav, tmp,
+                _final_run(video, master_wav if limited else premaster_wav, tmp,
                            gain_db=None if limited else gain, chain=inline, master_stem=stems.get("master"),
-                           duration=media.duration, muxer=_muxer(out), timeout=remaining(),
+                           media=media, streams=streams, timeout=remaining(), offset=offset,
                            audio_bitrate=PREVIEW_AUDIO_BITRATE if preview else audio_bitrate,
-                           preview=preview, reencode=preview and picture is None)
+                           preview=preview, picture=picture)
                 final_runs += 1
-                loudness, durations = measure_output(tmp, timeout=remaining())
+                loudness, durations = measure_output(tmp, timeout=remaining(),
+                                                     audio=streams.mix_audio_ordinal)
                 overshoot = loudness.true_peak_dbtp - true_peak_dbtp
                 if overshoot <= 0 or final_runs > MAX_PEAK_RETRIES:
                     break
@@ -200,6 +216,7 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
     except MediaToolError as exc:
         raise MixError(f"mixing failed: {exc.message}", **{"video": str(video), **exc.context}) from exc
     return {
+        "container": streams.summary(),
         "duration_s": durations["video"],
         "audio_duration_s": durations["audio"],
         **loudness.as_dict(),
@@ -217,6 +234,18 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
                              "duck_db": None if source_db == float("inf") else round(source_db, 2),
                              **source}} if music_spans else {}),
     }
+
+
+def work_bytes(duration_s: float, *, sample_rate: int = 48000, stems: bool = False, sound: bool = True,
+               bitrate_bps: int = 256_000) -> dict[str, int]:
+    """Disk (bytes) compose needs for ``duration_s`` seconds of video beside its output: the float
+    stereo WAVs of its temporary folder (premaster and master; with ``sound``, the measuring pass's
+    two buses and the ducked music; with ``stems``, three more that it keeps) and the scored track
+    the output gains (at ``bitrate_bps``). The output's copy of the video is the caller's to count
+    (about the input's size). 2 h at 48 kHz: 2.8 GB per WAV."""
+    wav = round(duration_s * sample_rate) * 2 * 4
+    count = 2 + (3 if sound else 0) + (3 if stems else 0)
+    return {"work_wavs": count * wav, "scored_track": round(duration_s * bitrate_bps / 8)}
 
 
 def source_depth(*, original_lufs: float, music_lufs: float) -> float:
@@ -277,10 +306,6 @@ def _fit_gain(meter: Callable[[float], LoudnessReport], premaster: LoudnessRepor
     return gain, passes
 
 
-def _muxer(out: Path) -> str:
-    return MUXERS.get(out.suffix.lower(), "matroska")
-
-
 def _clip_args(clips: list[Path]) -> list[str]:
     return [arg for clip in clips for arg in ("-i", str(clip))]
 
@@ -297,7 +322,7 @@ def _graph_args(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], st
     video_args = ["-vn", "-sn", "-dn", "-i", str(video)] if media.has_audio else []
     first_clip = 1 if media.has_audio else 0
     inputs = GraphInputs(clips=range(first_clip, first_clip + len(clips)),
-                         original=0 if media.has_audio else None)
+                         original=0 if media.has_audio else None, track=media.main_track, lead_s=media.start)
     bus_stems = {name: path for name, path in stems.items() if name != "master"}
     graph = build_graph(plan, duration=media.duration, sample_rate=sample_rate, inputs=inputs, meter=meter,
                         stems=set(bus_stems), duck_db=duck_db, source_db=source_db)
@@ -339,31 +364,65 @@ def _stem_paths(stems_dir: Path, media: MediaInfo) -> dict[str, Path]:
     return {name: stems_dir / f"{name}.wav" for name in names}
 
 
+def _landing(video: Path, media: MediaInfo, streams: containers.StreamPlan, *, timeout: float) -> float:
+    """Seconds into the output where the first shown frame lands: where the scored track's sample
+    0 goes. Usually ``media.start``, but ffmpeg re-bases an MPEG-TS input's clock on the streams it
+    maps, and the final run does not map the main audio track: so the input's streams are copied
+    as the final run maps them, for LANDING_SCAN_S, and the picture's first shown pts is read."""
+    maps = [arg for s in streams.streams if s.source is not None and s.action in ("copy", "convert", "encode")
+            for arg in ("-map", f"0:{s.source}")]
+    if not maps or media.start == 0 and not media.container.startswith(("mpegts", "mpeg")):
+        return media.start  # nothing re-based: the container's own start is the output's
+    picture = next((i for i, s in enumerate(streams.streams) if s.kind == "video" and s.action == "copy"), None)
+    if picture is None:  # a preview's picture comes from elsewhere
+        return media.start
+    scans, _ = framehash(video, [*maps, "-c", "copy", "-t", f"{LANDING_SCAN_S}"], timeout, "landing scan",
+                         muxer="framecrc")
+    scan = scans.get(sum(1 for s in streams.streams[:picture] if s.source is not None
+                         and s.action in ("copy", "convert", "encode")))
+    shown = scan.shown if scan is not None else []
+    return max(0.0, float(min(p.pts for p in shown) * scan.time_base)) if shown else media.start
+
+
 def _final_run(video: Path, audio: Path, dest: Path, *, gain_db: float | None, master_stem: Path | None,
-               duration: float, audio_bitrate: str, muxer: str, timeout: float, preview: bool = False,
-               reencode: bool = False, chain: str | None = None) -> None:
-    """Mux: the video's packets copied, the WAV ``audio`` encoded to AAC (with ``gain_db`` applied
-    first when given: the linear case, where no master WAV was written; or the filter ``chain``, a
-    preview's whole mastering, instead). No mixing happens here."""
+               media: MediaInfo, streams: containers.StreamPlan, audio_bitrate: str, timeout: float,
+               offset: float = 0.0, preview: bool = False, picture: Path | None = None,
+               chain: str | None = None) -> None:
+    """Mux: every stream of ``video`` as ``streams`` plans it (the picture's packets copied), the WAV
+    ``audio`` encoded in place of the main audio track (with ``gain_db`` applied first when given:
+    the linear case, where no master WAV was written; or the filter ``chain``, a preview's whole
+    mastering, instead). The WAV's sample 0 is placed ``offset`` seconds into the output (where
+    the first shown frame lands: ``media.start``) and everything ends with the last frame. No
+    mixing happens here. A stream the muxer still refuses is BadInput (one line), like the formats
+    container.choose refuses."""
     chain = [chain] if chain else [f"volume={db(gain_db)}"] if gain_db is not None else []
+    filters: list[str] = []
+    mix = "1:a:0"
     if master_stem is not None:
-        chain.append("asplit=2[out][stem_master]")
-        audio_map = ["-filter_complex", "[1:a]" + ",".join(chain), "-map", "0:v:0", "-map", "[out]"]
+        filters = ["-filter_complex", "[1:a]" + ",".join([*chain, "asplit=2[out][stem_master]"])]
+        mix = "[out]"
     elif chain:
-        audio_map = ["-filter_complex", "[1:a]" + ",".join(chain) + "[out]", "-map", "0:v:0", "-map", "[out]"]
-    else:
-        audio_map = ["-map", "0:v:0", "-map", "1:a:0"]
-    # Only the first video stream and the new soundtrack are mapped: the original audio tracks,
-    # data (timecode, GPS) and subtitle streams are not carried over. Stream copy keeps the display
-    # matrix (rotation) and the codec tag.
-    video_args = PREVIEW_VIDEO_ARGS if reencode else ["-c:v", "copy"]
-    audio_args = ["-c:a", "aac", "-b:a", audio_bitrate, *(["-aac_coder", "fast"] if preview else [])]
-    out_args = [*audio_map, *video_args, *audio_args, "-t", f"{duration:.6f}"]
-    if muxer in ("mp4", "mov"):
-        # moov atom first so players can start before the download ends; no tmcd track from a
-        # source's timecode tag.
-        out_args += ["-movflags", "+faststart", "-write_tmcd", "0"]
+        filters = ["-filter_complex", "[1:a]" + ",".join(chain) + "[out]"]
+        mix = "[out]"
+    reencode = preview and picture is None
+    shift = ["-itsoffset", f"{offset:.6f}"] if offset else []
+    inputs = [*(PREVIEW_DECODE_ARGS if reencode else []), "-i", str(video), *shift, "-i", str(audio)]
+    if picture is not None:  # the job's proxy: normalised to start at 0 like any input, so offset too
+        inputs += [*shift, "-i", str(picture)]
+    out_args = containers.output_args(streams, mix=mix, picture="2:v:0" if picture is not None else None,
+                                      bitrate=audio_bitrate, fast=preview, reencode=reencode,
+                                      end_s=offset + media.duration)
     stem_args = ["-map", "[stem_master]", *_wav_args(master_stem)] if master_stem is not None else []
-    decode = PREVIEW_DECODE_ARGS if reencode else []
-    run_ffmpeg(["-y", *decode, "-i", str(video), "-i", str(audio), *out_args, "-f", muxer, str(dest), *stem_args],
-               timeout=timeout, what="compose")
+    try:
+        run_ffmpeg(["-y", *inputs, *filters, *out_args, str(dest), *stem_args], timeout=timeout, what="compose")
+    except MediaToolError as exc:
+        tail = str(exc.context.get("stderr_tail", ""))
+        if any(marker in tail for marker in _REFUSED_BY_MUXER):
+            raise BadInput(f"{streams.format.label} ({streams.format.ext}) cannot carry one of the video's streams "
+                           f"({exc.message.split(': ', 1)[-1]}): write .mkv or .mov instead") from None
+        raise
+
+
+# What a muxer says of a stream it cannot hold (container.py's tables missed it).
+_REFUSED_BY_MUXER = ("not currently supported in container", "Could not find tag for codec",
+                     "Only audio, video, and subtitles are supported")

@@ -45,11 +45,15 @@ DUCK_FRAME_SAMPLES = 128
 
 @dataclass(frozen=True)
 class GraphInputs:
-    """Which ffmpeg inputs feed the graph: one per clip, in segment order, and the input whose first
-    audio stream is the original sound (None when the video has no audio)."""
+    """Which ffmpeg inputs feed the graph: one per clip, in segment order, and the input whose audio
+    track ``track`` (``a:N``, the main one) is the original sound (None when the video has no
+    audio). ``lead_s``: seconds of that sound before the first shown frame (a video that starts
+    after the container does), cut so that sample 0 is the first frame."""
 
     clips: Sequence[int]
     original: int | None = None
+    track: int = 0
+    lead_s: float = 0.0
 
 
 def samples(seconds: float, sample_rate: int) -> int:
@@ -130,6 +134,10 @@ def _merged(plan: Plan, regions) -> list[tuple[float, float]]:
             spans[-1] = (spans[-1][0], max(spans[-1][1], region.end))
         else:
             spans.append((region.start, region.end))
+    if spans and 0 < spans[0][0] < plan.duck_attack_s:
+        # Its attack would have begun before the video does, so the first samples would play part
+        # way up: a span starting that early starts with the video, fully down from sample 0.
+        spans[0] = (0.0, spans[0][1])
     return spans
 
 
@@ -202,9 +210,10 @@ def music_bus(plan: Plan, *, total: int, sample_rate: int, clip_inputs: Sequence
 
 
 def original_chain(plan: Plan, *, total: int, sample_rate: int, input_index: int,
-                   source_db: float = 0.0) -> str:
-    """The video's own sound (its first audio stream) into ``[orig]``: stereo at the mix rate, at
-    plan.original_gain_db, exactly ``total`` samples long.
+                   source_db: float = 0.0, track: int = 0, lead_s: float = 0.0) -> str:
+    """The video's own sound (its audio track ``track``, the main one) into ``[orig]``: stereo at
+    the mix rate, at plan.original_gain_db, exactly ``total`` samples long, sample 0 at the first
+    shown frame (``lead_s`` seconds after the container's start, which is the track's sample 0).
 
     Surround is folded down with the ITU-R BS.775 coefficients (centre and surrounds at -3 dB, LFE
     dropped); mono goes to both sides at -3 dB. ``async=1:first_pts=0`` pads a late-starting or
@@ -214,11 +223,13 @@ def original_chain(plan: Plan, *, total: int, sample_rate: int, input_index: int
     """
     resample = (f"aresample=osr={sample_rate}:ochl=stereo:clev=0.7071:slev=0.7071:lfe_mix_level=0"
                 f":async=1:first_pts=0")
-    chain = [resample, stereo_format(sample_rate), f"volume={db(plan.original_gain_db)}", pad_trim(total)]
+    lead = samples(lead_s, sample_rate)
+    skip = [f"atrim=start_sample={lead}", sample_clock()] if lead > 0 else []
+    chain = [resample, stereo_format(sample_rate), *skip, f"volume={db(plan.original_gain_db)}", pad_trim(total)]
     source = source_music_chain(plan, source_db)
     if source:
         chain.append(source)
-    return f"[{input_index}:a:0]" + ",".join(chain) + "[orig]"
+    return f"[{input_index}:a:{track}]" + ",".join(chain) + "[orig]"
 
 
 def master_chain(gain_db: float, *, limit_db: float, sample_rate: int, total: int) -> str:
@@ -257,7 +268,7 @@ def build_graph(plan: Plan, *, duration: float, sample_rate: int, inputs: GraphI
         mix = music
     else:
         parts.append(original_chain(plan, total=total, sample_rate=sample_rate, input_index=inputs.original,
-                                    source_db=source_db))
+                                    source_db=source_db, track=inputs.track, lead_s=inputs.lead_s))
         if "original" in stems:
             parts.append("[orig]asplit=2[orig_mix][stem_original]")
             orig = "[orig_mix]"
