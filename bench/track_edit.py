@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from musicvid_core.lab.tracks import irregular_cuts
 from musicvid_core.media import resample, write_float_wav
 from musicvid_core.metrics.edit import bar_line_flux, edit_report
 from musicvid_core.stages.compose.track.analysis import analyse_file
@@ -40,15 +41,6 @@ from musicvid_core.stages.compose.track.render import render_edit
 SR = 48000
 
 
-def cut_layout(duration: float, seed: int) -> tuple[list[float], list[float]]:
-    rng = np.random.default_rng(seed)
-    cuts = [round(float(c), 3) for c in np.cumsum(rng.uniform(2.0, 8.0, 400)) if c < duration - 3]
-    strong, last = [], 0.0
-    for c in cuts:
-        if c - last >= 12:
-            strong.append(c)
-            last = c
-    return cuts, strong
 
 
 def altered(path: Path, folder: Path) -> list[Path]:
@@ -92,7 +84,7 @@ def main() -> None:
         a = analyse_file(p, cache_dir=cache)
         flux = bar_line_flux(source, SR, [b.start for b in a.bars])
         for dur in args.targets:
-            cuts, strong = cut_layout(dur, k)
+            cuts, strong = irregular_cuts(dur, k)
             n = int(round(dur * SR))
             start = time.perf_counter()
             a = analyse_file(p, cache_dir=cache)  # cached: reads the JSON

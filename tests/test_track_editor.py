@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from musicvid_core.domain.errors import BadInput
-from musicvid_core.lab.tracks import make_track
+from musicvid_core.lab.tracks import irregular_cuts, make_track
 from musicvid_core.media import resample, write_float_wav
 from musicvid_core.metrics.edit import bar_line_flux, edit_report, hit_rate
 from musicvid_core.metrics.music import _analysis_mono
@@ -22,16 +22,6 @@ from musicvid_core.stages.compose.track.render import render_edit
 SR = 48000
 
 
-def cut_layout(duration: float, seed: int) -> tuple[list[float], list[float]]:
-    """Irregular cuts (shots of 2-8 s, seeded); the first cut 12 s or more after the last strong one is strong."""
-    rng = np.random.default_rng(seed)
-    cuts = [round(float(c), 3) for c in np.cumsum(rng.uniform(2.0, 8.0, 200)) if c < duration - 3]
-    strong, last = [], 0.0
-    for c in cuts:
-        if c - last >= 12:
-            strong.append(c)
-            last = c
-    return cuts, strong
 
 
 class Track:
@@ -150,7 +140,7 @@ def pooled(reports, key, count):
 def test_generated_tracks_meet_the_targets(pop, ballad):
     reports = []
     for track, seed in ((pop, 1), (pop, 2), (ballad, 3)):
-        cuts, strong = cut_layout(60.0, seed)
+        cuts, strong = irregular_cuts(60.0, seed)
         n = int(60.0 * SR) + 123  # not a whole number of anything
         e, out, r = measure(track, n, cuts, strong, seed=seed)
         assert r["exact_length"] and out.shape[0] == n
@@ -166,7 +156,7 @@ def test_library_recordings_meet_the_targets(library):
     reports = []
     for entry in library:
         track = Track(analysis=entry.analysis, source=load_track(entry.track.path, SR))
-        cuts, strong = cut_layout(60.0, 7)
+        cuts, strong = irregular_cuts(60.0, 7)
         _, _, r = measure(track, 60 * SR, cuts, strong, seed=7)
         assert r["exact_length"] and r["max_stretch"] <= 0.06
         reports.append(r)
@@ -201,19 +191,19 @@ def test_shorten_and_extend_to_ten_minutes(pop):
     a = pop.analysis
     short = make_edit(a, 15 * SR, SR, seed=0)
     assert len(short.bars) < a.body_bars and short.bars[0] == 0
-    long = make_edit(a, 600 * SR, SR, cuts=cut_layout(600.0, 5)[0], seed=5)
+    long = make_edit(a, 600 * SR, SR, cuts=irregular_cuts(600.0, 5)[0], seed=5)
     pieces = long.pieces
     assert pieces[0].out_start == 0 and pieces[-1].out_end == 600 * SR
     assert all(p.out_end == q.out_start for p, q in zip(pieces, pieces[1:]))
     assert max_back_to_back(long.bars) <= 2 and long.max_stretch <= 0.06
     assert len(set(long.bars)) == a.body_bars or len(set(long.bars)) >= a.body_bars - 2
-    other = make_edit(a, 600 * SR, SR, cuts=cut_layout(600.0, 5)[0], seed=6)
+    other = make_edit(a, 600 * SR, SR, cuts=irregular_cuts(600.0, 5)[0], seed=6)
     assert other.bars != long.bars  # another seed, another edit
 
 
 def test_reediting_one_segment_keeps_the_rest_bit_identical(pop):
     n = 48 * SR
-    cuts, strong = cut_layout(48.0, 4)
+    cuts, strong = irregular_cuts(48.0, 4)
     e = make_edit(pop.analysis, n, SR, cuts=cuts, strong=strong, seed=0)
     bounds = [0.0, 16.0, 32.0, 48.0]
     spans = segment_bars(e, bounds)

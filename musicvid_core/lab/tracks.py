@@ -178,3 +178,18 @@ def _hat(sr: int, rng, amp: float) -> np.ndarray:
     t = np.arange(int(0.05 * sr)) / sr
     noise = np.diff(rng.standard_normal(t.size + 1), n=1)
     return (amp * noise * np.exp(-t / 0.012)).astype(np.float32)
+
+
+def irregular_cuts(duration: float, seed: int) -> tuple[list[float], list[float]]:
+    """Irregular picture cuts for a ``duration``-second video (shots of 2-8 s, seeded), and the strong
+    ones among them: the first cut 12 s or more after the last strong one. Seconds."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    cuts = [round(float(c), 3) for c in np.cumsum(rng.uniform(2.0, 8.0, 400)) if c < duration - 3]
+    strong, last = [], 0.0
+    for c in cuts:
+        if c - last >= 12:
+            strong.append(c)
+            last = c
+    return cuts, strong
