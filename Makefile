@@ -12,7 +12,7 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 $(VENV)/.installed: pyproject.toml Makefile
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e ".[local,dev,notebooks,aws,musicgen,api,serve]"
+	$(PIP) install -q -e ".[local,dev,notebooks,aws,musicgen,api,serve,library]"
 	# asl-validator (npm) checks musicvid_core/workflow/workflow.asl.json in the tests; best effort without npm.
 	-command -v npm >/dev/null 2>&1 && npm ci --prefix infra --no-audit --no-fund --silent
 	# The notebooks' kernel, "Python (musicvid)", registered inside the venv (jupyter lab from the
