@@ -63,3 +63,20 @@ class Stack:
 
     def bucket_arn(self, key: str = "") -> str:
         return f"arn:aws:s3:::{self.refs['MediaBucket']}" + (f"/{key}" if key else "")
+
+
+CHALICE_DIR = ROOT / "chalice_app"
+
+
+def load_chalice_app(name: str):
+    """chalice_app/app.py imported as module ``name`` (its ``chalicelib`` found beside it), fresh each call."""
+    import importlib.util
+
+    sys.path.insert(0, str(CHALICE_DIR))
+    try:
+        spec = importlib.util.spec_from_file_location(name, CHALICE_DIR / "app.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(CHALICE_DIR))

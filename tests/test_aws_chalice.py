@@ -8,9 +8,7 @@ whole deployed path except API Gateway and Lambda themselves.
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
-import sys
 import uuid
 from pathlib import Path
 
@@ -28,6 +26,8 @@ from musicvid_core.workflow.runner import SUBSTITUTIONS, definition_path
 
 # chalice.test warns that it does not run the Cognito authorizer: exactly why the app verifies tokens itself.
 pytestmark = pytest.mark.filterwarnings("ignore:CognitoUserPoolAuthorizer:UserWarning")
+from tests.awsstack import load_chalice_app  # noqa: E402
+
 APP_DIR = Path(__file__).resolve().parents[1] / "chalice_app"
 BUCKET, TABLE = "musicvid-media-test", "musicvid-jobs-test"
 FUNCTIONS = {"Coordinator": "coordinator", "Analyzer": "analyzer", "AudioGenerator": "audio_generator",
@@ -35,14 +35,7 @@ FUNCTIONS = {"Coordinator": "coordinator", "Analyzer": "analyzer", "AudioGenerat
 
 
 def _load_app():
-    sys.path.insert(0, str(APP_DIR))
-    try:
-        spec = importlib.util.spec_from_file_location("musicvid_chalice_app", APP_DIR / "app.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(APP_DIR))
+    return load_chalice_app("musicvid_chalice_app")
 
 
 @pytest.fixture

@@ -26,7 +26,6 @@ import contextlib
 import datetime as dt
 import hashlib
 import hmac
-import importlib.util
 import io
 import json
 import os
@@ -40,7 +39,7 @@ pytest.importorskip("chalice")
 pytest.importorskip("moto")
 requests = pytest.importorskip("requests")
 
-from tests.awsstack import Stack, build_template, cfn  # noqa: E402
+from tests.awsstack import Stack, build_template, cfn, load_chalice_app  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:CognitoUserPoolAuthorizer:UserWarning")
 APP_DIR = Path(__file__).resolve().parents[1] / "chalice_app"
@@ -264,14 +263,7 @@ class Rehearsal:
 
 
 def _load_app():
-    sys.path.insert(0, str(APP_DIR))
-    try:
-        spec = importlib.util.spec_from_file_location("musicvid_rehearsal_app", APP_DIR / "app.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(APP_DIR))
+    return load_chalice_app("musicvid_rehearsal_app")
 
 
 def _reset_wiring() -> None:
