@@ -4,7 +4,7 @@ PY      := $(VENV)/bin/python
 PIP     := $(PY) -m pip
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install install-demo system-deps demo test lint bench samples clean experiments lab kernel package web image wheel-smoke
+.PHONY: install install-demo system-deps demo test lint bench samples clean experiments lab kernel package web image wheel-smoke library-index
 
 # Two stamps: the full developer install (`make install`, `make test`, everything else) and the
 # embedded default alone (`make demo`: the [local] extra, ~1 GB, without torch, Jupyter, moto ...).
@@ -65,6 +65,10 @@ test: install system-deps
 wheel-smoke: install
 	bash .ci/wheel-smoke
 
+# After a change to the track analysis (ANALYSIS_VERSION): re-analyse the bundled library's tracks.
+library-index: install
+	$(PY) -c "from musicvid_core.stages.compose.track.library import ship_analyses; print(ship_analyses())"
+
 lint: install
 	$(VENV)/bin/ruff check musicvid_core tests bench data chalice_app infra
 
@@ -90,9 +94,10 @@ samples: install system-deps
 # machine from musicvid_core/workflow/workflow.asl.json, per-function IAM, the model backends as
 # parameters with their IAM and the SageMaker autoscaling under conditions), the three media steps turned into
 # container-image functions (--finalize; the image is `make image`), then linted. Output in
-# build/package/ (sam.json, deployment.zip); deploy with `sam deploy` (docs/deploy.md).
-# The browser origin allowed by CORS: Chalice bakes it into the API's preflight at package time.
-package: export MUSICVID_CORS_ORIGIN ?= http://localhost:3000
+# build/package/ (sam.json, deployment.zip, web/: the web app's static bundle); deploy with `sam deploy`
+# (docs/deploy.md), then `python infra/static_site.py deploy --stack NAME` (config.json from the stack,
+# upload, invalidate: docs/web.md). The browser origin allowed by CORS is the stack's own CloudFront
+# site; MUSICVID_CORS_ORIGIN names another (CorsOrigin's default; --finalize points Chalice's preflight at it).
 package: install web
 	rm -rf build/package chalice_app/vendor && mkdir -p build chalice_app/vendor
 	cp -r musicvid_core chalice_app/vendor/ && find chalice_app/vendor -name __pycache__ -prune -exec rm -rf {} +
@@ -105,13 +110,14 @@ package: install web
 	$(VENV)/bin/cfn-lint build/package/sam.json
 	cd infra && npx --no-install asl-validator --json-path ../musicvid_core/workflow/workflow.asl.json
 	rm -rf chalice_app/vendor
+	$(PY) infra/static_site.py bundle build/package/web
 	@unzip -l build/package/deployment.zip | tail -1 | awk '{printf "deployment.zip unzipped: %.1f MB\n", $$1/1e6}'
 
-# The web app's static bundle (docs/web.md): the files `musicvid serve` serves, for an S3 bucket behind
-# CloudFront. The deploy adds config.json (python -m musicvid_core.api.webapp config ...).
-web:
-	rm -rf build/web && mkdir -p build && cp -r musicvid_core/api/web build/web
-	@echo "build/web: $$(ls build/web | wc -l) files; add config.json, then sync to the bucket (docs/web.md)"
+# The web app's static bundle (docs/web.md): the files `musicvid serve` serves, for the stack's S3 bucket
+# behind CloudFront (`make package` puts the same in build/package/web). The deploy adds config.json
+# (python infra/static_site.py deploy --stack NAME).
+web: install
+	$(PY) infra/static_site.py bundle build/web
 
 # The media steps' container image (analyzer, audio_generator, av_operator; docs/deploy.md), built
 # from the repository root. The tag defaults to a hash of what goes into the image, so a new build

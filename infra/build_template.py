@@ -21,11 +21,16 @@ what the app runs on, and wires it in by merging into Chalice's own resources:
   infra/lambda-media/Dockerfile, the step chosen by ImageConfig.Command): their media stack is over
   Lambda's 250 MB zip limit, and Chalice builds zips only. A merge cannot delete Chalice's zip
   properties (CodeUri, Handler, Runtime), so ``--finalize`` replaces those three resources in the
-  packaged template wholesale, keeping their logical ids (roles, state machine unchanged).
+  packaged template wholesale, keeping their logical ids (roles, state machine unchanged),
+- the web app's static site (infra/static_site.py): a private S3 bucket behind CloudFront with
+  origin access control and security headers, the Cognito hosted UI domain, the app client as a
+  public code + PKCE client back to the site, and the site's origin as the one CORS origin of the
+  API (Lambda, Chalice's preflight, which ``--finalize`` rewrites, the gateway responses) and of
+  the media bucket; the ``WebConfig`` output is the page's config.json.
 
 Usage (``make package`` runs both)::
 
-    MUSICVID_CORS_ORIGIN=https://app.example python infra/build_template.py MERGE.json
+    python infra/build_template.py MERGE.json   # MUSICVID_CORS_ORIGIN=https://app.example: another origin
     python infra/build_template.py --finalize build/package/sam.json   # after chalice package
 """
 
@@ -37,6 +42,7 @@ import os
 import sys
 from pathlib import Path
 
+import static_site
 from stack_backends import CONDITIONS, PARAMETERS, autoscaling, environment, statements
 
 INFRA = Path(__file__).resolve().parent
@@ -220,13 +226,15 @@ def media_function(fn: str, env: dict) -> dict:
         "Tracing": "PassThrough", "Role": _arn(f"{fn}Role"), "Environment": {"Variables": env}}}
 
 
-def template(cors_origin: str = "http://localhost:3000") -> dict:
+def template(cors_origin: str = "") -> dict:
+    """The merge template; ``cors_origin`` is the CorsOrigin parameter's default (empty: the web
+    app's own CloudFront domain, static_site.SITE_ORIGIN)."""
     issuer = {"Fn::Sub": "https://cognito-idp.${AWS::Region}.amazonaws.com/${UserPool}"}
     env = {"MUSICVID_BUCKET": {"Ref": "MediaBucket"}, "MUSICVID_TABLE": {"Ref": "JobsTable"},
            "MUSICVID_REGION": {"Ref": "AWS::Region"}, "MUSICVID_AUTH_ISSUER": issuer,
            "MUSICVID_AUTH_AUDIENCE": {"Ref": "UserPoolClient"},
            "MUSICVID_AUTH_JWKS_URL": {"Fn::Sub": "https://cognito-idp.${AWS::Region}.amazonaws.com/${UserPool}/.well-known/jwks.json"},
-           "MUSICVID_CORS_ORIGIN": {"Ref": "CorsOrigin"},
+           "MUSICVID_CORS_ORIGIN": static_site.origin_expr(),
            "MUSICVID_OBJECT_STORE": "s3", "MUSICVID_JOB_STORE": "dynamodb", "MUSICVID_LAUNCHER": "stepfunctions",
            "MUSICVID_MAX_ACTIVE_JOBS": {"Ref": "MaxActiveJobs"},
            "MUSICVID_HOME": "/tmp/musicvid",  # only /tmp is writable on Lambda (the image sets the same)
@@ -239,7 +247,7 @@ def template(cors_origin: str = "http://localhost:3000") -> dict:
             "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "BlockPublicPolicy": True,
                                                "IgnorePublicAcls": True, "RestrictPublicBuckets": True},
             "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
-            "CorsConfiguration": {"CorsRules": [{"AllowedMethods": ["POST", "GET"], "AllowedOrigins": [{"Ref": "CorsOrigin"}],
+            "CorsConfiguration": {"CorsRules": [{"AllowedMethods": ["POST", "GET"], "AllowedOrigins": [static_site.origin_expr()],
                                                  "AllowedHeaders": ["*"], "MaxAge": 600}]},
             "LifecycleConfiguration": {"Rules": [
                 {"Id": "abort-incomplete-uploads", "Status": "Enabled",
@@ -270,7 +278,7 @@ def template(cors_origin: str = "http://localhost:3000") -> dict:
             "Policies": {"PasswordPolicy": {"MinimumLength": 12, "RequireLowercase": True, "RequireNumbers": True,
                                             "RequireUppercase": True, "RequireSymbols": False}}}},
         "UserPoolClient": {"Type": "AWS::Cognito::UserPoolClient", "Properties": {
-            "UserPoolId": {"Ref": "UserPool"}, "GenerateSecret": False,
+            "UserPoolId": {"Ref": "UserPool"}, **static_site.app_client_oauth(),
             "ExplicitAuthFlows": ["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
             "PreventUserExistenceErrors": "ENABLED", "IdTokenValidity": 60, "AccessTokenValidity": 60,
             "TokenValidityUnits": {"IdToken": "minutes", "AccessToken": "minutes"}}},
@@ -308,17 +316,17 @@ def template(cors_origin: str = "http://localhost:3000") -> dict:
         else:  # merged into Chalice's zip functions
             resources[fn] = {"Properties": {"Role": _arn(f"{fn}Role"), "Environment": {"Variables": fn_env}}}
     resources.update(autoscaling())
+    resources.update(static_site.resources())
     resources["APIHandler"]["Properties"]["Environment"]["Variables"]["MUSICVID_STATE_MACHINE_ARN"] = {"Ref": "StateMachine"}
     return {
-        "Conditions": CONDITIONS,
+        "Conditions": {**CONDITIONS, **static_site.CONDITIONS},
         "Parameters": {
             "MediaImageUri": {"Type": "String", "AllowedPattern": r"^\S+\.dkr\.ecr\.\S+/\S+(:|@)\S+$",
                               "Description": "the media image (infra/lambda-media/Dockerfile) pushed to ECR in this "
                                              "account and region, as REPO_URI:TAG or REPO_URI@sha256:DIGEST; a new "
                                              "tag per build, or CloudFormation sees no change (docs/deploy.md)"},
-            "CorsOrigin": {"Type": "String", "Default": cors_origin,
-                           "Description": "the web origin allowed to call the API and POST uploads (keep it equal "
-                                          "to MUSICVID_CORS_ORIGIN at `make package`: Chalice bakes preflight in)"},
+            **static_site.PARAMETERS,
+            "CorsOrigin": {**static_site.PARAMETERS["CorsOrigin"], "Default": cors_origin},
             "UploadRetentionDays": {"Type": "Number", "Default": 30, "MinValue": 1},
             "OutputRetentionDays": {"Type": "Number", "Default": 90, "MinValue": 1},
             "ApiRateLimit": {"Type": "Number", "Default": 50, "MinValue": 1,
@@ -333,7 +341,8 @@ def template(cors_origin: str = "http://localhost:3000") -> dict:
         "Outputs": {"UserPoolId": {"Value": {"Ref": "UserPool"}},
                     "UserPoolClientId": {"Value": {"Ref": "UserPoolClient"}},
                     "BucketName": {"Value": {"Ref": "MediaBucket"}},
-                    "StateMachineArn": {"Value": {"Ref": "StateMachine"}}},
+                    "StateMachineArn": {"Value": {"Ref": "StateMachine"}},
+                    **static_site.outputs(LIMITS["MUSICVID_MAX_INPUT_BYTES"])},
     }
 
 
@@ -341,7 +350,7 @@ def _gateway_response() -> dict:
     """An API Gateway response (authorizer 401/403, throttling 429, integration 5xx) with CORS
     headers and the API's JSON error shape."""
     return {"responseParameters": {
-                "gatewayresponse.header.Access-Control-Allow-Origin": {"Fn::Sub": "'${CorsOrigin}'"},
+                "gatewayresponse.header.Access-Control-Allow-Origin": static_site.origin_expr(quoted=True),
                 "gatewayresponse.header.Access-Control-Allow-Headers": "'Authorization,Content-Type'",
                 "gatewayresponse.header.Vary": "'Origin'"},
             "responseTemplates": {"application/json":
@@ -350,7 +359,8 @@ def _gateway_response() -> dict:
 
 def finalize(sam: dict) -> dict:
     """Turn Chalice's zip versions of the media functions in packaged template ``sam`` into the
-    image functions, keeping each logical id and the role and environment the merge gave it.
+    image functions, keeping each logical id and the role and environment the merge gave it, and
+    point Chalice's CORS preflight at the site's origin.
     Raises ValueError if ``sam`` lacks one of them (not a ``chalice package`` output of this app)."""
     resources = sam["Resources"]
     for fn in MEDIA_FUNCTIONS:
@@ -358,6 +368,8 @@ def finalize(sam: dict) -> dict:
         if "Role" not in props or "Environment" not in props:
             raise ValueError(f"{fn} is not in the packaged template with the merge template's Role and Environment")
         resources[fn] = media_function(fn, props["Environment"]["Variables"])
+    # Chalice baked the origin it saw at package time into the preflight: the stack's, instead
+    static_site.preflight_origins(resources.get("RestAPI", {}).get("Properties", {}).get("DefinitionBody", {}))
     return sam
 
 
@@ -368,7 +380,7 @@ def main(argv: list[str]) -> None:
         return
     if not argv or argv[0].startswith("-"):
         raise SystemExit("usage: build_template.py MERGE.json | build_template.py --finalize SAM.json")
-    origin = os.environ.get("MUSICVID_CORS_ORIGIN", "http://localhost:3000")
+    origin = os.environ.get("MUSICVID_CORS_ORIGIN", "")  # empty: the site's CloudFront domain
     Path(argv[0]).write_text(json.dumps(template(origin), indent=1) + "\n")
 
 

@@ -11,20 +11,18 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from musicvid_core.bootstrap import build_services, configure_logging
-from musicvid_core.domain.errors import BadInput, MusicVidError
-from musicvid_core.domain.job import Status
-from musicvid_core.domain.options import JobOptions
-from musicvid_core.scoring import ScoreResult, finish, score
-from musicvid_core.services import Services
-from musicvid_core.settings import Settings
-from musicvid_core.stages.mix.container import format_for
-from musicvid_core.workflow import submit as service
+# Everything else is imported by the command that needs it (issue 18): `musicvid --help` loads no
+# pydantic model, no settings and no pipeline, and `run` only what a run needs.
+if TYPE_CHECKING:
+    from musicvid_core.domain.options import JobOptions
+    from musicvid_core.scoring import ScoreResult
+    from musicvid_core.services import Services
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Put fitting music under a video: analyse, plan, compose, mix.")
@@ -39,7 +37,10 @@ STAGE_LABELS = {"Start": "start", "Analyze": "analyse video + plan", "GenerateAu
 def _services(planner: str | None = None, generator: str | None = None) -> Services:
     """Services from the environment, with ``--planner``/``--generator`` over the settings
     (BadInput, exit 2, for a name no registry knows)."""
+    from musicvid_core.bootstrap import build_services, configure_logging
+    from musicvid_core.domain.errors import BadInput
     from musicvid_core.services import GENERATORS, PLANNERS
+    from musicvid_core.settings import Settings
 
     overrides = {}
     for kind, name, registry in (("planner", planner, PLANNERS), ("generator", generator, GENERATORS)):
@@ -91,6 +92,8 @@ class _Progress:
 
 
 def _emit(result: ScoreResult, as_json: bool) -> None:
+    from musicvid_core.domain.job import Status
+
     job = result.job
     if as_json:
         print(result.to_json())
@@ -114,6 +117,10 @@ SOURCE_MUSIC_HELP = ("music already in the video's sound: keep it, duck it (ours
 OUT_HELP = ("where to write the result; its extension picks the format: .mp4 .m4v .mov .mkv .webm "
             "(default: VIDEO_musicvid.EXT beside the input, in the input's format where it can carry the result, "
             "else .mkv). Never the input itself; an existing file is replaced only when the run succeeds")
+MUSIC_HELP = ("your own music track (mp3 wav flac m4a/aac ogg/opus, at least ~8 s), edited to the picture: cuts "
+              "on beats, strong cuts on bar lines, its ending on the last frame (docs/tracks.md)")
+LIBRARY_HELP = ("a track from the music library (the [library] extra's and MUSICVID_LIBRARY's), chosen for the "
+                "prompt and the picture (--seed breaks near-ties) and edited to it")
 AUDIO_TRACK_HELP = ("the audio track (0-based) the music replaces and whose speech it ducks under; the others are "
                     "kept as they are. Default: the default-flagged track unless it is silent, else the first "
                     "that is not silent")
@@ -123,15 +130,22 @@ def _options(loudness: str | None, target_lufs: float | None, true_peak: float |
              **other) -> JobOptions:
     """Job options from the flags, validated before anything is uploaded (BadInput: exit 2):
     the preset resolved, explicit values over it, unset flags left out."""
+    from musicvid_core.domain.options import JobOptions
+
     return JobOptions.parse({"loudness": loudness, "target_lufs": target_lufs, "true_peak_dbtp": true_peak,
                              **other})
 
 
 @app.command()
 def run(video: Path = typer.Argument(..., help="input video file"),
-        prompt: str = typer.Option(..., "--prompt", "-p", help="what the music should be like"),
+        prompt: str | None = typer.Option(None, "--prompt", "-p", help="what the music should be like "
+                                          "(needed unless --music or --library)"),
         out: Path | None = typer.Option(None, "--out", "-o", help=OUT_HELP),
         seed: int = typer.Option(0, help="random seed: same seed, same music"),
+        music: Path | None = typer.Option(None, "--music", help=MUSIC_HELP),
+        library: bool = typer.Option(False, "--library", help=LIBRARY_HELP),
+        library_track: str | None = typer.Option(None, "--library-track", help="with --library: this library "
+                                                 "track (its file name without extension)"),
         loudness: str | None = typer.Option(None, help=LOUDNESS_HELP),
         target_lufs: float | None = typer.Option(None, help="integrated loudness target, LUFS (overrides the preset)"),
         true_peak: float | None = typer.Option(None, help="true-peak ceiling, dBTP (overrides the preset)"),
@@ -150,10 +164,16 @@ def run(video: Path = typer.Argument(..., help="input video file"),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress on stderr")) -> None:
     """Score VIDEO end to end and write the result (default: VIDEO_musicvid.EXT beside it)."""
     # The Python API's score() is this command: `run --json` prints its result's as_dict().
+    from musicvid_core.domain.errors import BadInput
+    from musicvid_core.scoring import score
+
+    if library_track is not None and music is not None:
+        raise BadInput("--library-track picks a library track: give it without --music")
     result = score(video, prompt, out=out, seed=seed, loudness=loudness, target_lufs=target_lufs,
                    true_peak=true_peak, stems=stems, source_music=source_music, preview=preview, hits=hit,
-                   music_metrics=as_json or metrics, audio_track=audio_track, services=_services(planner, generator),
-                   on_event=_Progress(quiet), check=False)
+                   music_metrics=as_json or metrics, audio_track=audio_track,
+                   music=music, library=library_track or library,
+                   services=_services(planner, generator), on_event=_Progress(quiet), check=False)
     _emit(result, as_json)
 
 
@@ -162,16 +182,19 @@ def analyze(video: Path = typer.Argument(..., help="input video file"),
             prompt: str = typer.Option(..., "--prompt", "-p", help="what the music should be like"),
             seed: int = typer.Option(0, help="random seed")) -> None:
     """Analyse VIDEO and print the music plan as JSON (nothing is rendered or stored)."""
+    from musicvid_core.domain.errors import BadInput
     from musicvid_core.domain.job import clean_prompt
+    from musicvid_core.media import local_input, timeout_for
     from musicvid_core.stages.analyse.features import analyze_video
     from musicvid_core.stages.analyse.probe import probe
 
     services = _services()
     if not video.is_file():
         raise BadInput(f"no such file: {video}")
+    video = local_input(video)  # "a:b.mp4" is a file, not protocol "a"
     timeout = services.settings.ffmpeg_timeout_s
     media = probe(video, timeout=timeout)
-    features = analyze_video(video, media, timeout=timeout)
+    features = analyze_video(video, media, timeout=timeout_for(timeout, media.duration))
     plan = services.planner.plan(features, clean_prompt(prompt), seed)
     print(plan.model_dump_json(indent=1))
 
@@ -200,6 +223,10 @@ def regenerate(job_id: str = typer.Argument(..., help="the job to re-score"),
                quiet: bool = typer.Option(False, "--quiet", "-q")) -> None:
     """Re-score a job with a new prompt (appended to its history), or re-roll one --segment (the
     others stay bit-identical). The previous output is kept until the new one succeeds."""
+    from musicvid_core.scoring import finish
+    from musicvid_core.stages.mix.container import format_for
+    from musicvid_core.workflow import submit as service
+
     services = _services(planner, generator)
     container = format_for(out).ext.lstrip(".") if out is not None else None
     job = service.submit_regenerate(services, job_id, prompt, services.settings.user, seed=seed,
@@ -234,6 +261,9 @@ def jobs(ctx: typer.Context,
 def jobs_show(job_id: str = typer.Argument(...),
               as_json: bool = typer.Option(False, "--json", help="print the job as JSON")) -> None:
     """Show one job: status, stage, prompt history, error or output."""
+    from musicvid_core.domain.job import Status
+    from musicvid_core.workflow import submit as service
+
     services = _services()
     job = service.get_job(services, job_id, services.settings.user)
     if as_json:
@@ -263,7 +293,8 @@ def demo(prompt: str = typer.Option("warm acoustic, slow build, big finish", "--
                         audio="speech")
     run(video=sample.path, prompt=prompt, out=out_dir / "demo_musicvid.mp4", seed=0, loudness=None,
         target_lufs=None, true_peak=None, stems=None, source_music=None, preview=False, planner=None,
-        generator=None, hit=None, metrics=False, audio_track=None, as_json=False, quiet=False)
+        generator=None, hit=None, metrics=False, audio_track=None, as_json=False, quiet=False,
+        music=None, library=False, library_track=None)
 
 
 @app.command()
@@ -274,6 +305,9 @@ def serve(port: int = typer.Option(8000, help="TCP port (0: any free port)"),
     """Serve the API (POST /uploads, POST /jobs, GET /jobs, GET /jobs/ID) on the embedded default.
     Tokens come from `musicvid token`; jobs run in the background (MUSICVID_WORKERS at once)."""
     from musicvid_core.api.server import make_server
+    from musicvid_core.bootstrap import configure_logging
+    from musicvid_core.domain.errors import BadInput
+    from musicvid_core.settings import Settings
 
     try:
         settings = Settings()
@@ -295,6 +329,7 @@ def token(user: str = typer.Option(..., "--user", "-u", help="the user id (the t
           ttl: int = typer.Option(3600, help="seconds until it expires", min=1, max=7 * 86400)) -> None:
     """Print a dev JWT for `musicvid serve`, signed by the local key kept under MUSICVID_HOME."""
     from musicvid_core.api.auth import mint_token
+    from musicvid_core.settings import Settings
 
     settings = Settings()
     kwargs = {k: v for k, v in (("issuer", settings.auth_issuer), ("audience", settings.auth_audience)) if v}
@@ -320,6 +355,8 @@ def doctor(as_json: bool = typer.Option(False, "--json", help="one JSON object o
 def _pairs(args: list[str]) -> dict[str, str]:
     """``-p NAME VALUE`` (or ``--param``) pairs from the extra arguments (typer has no repeatable
     two-value option); BadInput for anything else."""
+    from musicvid_core.domain.errors import BadInput
+
     out, i = {}, 0
     while i < len(args):
         if args[i] not in ("-p", "--param"):
@@ -381,6 +418,8 @@ def batch(source: Path = typer.Argument(..., help="a folder of videos, or a .csv
 
 
 def _debug() -> bool:
+    from musicvid_core.settings import Settings
+
     try:
         return Settings().debug
     except ValueError:  # an unreadable setting is reported by the command that needs it
@@ -389,7 +428,6 @@ def _debug() -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: every failure is one line on stderr and a non-zero exit, never a traceback."""
-    debug = _debug()
     try:
         # Without standalone mode an Exit raised by a command comes back as the return value.
         code = app(args=argv, prog_name="musicvid", standalone_mode=False)
@@ -399,15 +437,20 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         err.print("aborted")
         sys.exit(130)
-    except MusicVidError as exc:
-        if debug:
-            raise
-        err.print(f"[red]error:[/] {exc}")
-        sys.exit(2 if isinstance(exc, BadInput) else 1)
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
     except Exception as exc:
+        # The error tree and MUSICVID_DEBUG (Settings) are read only when something failed: both cost
+        # pydantic imports that `--help` does not need.
+        from musicvid_core.domain.errors import BadInput, MusicVidError
+
+        debug = _debug()
+        if isinstance(exc, MusicVidError):
+            if debug:
+                raise
+            err.print(f"[red]error:[/] {exc}")
+            sys.exit(2 if isinstance(exc, BadInput) else 1)
         if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):  # typer/click usage error
             if type(exc).__name__ == "NoArgsIsHelpError":
                 app(args=["--help"], prog_name="musicvid", standalone_mode=False)

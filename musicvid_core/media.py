@@ -6,6 +6,7 @@ input)."""
 from __future__ import annotations
 
 import functools
+import math
 import os
 import re
 import shutil
@@ -15,7 +16,21 @@ from collections.abc import Sequence
 from musicvid_core.domain.errors import ConfigurationError, MediaToolError, UnsupportedMedia
 
 DEFAULT_TIMEOUT_S = 1800.0
+# The per-call limit (Settings.ffmpeg_timeout_s) covers an input up to this long; a longer input's
+# calls get proportionally more (2 s per second of media at the default): a 2-hour input's mix pass
+# took well over 30 minutes on a busy 2-core machine (docs/mixing.md, "Long and large inputs"), and a
+# hung call still ends.
+TIMEOUT_REFERENCE_S = 900.0
 SCRATCH_PREFIX = "musicvid-"
+
+
+def timeout_for(base_s: float, duration_s: float | None) -> float:
+    """The time limit (seconds) for one ffmpeg call over ``duration_s`` seconds of media:
+    ``base_s`` (Settings.ffmpeg_timeout_s) for inputs up to TIMEOUT_REFERENCE_S, scaled in proportion
+    beyond (a 2-hour input: 8x). Unknown or non-finite durations keep ``base_s``."""
+    if duration_s is None or not math.isfinite(duration_s) or duration_s <= TIMEOUT_REFERENCE_S:
+        return float(base_s)
+    return float(base_s) * float(duration_s) / TIMEOUT_REFERENCE_S
 
 
 def scratch_prefix(kind: str = "") -> str:
@@ -107,6 +122,17 @@ _REFUSED_MARKER = "not on whitelist"  # ffmpeg's words for both refusals
 _FORMAT_REFUSED = "Format not on whitelist"
 _PROBED_RE = re.compile(r"Format (\S+) probed with size=")
 _SEQUENCE_RE = re.compile(r"%0?\d*d")
+
+
+def local_input(path: str | os.PathLike):
+    """``path`` (a file on this machine) made absolute, as a ``Path``: what every user-given path is
+    handed to ffmpeg as. ffmpeg reads a relative ``a:b.mp4`` as protocol ``a`` (refused by the
+    allow-list, or "Protocol not found"); an absolute path starts with ``/``, which no protocol name
+    can, so it is always the file protocol, and names like ``concat:x`` or ``http:...`` given as
+    strings to :func:`run_ffmpeg` are still refused as locations."""
+    from pathlib import Path
+
+    return Path(os.path.abspath(os.fspath(path)))
 
 
 def _guarded(target: str) -> list[str]:

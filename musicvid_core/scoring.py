@@ -101,10 +101,49 @@ class ScoreResult:
         return self
 
 
-def score(video: Any, prompt: str, *, out: str | Path | None = None, seed: int = 0,
+# What a run with a recording (music= / library=) asks for when no prompt is given: a neutral one.
+RECORDING_PROMPT = "music that fits the picture"
+
+
+def recording_option(services: Services, music: str | Path | None, library: bool | str | None) -> dict | None:
+    """The ``music`` job option for ``music`` (a local music file: checked, NOT yet uploaded: see
+    :func:`upload_recording`) or ``library`` (True, or a library track's name to force). None for
+    neither. BadInput for both at once, a missing, non-audio, silent or too short file (under
+    ~8 s), or an unknown library track."""
+    # Imported in the branch that needs them: the audio stack costs a plain run ~0.1 s before its
+    # first stage (issue 18).
+    if music is not None and library:
+        raise BadInput("give either your own music track or the library, not both")
+    if music is not None:
+        from musicvid_core.stages.compose.track.audio import load_track
+
+        path = Path(music).expanduser()
+        if not path.is_file():
+            raise BadInput(f"music file not found: {path}")
+        load_track(path, 8000, channels=1)  # decodable, long enough and not silent: before any work
+        return {"kind": "track", "track": str(path)}
+    if library:
+        name = library if isinstance(library, str) else None
+        if name is not None:
+            from musicvid_core.workflow.music_source import library_tracks
+
+            library_tracks(services, name)  # an unknown name: BadInput now, not a failed job
+        return {"kind": "library", "track": name}
+    return None
+
+
+def upload_recording(services: Services, option: dict | None, user: str) -> dict | None:
+    """``option`` with a local track file uploaded into the store (its key in ``track``)."""
+    if option is None or option["kind"] != "track":
+        return option
+    return {"kind": "track", "track": service.upload_music(services, option["track"], user)}
+
+
+def score(video: Any, prompt: str | None = None, *, out: str | Path | None = None, seed: int = 0,
           loudness: str | None = None, target_lufs: float | None = None, true_peak: float | None = None,
           stems: str | Path | None = None, source_music: str | None = None, preview: bool = False,
           hits: Iterable[float] | None = None, music_metrics: bool = True, audio_track: int | None = None,
+          music: str | Path | None = None, library: bool | str = False,
           settings: Settings | None = None, services: Services | None = None,
           on_event: Callable[[dict], None] | None = None, check: bool = True) -> ScoreResult:
     """Score ``video`` with ``prompt`` end to end on this machine (the job pipeline of ``musicvid run``).
@@ -125,6 +164,10 @@ def score(video: Any, prompt: str, *, out: str | Path | None = None, seed: int =
     (cut-beat hit rate, tempo, key; the first run in a fresh install compiles librosa's beat tracker,
     ~20 s). ``services`` (else built from ``settings``, else from MUSICVID_* variables).
     ``on_event``: called with each workflow event (a ``JobSubmitted`` one first).
+    ``music``: your own recording (mp3 wav flac m4a/aac ogg/opus ..., at least ~8 s), edited to the
+    picture instead of composed (docs/tracks.md); ``library``: True for a track the library chooses
+    for the prompt and the picture, or a library track's name. With either, ``prompt`` may be None
+    (RECORDING_PROMPT); without, it is needed.
 
     Raises BadInput (missing file, empty prompt, bad option, an ``out`` that is the input or in the
     store, a format ``out`` names that cannot carry the video's streams, a folder that cannot be
@@ -133,7 +176,9 @@ def score(video: Any, prompt: str, *, out: str | Path | None = None, seed: int =
     without, the failed job comes back (``result.ok`` False)."""
     from musicvid_core.workflow.preflight import check_run
 
-    text = clean_prompt(prompt)
+    if prompt is None and music is None and not library:
+        raise BadInput("a prompt is needed (or your own music track, or the library)")
+    text = clean_prompt(RECORDING_PROMPT if prompt is None else prompt)
     container = _container_of(out)
     options = job_options({"loudness": loudness, "target_lufs": target_lufs, "true_peak_dbtp": true_peak,
                            "source_music": source_music, "preview": preview or None,
@@ -143,6 +188,7 @@ def score(video: Any, prompt: str, *, out: str | Path | None = None, seed: int =
                            "container": container, "audio_track": audio_track})
     services = services or build_services(settings or Settings())
     user = services.settings.user
+    recording = recording_option(services, music, library)
     clip = _moviepy_clip(video)
     disk = None
     if clip is None and isinstance(video, (str, Path)):
@@ -157,6 +203,8 @@ def score(video: Any, prompt: str, *, out: str | Path | None = None, seed: int =
         uri = service.upload_file(services, video, user)
     else:
         raise BadInput(f"video must be a file path or a moviepy clip, not {type(video).__name__}")
+    if recording is not None:
+        options = {**options, "music": upload_recording(services, recording, user)}
     job = service.submit_new(services, uri, text, user, seed=seed, options=options)
     if on_event is not None:
         on_event({"type": "JobSubmitted", "job_id": job.job_id})

@@ -10,7 +10,7 @@ import getpass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -67,6 +67,13 @@ class Settings(BaseSettings):
     # orphan_grace_s (the time between a submit and its run taking the lease).
     lease_ttl_s: float = Field(default=120.0, ge=1)
     orphan_grace_s: float = Field(default=60.0, ge=0)
+    # Real recordings (issue 15, docs/tracks.md): a folder of the user's own tracks added to the bundled
+    # library (the [library] extra), and where track analyses and the library index are cached by the
+    # SHA-256 of each file (None: MUSICVID_HOME/cache/tracks; on Lambda /tmp/musicvid-tracks).
+    library: Path | None = Field(default=None, description="a folder of your own tracks for --library "
+                                                            "(added to the bundled ones)")
+    track_cache_dir: Path | None = Field(default=None, description="track analyses and the library index, cached "
+                                                                    "by content hash (default: HOME/cache/tracks)")
     max_input_bytes: int = 4 * 1024**3
     max_duration_s: float = 4 * 3600.0
 
@@ -131,6 +138,13 @@ class Settings(BaseSettings):
     musicgen_device: str = Field(default="auto", description="musicgen-local: auto (cuda if present), cpu, cuda")
     musicgen_threads: int = Field(default=0, ge=0, le=256, description="musicgen-local: CPU threads (0 = torch's)")
     musicgen_guidance_scale: float = Field(default=3.0, ge=0, le=20, description="classifier-free guidance")
+
+    @model_validator(mode="after")
+    def _track_cache(self) -> Settings:
+        if self.track_cache_dir is None:  # only /tmp is writable on Lambda
+            self.track_cache_dir = (Path("/tmp/musicvid-tracks") if self.lambda_function
+                                    else self.home / "cache" / "tracks")
+        return self
 
     @property
     def store_root(self) -> Path:

@@ -13,9 +13,10 @@ import build_template  # noqa: E402
 import cfn  # noqa: E402
 
 sys.path.remove(str(ROOT / "infra"))
-__all__ = ["COMBINATIONS", "MEDIA_IMAGE", "Stack", "build_template", "cfn", "combo_id"]
+__all__ = ["COMBINATIONS", "MEDIA_IMAGE", "SITE_DOMAIN", "Stack", "build_template", "cfn", "combo_id"]
 
 REGION, ACCOUNT = "us-east-1", "123456789012"
+SITE_DOMAIN = "d111111abcdef8.cloudfront.net"
 MEDIA_IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/musicvid-media:1eaf2239d41e"
 COMBINATIONS = [{"Planner": p, "Generator": g, "Summarizer": s} for p in ("rules", "bedrock")
                 for g in ("procedural", "library", "sagemaker") for s in ("template", "bedrock")]
@@ -38,6 +39,9 @@ class Stack:
         self.refs["StateMachine"] = names.get("StateMachine",
                                               f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:musicvid")
         self.attrs = {f"{n}.Arn": self._arn(n) for n in self.concrete["Resources"]}
+        self.attrs.update({"SiteDistribution.DomainName": SITE_DOMAIN,  # the web app's static site
+                           "SiteBucket.RegionalDomainName": f"{self.refs.get('SiteBucket')}.s3.{REGION}.amazonaws.com",
+                           "SiteOriginAccessControl.Id": "E2OACEXAMPLE"})
 
     def _arn(self, name: str) -> str:
         kind, ref = self.concrete["Resources"][name].get("Type", ""), self.refs[name]

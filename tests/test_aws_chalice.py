@@ -126,6 +126,42 @@ def test_upload_form_is_a_bounded_presigned_post(stack, settings):
     assert {"x-amz-algorithm": "AWS4-HMAC-SHA256"} in conds
 
 
+
+def test_an_audio_upload_and_the_music_field_on_chalice(stack, settings, aws):
+    """Issue 15's HTTP side on AWS: an audio/* presigned POST (an audio key), and submit's music
+    checked there as on serve (a video as the music, or the audio as the video: one-line 400s)."""
+    module, _, _ = stack
+    s3 = aws.client("s3")
+    with Client(module.app, project_dir=str(APP_DIR)) as client:
+        urls = {}
+        for ctype in ("audio/mpeg", "video/mp4"):
+            r = client.http.post("/uploads", headers=_h(settings), body=json.dumps({"content_type": ctype}))
+            assert r.status_code == 201, r.body
+            body = json.loads(r.body)
+            policy = json.loads(base64.b64decode(body["upload"]["fields"]["policy"]))
+            assert {"Content-Type": ctype} in policy["conditions"]
+            urls[ctype] = body["s3_url"]
+            s3.put_object(Bucket=BUCKET, Key=body["s3_url"].removeprefix(f"s3://{BUCKET}/"), Body=b"x" * 100)
+        assert urls["audio/mpeg"].endswith(".mp3") and urls["video/mp4"].endswith(".mp4")
+        video, audio = urls["video/mp4"], urls["audio/mpeg"]
+
+        def submit(body):
+            r = client.http.post("/jobs", headers=_h(settings), body=json.dumps({"prompt": "calm", **body}))
+            return r.status_code, json.loads(r.body)
+
+        for body in ({"s3_url": audio}, {"s3_url": video, "music": {"source": "track", "s3_url": video}},
+                     {"s3_url": video, "music": {"source": "track"}}):
+            status, answer = submit(body)
+            assert status == 400 and answer["error"] == "bad_input" and "\n" not in answer["message"], answer
+        status, answer = submit({"s3_url": video, "music": {"source": "track", "s3_url": audio}})
+        assert status == 202, answer
+        r = client.http.get(f"/jobs/{answer['job_id']}", headers=_h(settings))
+        assert r.status_code == 200 and json.loads(r.body)["plan"] is None
+    from musicvid_core.bootstrap import process_services
+
+    music = process_services().jobs.get(answer["job_id"]).options.music
+    assert (music.kind, music.track) == ("track", audio.removeprefix(f"s3://{BUCKET}/"))
+
 @pytest.mark.slow
 def test_flow_to_completed_and_regeneration_on_step_functions(stack, settings, short_video, tmp_path):
     module, sfn, arn = stack

@@ -304,7 +304,7 @@ def test_the_stage_is_throttled_and_the_per_user_cap_is_configured():
 
 
 # --- issue 20: what a first real deploy needs ------------------------------------------------------
-from tests.awsstack import COMBINATIONS, Stack, combo_id  # noqa: E402
+from tests.awsstack import COMBINATIONS, SITE_DOMAIN, Stack, combo_id  # noqa: E402
 
 
 def _fill(template: str) -> dict:
@@ -313,12 +313,15 @@ def _fill(template: str) -> dict:
                       .replace("$context.error.messageString", '"Unauthorized"'))
 
 
-def _check_gateway_responses(body: dict, origin: str) -> None:
+def _check_gateway_responses(template: dict, origin: str, overrides: dict | None = None) -> None:
+    """The 4XX/5XX gateway responses of ``template`` (deployed with ``overrides``) allow ``origin``."""
+    stack = Stack(template, overrides)
+    body = stack.concrete["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
     responses = body["x-amazon-apigateway-gateway-responses"]
     assert set(responses) == {"DEFAULT_4XX", "DEFAULT_5XX"}
     for resp in responses.values():
         headers = resp["responseParameters"]
-        allow = cfn.evaluate(headers["gatewayresponse.header.Access-Control-Allow-Origin"], {"CorsOrigin": origin}, {})
+        allow = stack.value(headers["gatewayresponse.header.Access-Control-Allow-Origin"])
         assert allow == f"'{origin}'"
         assert "Authorization" in headers["gatewayresponse.header.Access-Control-Allow-Headers"]
         assert _fill(resp["responseTemplates"]["application/json"]) == {"error": "UNAUTHORIZED",
@@ -327,7 +330,8 @@ def _check_gateway_responses(body: dict, origin: str) -> None:
 
 def test_gateway_responses_are_inside_the_api_definition_with_cors_and_a_json_body():
     t = build_template.template("https://app.example")
-    _check_gateway_responses(t["Resources"]["RestAPI"]["Properties"]["DefinitionBody"], "https://app.example")
+    _check_gateway_responses(t, "https://app.example")
+    _check_gateway_responses(build_template.template(), f"https://{SITE_DOMAIN}")  # default: the web app's site
     # not as separate resources beside the DefinitionBody, which SAM can drop on redeploy
     assert not [n for n, r in t["Resources"].items() if r.get("Type") == "AWS::ApiGateway::GatewayResponse"]
 
@@ -337,14 +341,19 @@ def test_packaged_api_definition_keeps_chalice_routes_and_the_gateway_responses(
     sam = json.loads((packaged / "sam.json").read_text())
     body = sam["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
     assert {"/uploads", "/jobs", "/jobs/{job_id}"} <= set(body["paths"])
-    _check_gateway_responses(body, sam["Parameters"]["CorsOrigin"]["Default"])
+    _check_gateway_responses(sam, f"https://{SITE_DOMAIN}")
+    _check_gateway_responses(sam, "https://app.example", {"CorsOrigin": "https://app.example"})
 
 
 def test_bucket_cors_lets_the_web_origin_post_uploads_and_get_results():
     t = build_template.template()
     [rule] = t["Resources"]["MediaBucket"]["Properties"]["CorsConfiguration"]["CorsRules"]
-    assert {"POST", "GET"} <= set(rule["AllowedMethods"]) and rule["AllowedOrigins"] == [{"Ref": "CorsOrigin"}]
-    assert Stack(t, {"CorsOrigin": "https://app.example"}).value(rule["AllowedOrigins"]) == ["https://app.example"]
+    assert {"POST", "GET"} <= set(rule["AllowedMethods"])
+    for overrides, origin in (({"CorsOrigin": "https://app.example"}, "https://app.example"),
+                              ({}, f"https://{SITE_DOMAIN}")):  # default: the web app's site
+        stack = Stack(t, overrides)
+        [rule] = stack.concrete["Resources"]["MediaBucket"]["Properties"]["CorsConfiguration"]["CorsRules"]
+        assert stack.value(rule["AllowedOrigins"]) == [origin]
 
 
 def test_the_stack_limits_agree_with_settings_and_size_tmp():

@@ -119,7 +119,8 @@ class Rehearsal:
         res = template["Resources"]
         s3 = aws.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket=BUCKET)
-        rules = Stack(template, overrides).value(res["MediaBucket"]["Properties"]["CorsConfiguration"]["CorsRules"])
+        planned = Stack(template, overrides)  # conditions settled: the site's origin is one of them
+        rules = planned.value(planned.concrete["Resources"]["MediaBucket"]["Properties"]["CorsConfiguration"]["CorsRules"])
         s3.put_bucket_cors(Bucket=BUCKET, CORSConfiguration={"CORSRules": [
             {"AllowedMethods": r["AllowedMethods"], "AllowedOrigins": r["AllowedOrigins"],
              "AllowedHeaders": r["AllowedHeaders"], "MaxAgeSeconds": r["MaxAge"]} for r in rules]})

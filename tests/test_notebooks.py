@@ -15,10 +15,12 @@ import pytest
 from musicvid_core.cli import main
 from musicvid_core.domain.errors import BadInput, ExperimentError
 from musicvid_core.lab import experiments, runs, tables
+from musicvid_core.stages.compose.fonts import BUNDLED
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("0*.ipynb"))
-NAMES = ["01_quickstart", "02_prompt_experiments", "03_mixing_experiments", "04_batch"]
+NAMES = ["01_quickstart", "02_prompt_experiments", "03_mixing_experiments", "04_batch", "05_sound",
+         "06_music_sources"]
 PARAM_LINE = re.compile(r"^(?P<name>[a-z_]+): (?P<type>[a-z\[\], ]+) = (?P<value>.+?)  # (?P<help>\S.*)$")
 
 
@@ -30,7 +32,7 @@ def _code(cell) -> str:
     return "".join(cell["source"])
 
 
-def test_the_four_notebooks_exist():
+def test_the_notebooks_exist():
     assert [p.stem for p in NOTEBOOKS] == NAMES
 
 
@@ -147,6 +149,10 @@ TINY = {
     "02_prompt_experiments": ({"prompts": '["upbeat 128 bpm house", "slow sad piano"]', "seeds": "[0]"}, "compare.png"),
     "03_mixing_experiments": ({"duck_db": "[6, 18]", "loudness": "[web]"}, "loudness.png"),
     "04_batch": ({"sample_count": "2"}, "summary.png"),
+    # the bundled 6 MB bank only: MuseScore General costs ~5 s and 1 GB to load
+    "05_sound": ({"soundfonts": f'["{BUNDLED}"]', "production": '["on", "off"]'}, "sound.png"),
+    # a named library track: choosing one analyses all 28 the first time
+    "06_music_sources": ({"library_track": "happy_acoustic_1"}, "timeline_track.png"),
 }
 
 
@@ -177,6 +183,13 @@ def test_notebook_runs_with_papermill_and_writes_results_and_a_figure(name, sett
         assert set(table["style"]) == {"electronic", "piano"} and list(table["bpm"])[0] == 128
     if name == "03_mixing_experiments":
         assert list(table["param_duck_db"]) == [6.0, 18.0] and all(table["speech_music_lu"] >= 10)
+    if name == "05_sound":  # one plan, production on and off, measured beside the references
+        assert list(table["production"]) == ["on", "off"] and all(table["crest_db"] > 3)
+        assert table["width"][0] > table["width"][1]  # the mix places the parts; the dry chain leaves them narrow
+    if name == "06_music_sources":  # composed, edited from a generated track, edited from the library
+        assert list(table["source"]) == ["procedural", "track", "library"]
+        assert list(table["edit_length_error_samples"])[1:] == [0, 0]
+        assert list(table["edit_track"])[2] == "happy_acoustic_1"
     # Keep a copy where a person can look at it: --basetemp=DIR puts them in DIR/figures.
     keep = Path(str(request.config._tmp_path_factory.getbasetemp())) / "figures"
     keep.mkdir(exist_ok=True)

@@ -233,3 +233,34 @@ def test_arrangement_and_metric_helpers(pop):
     assert arrange(pop.analysis, 4, seed=0) == [0, 1, 2, 3]
     assert hit_rate([1.0, 2.0, 3.05], [1.01, 2.2, 3.0]) == pytest.approx(2 / 3, abs=1e-3)
     assert hit_rate([], [1.0]) is None
+
+
+def test_beats_are_measured_at_the_edits_tempo_and_music_off_the_cut_fails(pop):
+    """The metric tracks the rendered beats at the edit's tempo (follow_beats): fair only because
+    the beats' places still come from the audio -- the same music half a beat late misses."""
+    cuts, strong = irregular_cuts(40.0, 11)
+    n = 40 * SR
+    e, out, r = measure(pop, n, cuts, strong, seed=11)
+    assert r["measured_at_bpm"] == pytest.approx(pop.analysis.bpm, rel=0.01)
+    assert r["cut_beat_hit_rate"] >= 0.8 and r["cut_beat_hit_rate_free"] is not None
+    late = np.concatenate([np.zeros((int(0.25 * SR), 2), np.float32), out])[:n]  # 120 bpm: half a beat
+    off = edit_report(late, SR, expected_samples=n, cuts=cuts, strong=strong, edit=e)
+    assert off["cut_beat_hit_rate"] <= 0.3 and off["strong_downbeat_hit_rate"] <= 0.5
+
+
+def test_follow_beats_follows_a_stretch_and_a_steady_grid_takes_the_heard_phase():
+    from musicvid_core.metrics.bars import _adopt_phase, follow_beats
+    from musicvid_core.metrics.music import ANALYSIS_SR, HOP
+
+    fps = ANALYSIS_SR / HOP
+    # clicks at 120 bpm for 10 s, then 5 % faster for 10 s: a fixed-period tracker slips
+    times = list(np.arange(0, 10, 0.5)) + list(10 + np.arange(0, 10, 0.5 / 1.05))
+    onset = np.zeros(int(21 * fps))
+    for t in times:
+        onset[int(round((t + 0.024) * fps))] = 1.0
+    found = follow_beats(onset, 120.0)
+    assert near(found, times) >= 0.95 and near(times, found) >= 0.95
+    grid = np.arange(0, 20, 0.5)
+    heard = grid + 0.5 / 3  # the same tempo, a third of a beat later (a triplet's next event)
+    moved = _adopt_phase(grid, heard, 20.0)
+    assert near(moved, heard, 0.01) >= 0.95

@@ -672,3 +672,77 @@ def test_browser_page_on_another_origin_talks_to_the_api_only_when_cors_allows_i
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(scope="module")
+def music_media(tmp_path_factory):
+    """A 6 s clip (a cut at 3 s; the library's shortest edit needs ~4.3 s), a 16 s track with known
+    bars (issue 15's synthetic band, 120 bpm, a real ending) and a 4 s one (too short)."""
+    import soundfile as sf
+
+    from musicvid_core.lab.samples import make_video
+    from musicvid_core.lab.tracks import make_track
+
+    where = tmp_path_factory.mktemp("web-music")
+    clip = make_video(where / "clip6.mp4", (3.0, 3.0), audio="tone").path
+    for name, bars in (("my-song.wav", 8), ("short.wav", 2)):
+        track = make_track(bpm=120, bars=bars, ending=bars > 2, ring_s=1.0, sample_rate=22050)
+        sf.write(where / name, track.audio, track.sample_rate)
+    return {"clip": clip, "track": where / "my-song.wav", "short": where / "short.wav"}
+
+
+@pytest.mark.slow
+def test_browser_music_from_the_library_and_from_my_track(page, live, music_media, tmp_path):
+    """Issue 15 in the web app: the music source choice, the audio picker's checks, the track uploaded
+    through the same presigned POST, and the result naming the track and why."""
+    from playwright.sync_api import expect
+
+    services = live.app.services
+    _sign_in(page, live, "dora")
+    # The library: the server picks a recording for the prompt and the picture.
+    page.set_input_files("#file", str(music_media["clip"]))
+    page.locator("#prompt").fill("calm and gentle")
+    expect(page.locator("#track-pick")).to_be_hidden()
+    page.get_by_label("Library: a recorded track").check()
+    expect(page.locator("#track-pick")).to_be_hidden()
+    page.get_by_role("button", name="Score my video").click()
+    page.wait_for_url(re.compile("#/jobs/"))
+    job_id = page.url.rsplit("/", 1)[1]
+    _wait_status(page, "Done", timeout=300_000)  # the library's index is built on first use
+    assert services.jobs.get(job_id).options.music.kind == "library"
+    expect(page.locator("#plan-music")).to_be_visible()
+    expect(page.locator("#music-heading")).to_have_text("The track, from the library")
+    expect(page.locator("#music-title")).not_to_be_empty()
+    expect(page.locator("#music-why")).not_to_be_empty()
+    expect(page.locator("#music-facts")).to_contain_text("bpm")
+
+    # My track: the picker appears, checks the file at once, and the track goes up after the video.
+    page.goto(live.url + "/app/#/new")
+    page.set_input_files("#file", str(music_media["clip"]))
+    page.locator("#prompt").fill("my own song, please")
+    page.get_by_label("My track: your own recording").check()
+    expect(page.locator("#track-pick")).to_be_visible()
+    page.get_by_role("button", name="Score my video").click()
+    expect(page.locator("#track-error")).to_have_text("Choose your track (an audio file) first.")
+    (tmp_path / "notes.txt").write_text("hello")
+    page.set_input_files("#track-file", str(tmp_path / "notes.txt"))
+    expect(page.locator("#track-error")).to_contain_text("is not a music file")
+    page.set_input_files("#track-file", str(music_media["short"]))
+    expect(page.locator("#track-error")).to_contain_text("a track needs at least 8 s")
+    page.set_input_files("#track-file", str(music_media["track"]))
+    expect(page.locator("#track-error")).to_be_hidden()
+    expect(page.locator("#track-facts")).to_contain_text(re.compile(r"1\d\.\d s"))
+    assert services.jobs.list_for_user("dora")[0][0].job_id == job_id  # nothing submitted by the refusals
+    _shot(page, "7-music-my-track")
+    page.get_by_role("button", name="Score my video").click()
+    page.wait_for_url(re.compile("#/jobs/"))
+    mine = page.url.rsplit("/", 1)[1]
+    music = services.jobs.get(mine).options.music
+    assert music.kind == "track" and music.track.startswith("uploads/dora/") and music.track.endswith(".wav")
+    assert services.objects.get_bytes(music.track) == music_media["track"].read_bytes()  # uploaded whole
+    _wait_status(page, "Done", timeout=300_000)
+    expect(page.locator("#music-heading")).to_have_text("The track")
+    expect(page.locator("#music-title")).to_have_text("Your track")
+    expect(page.locator("#music-facts")).to_contain_text("120 bpm")
+    expect(page.locator("#music-why")).not_to_be_empty()
+    _shot(page, "8-music-result")

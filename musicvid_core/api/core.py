@@ -19,6 +19,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from musicvid_core.api.models import (
+    AUDIO_EXT_BY_TYPE,
+    AUDIO_EXTS,
     JobList,
     JobView,
     PlanView,
@@ -41,7 +43,7 @@ log = logging.getLogger(__name__)
 # Extension of the stored upload, from its declared type (never the client's file name).
 EXT_BY_TYPE = {"video/mp4": ".mp4", "video/quicktime": ".mov", "video/x-m4v": ".m4v", "video/webm": ".webm",
                "video/x-matroska": ".mkv", "video/mpeg": ".mpg", "video/mp2t": ".ts", "video/3gpp": ".3gp",
-               "video/x-msvideo": ".avi", "video/ogg": ".ogv"}
+               "video/x-msvideo": ".avi", "video/ogg": ".ogv", **AUDIO_EXT_BY_TYPE}
 _IDEMPOTENCY_NS = uuid.UUID("6f1c7c8e-58f3-4a9b-9a57-6b0f8a1c2d3e")
 MAX_BODY_BYTES = 64 * 1024
 MAX_JSON_DEPTH = 16  # our request bodies nest 3 deep; a deeper body is refused, not recursed into
@@ -120,6 +122,7 @@ class Api:
         req = _parse(SubmitRequest, body)
         if (req.s3_url is None) == (req.job_id is None):
             raise BadInput("give either s3_url (a new job) or job_id (regenerate), not both")
+        self._check_kinds(req)
         if req.s3_url is not None:
             job = self._submit_new(user, req)
         else:
@@ -127,6 +130,20 @@ class Api:
         if job.status == Status.SCHEDULED:
             self.launcher.start(job)
         return 202, SubmitResponse(job_id=job.job_id, status=job.status.value).model_dump()
+
+    def _is_audio(self, uri: str) -> bool:
+        """Whether an upload's URI names an audio file: its server-made key's extension says which
+        content type POST /uploads was given (BadInput for a URI of another store)."""
+        return PurePosixPath(self.services.objects.key_from_uri(uri)).suffix in AUDIO_EXTS
+
+    def _check_kinds(self, req: SubmitRequest) -> None:
+        """The video is a video upload and a track is an audio upload (ownership and existence are
+        the use case's checks). BadInput otherwise."""
+        if req.s3_url is not None and self._is_audio(req.s3_url):
+            raise BadInput("s3_url is an audio upload: give a video there, and the audio as music.s3_url")
+        music = req.music
+        if music is not None and music.s3_url is not None and not self._is_audio(music.s3_url):
+            raise BadInput("music.s3_url must be an audio upload (POST /uploads with an audio/* content_type)")
 
     def _submit_new(self, user: str, req: SubmitRequest) -> Job:
         job_id = str(uuid.uuid5(_IDEMPOTENCY_NS, f"{user}\n{req.client_token}")) if req.client_token else None
@@ -197,19 +214,42 @@ class Api:
         return self.links.download(key, self.settings.download_expires_s)
 
     def _public_plan(self, job: Job) -> dict | None:
-        """The plan's public parts (PlanView), or None before the analysis has made one (or when its
-        object is gone: the view must not fail over what is only a picture of the job)."""
+        """The plan's public parts (PlanView), or None before the analysis has made one, and whenever
+        it cannot be read *now*: the view must not fail over what is only a picture of the job.
+
+        The job row and the plan object are read at different moments, so the row may name a plan
+        that a failed attempt's rollback or a finished regeneration's cleanup is deleting (gone,
+        or gone between the existence check and the read), or one this API version cannot show.
+        Each is logged and the view goes without the plan; the next poll sees the settled job.
+        A transient store error stays one (503: retry)."""
         if not job.plan_url:
             return None
         try:
             plan = Plan.parse(self.services.objects.get_bytes(self.services.objects.key_from_uri(job.plan_url)).decode())
-        except (NotFound, PlanValidationError, UnicodeDecodeError):
-            log.warning("job %s: its plan is unreadable; the view goes without it", job.job_id)
+            return PlanView.model_validate({
+                **plan.model_dump(mode="json", include={"duration", "cuts", "speech", "source_music", "hits"}),
+                "segments": [s.model_dump(mode="json", include=set(SegmentView.model_fields)) for s in plan.segments],
+                "music": _music_view(plan),
+            }).model_dump(mode="json")
+        except (NotFound, PlanValidationError, BadInput, ValueError, OSError) as exc:  # ValueError: decoding, PlanView
+            log.warning("job %s: its plan is unreadable (%s); the view goes without it", job.job_id,
+                        type(exc).__name__)
             return None
-        return PlanView.model_validate({
-            **plan.model_dump(mode="json", include={"duration", "cuts", "speech", "source_music", "hits"}),
-            "segments": [s.model_dump(mode="json", include=set(SegmentView.model_fields)) for s in plan.segments],
-        }).model_dump(mode="json")
+
+
+def _music_view(plan: Plan) -> dict | None:
+    """The plan's recording for the public view (MusicView): never its object key or hash. Your own
+    track's stored name is server-made (the upload's key), so it is called by what it is."""
+    music = getattr(plan, "music", None)
+    if music is None:
+        return None
+    stored = PurePosixPath(music.track)
+    if music.kind == "track" and music.title in ("", stored.name, stored.stem):
+        title = "Your track"
+    else:
+        title = music.title or stored.stem
+    return {"kind": music.kind, "title": title, "why": music.why, "bpm": music.bpm, "key": music.key,
+            "free_time": music.free_time}
 
 
 def error_headers(exc: BaseException) -> dict[str, str]:

@@ -5,12 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from musicvid_core.domain.job import MAX_PROMPT_CHARS
 from musicvid_core.domain.options import LOUDNESS_PRESETS, TARGET_RANGE_LUFS, TRUE_PEAK_RANGE_DBTP
 
-CONTENT_TYPE = r"^video/[A-Za-z0-9][A-Za-z0-9.+-]{0,62}$"
+# The audio types an upload may declare (a music track: mp3, wav, flac, mp4/aac/m4a, ogg, opus, WebM
+# audio), each with the extension its stored key gets: the key says what the upload is.
+AUDIO_EXT_BY_TYPE = {"audio/mpeg": ".mp3", "audio/mp3": ".mp3", "audio/wav": ".wav", "audio/x-wav": ".wav",
+                     "audio/wave": ".wav", "audio/vnd.wave": ".wav", "audio/flac": ".flac", "audio/x-flac": ".flac",
+                     "audio/mp4": ".m4a", "audio/x-m4a": ".m4a", "audio/m4a": ".m4a", "audio/aac": ".aac",
+                     "audio/x-aac": ".aac", "audio/ogg": ".ogg", "audio/opus": ".opus", "audio/webm": ".weba"}
+AUDIO_EXTS = frozenset(AUDIO_EXT_BY_TYPE.values())
+CONTENT_TYPE = (r"^(video/[A-Za-z0-9][A-Za-z0-9.+-]{0,62}|audio/("
+                + "|".join(t.split("/")[1].replace(".", r"\.") for t in AUDIO_EXT_BY_TYPE) + "))$")
+LIBRARY_TRACK = r"^[A-Za-z0-9][A-Za-z0-9 ._()+,'&-]{0,199}$"  # a library track's name (its file name's stem)
 TOKEN = r"^[A-Za-z0-9_-]{1,64}$"
 UUID_RE = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 # A page token as the job stores make them (ports.JobStore._encode_token): base64url body "." its HMAC;
@@ -34,10 +43,41 @@ class _In(BaseModel):
 
 
 class UploadRequest(_In):
-    content_type: str = Field(pattern=CONTENT_TYPE, description="the video's MIME type, video/*")
+    content_type: str = Field(pattern=CONTENT_TYPE, description="the file's MIME type: a video (video/*), or "
+                              "a music track (audio/: mpeg, wav, flac, mp4, aac, m4a, ogg, opus, webm)")
     size: int | None = Field(default=None, ge=1, description="the file's size in bytes (checked against the limit)")
 
     _whole = field_validator("size", mode="before")(_integral)
+
+
+class MusicRequest(_In):
+    """Where the music comes from. ``track`` (your own recording) needs ``s3_url``; ``library`` may
+    name a track; ``procedural`` takes neither."""
+
+    model_config = ConfigDict(json_schema_extra={"oneOf": [
+        {"properties": {"source": {"const": "procedural"}}, "not": {"anyOf": [{"required": ["s3_url"]},
+                                                                             {"required": ["track"]}]}},
+        {"properties": {"source": {"const": "library"}}, "not": {"required": ["s3_url"]}},
+        {"properties": {"source": {"const": "track"}}, "required": ["s3_url"], "not": {"required": ["track"]}}]})
+
+    source: Literal["procedural", "library", "track"] = Field(
+        description="procedural: the composer; library: a track from the bundled library, chosen for the prompt "
+                    "and the picture (or the one named by track), edited to the cuts; track: your own recording "
+                    "(s3_url), edited to the cuts")
+    s3_url: str = Field(default=None, min_length=1, max_length=1024, json_schema_extra=_no_default,
+                        description="source track: the object URI POST /uploads returned for your audio file")
+    track: str = Field(default=None, pattern=LIBRARY_TRACK, json_schema_extra=_no_default,
+                       description="source library: the name of the track to use (else the best fit is chosen)")
+
+    @model_validator(mode="after")
+    def _fits_source(self) -> MusicRequest:
+        if self.source == "track" and (self.s3_url is None or self.track is not None):
+            raise ValueError("source track needs s3_url (your audio upload) and takes no track name")
+        if self.source == "library" and self.s3_url is not None:
+            raise ValueError("source library takes a track name, not s3_url")
+        if self.source == "procedural" and (self.s3_url is not None or self.track is not None):
+            raise ValueError("source procedural takes neither s3_url nor track")
+        return self
 
 
 class SubmitRequest(_In):
@@ -75,12 +115,19 @@ class SubmitRequest(_In):
         default=None, description="music already in the video's sound: keep it, duck it (ours leads by >= 10 LU) "
                                   "or replace it (muted there). Default duck")
 
+    music: MusicRequest | None = Field(default=None, description="where the music comes from (default procedural). "
+                                       "REGENERATE: left out, the job's music stays; given, it replaces it")
+
     _whole = field_validator("segment", mode="before")(_integral)
 
     def options(self) -> dict:
-        """The render options this request sets, as :meth:`JobOptions.parse` takes them (hits apart)."""
-        return {k: v for k in ("preview", "stems", "loudness", "target_lufs", "true_peak_dbtp", "source_music")
-                if (v := getattr(self, k)) is not None}
+        """The render options this request sets, as :meth:`JobOptions.parse` takes them (hits apart;
+        a track's ``s3_url`` as given: the use case checks it is the caller's and exists)."""
+        out = {k: v for k in ("preview", "stems", "loudness", "target_lufs", "true_peak_dbtp", "source_music")
+               if (v := getattr(self, k)) is not None}
+        if self.music is not None:
+            out["music"] = {"kind": self.music.source, "track": self.music.s3_url or self.music.track}
+        return out
 
 
 class UploadForm(BaseModel):
@@ -123,6 +170,17 @@ class SegmentView(BaseModel):
     hits: list[float] = Field(description="requested accents inside this segment, seconds from the video start")
 
 
+class MusicView(BaseModel):
+    """The recording a plan plays (a library track or your own), and why."""
+
+    kind: Literal["library", "track"] = Field(description="library: a bundled track; track: your own recording")
+    title: str
+    why: str = Field(description="one line: why this track (library), or how it was fitted")
+    bpm: float | None = Field(description="the track's tempo as analysed, beats per minute; null: free time")
+    key: str = Field(description='as analysed, e.g. "A minor"; empty when unknown')
+    free_time: bool = Field(description="no steady beat: phrase-level seams")
+
+
 class PlanView(BaseModel):
     """The public parts of a job's music plan (timings in seconds from the video start)."""
 
@@ -132,6 +190,8 @@ class PlanView(BaseModel):
     speech: list[RegionView] = Field(description="speech in the original sound (the music ducks under it)")
     source_music: list[RegionView] = Field(description="music already in the original sound")
     hits: list[float] = Field(description="requested accents")
+    music: MusicView | None = Field(default=None, description="the recording the music is cut from; null: "
+                                    "composed (procedural)")
 
 
 class JobView(BaseModel):

@@ -95,13 +95,16 @@ class StateMachine:
     ``resolve(resource)`` returns the callable for a Task's Resource; it is called when the Task
     runs, so an unknown resource fails that Task (catchable, like a missing Lambda) rather than the
     whole run up front. Retry and Wait delays are multiplied by ``time_scale`` and passed to
-    ``sleep``; Task ``TimeoutSeconds`` are real time and not scaled. ``on_event`` gets one dict per
-    step, called under a lock so a progress display needs no locking of its own; it must not raise.
+    ``sleep``; Task ``TimeoutSeconds`` are real time and not scaled, unless ``task_timeout``
+    (state name, declared seconds -> seconds) says how long a Task may take on this run (the
+    embedded runner's long inputs). ``on_event`` gets one dict per step, called under a lock so a
+    progress display needs no locking of its own; it must not raise.
     """
 
     def __init__(self, definition: dict, resolve: Callable[[str], Callable[[dict], Any]], *,
                  sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None,
-                 time_scale: float = 1.0, on_event: Callable[[dict], None] | None = None) -> None:
+                 time_scale: float = 1.0, on_event: Callable[[dict], None] | None = None,
+                 task_timeout: Callable[[str, float], float] | None = None) -> None:
         validate_definition(definition)
         if not is_number(time_scale) or time_scale < 0:
             raise ValueError(f"time_scale must be a non-negative number, not {time_scale!r}")
@@ -111,6 +114,7 @@ class StateMachine:
         self._rng = rng or random.Random()
         self._time_scale = time_scale
         self._on_event = on_event
+        self._task_timeout = task_timeout
         self._event_lock = threading.Lock()
         self._handlers: dict[str, Callable[[str, dict, Any, _Scope], tuple[Any, str | None]]] = {
             "Task": self._task, "Map": self._map, "Pass": self._pass, "Choice": self._choice,
@@ -215,7 +219,10 @@ class StateMachine:
         payload = effective_input(state, data, scope.context)
 
         def attempt() -> Any:
-            result = self._invoke(state["Resource"], payload, state.get("TimeoutSeconds"))
+            timeout = state.get("TimeoutSeconds")
+            if timeout is not None and self._task_timeout is not None:
+                timeout = self._task_timeout(name, timeout)
+            result = self._invoke(state["Resource"], payload, timeout)
             return state_output(state, data, result, scope.context)
 
         return self._with_retry_and_catch(name, state, data, scope, attempt)

@@ -9,6 +9,7 @@ One prefix per job attempt, so rollback is one prefix delete, and the input, whi
     jobs/{job_id}/{attempt}/features.json                measured video features
     jobs/{job_id}/{attempt}/plan.json                    the plan
     jobs/{job_id}/{attempt}/segments/{i:03d}.wav         one clip per segment
+    jobs/{job_id}/{attempt}/edit.json                    a real recording's edit decision list (issue 15)
     jobs/{job_id}/{attempt}/music/{i:03d}.json           an async generator's request record per segment
     jobs/{job_id}/{attempt}/music/requests/{i:03d}-{part}.json   the endpoint's request bodies (SageMaker)
     jobs/{job_id}/{attempt}/planner/conversation.json    a model planner's conversation (Bedrock)
@@ -97,6 +98,11 @@ class ArtifactLayout:
     @property
     def plan(self) -> str:
         return self.prefix + "plan.json"
+
+    @property
+    def edit(self) -> str:
+        """A real recording's edit decision list (stages/compose/track/edit.py ``Edit``, JSON)."""
+        return self.prefix + "edit.json"
 
     def segment(self, index: int) -> str:
         """Segment ``index``'s clip (WAV)."""

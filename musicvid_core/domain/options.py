@@ -17,7 +17,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from musicvid_core.domain.errors import BadInput
 
@@ -67,6 +67,38 @@ def _level(key: str, value: Any, bounds: tuple[float, float], unit: str) -> floa
     return number
 
 
+MUSIC_KINDS = ("procedural", "library", "track")
+
+
+class MusicSource(BaseModel):
+    """Where a job's music comes from: ``procedural`` (the deployment's generator), ``library`` (a
+    bundled or MUSICVID_LIBRARY track, chosen for the prompt and the picture; ``track`` optionally
+    names one to force, by file name without extension) or ``track`` (the user's own recording:
+    ``track`` is its object key in the store, under the user's ``uploads/{user}/``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["procedural", "library", "track"] = "procedural"
+    track: str | None = None
+
+    @field_validator("track", mode="before")
+    @classmethod
+    def _track_text(cls, v: Any) -> Any:
+        if v is None:
+            return None
+        if not isinstance(v, str) or not v.strip() or len(v) > 1024 or not v.isprintable():
+            raise ValueError("music track must be a non-empty name or object key (at most 1024 characters)")
+        return v.strip()
+
+    @model_validator(mode="after")
+    def _needs_track(self) -> MusicSource:
+        if self.kind == "track" and not self.track:
+            raise ValueError("music of kind 'track' needs the track's object key")
+        if self.kind == "procedural" and self.track:
+            raise ValueError("procedural music takes no track")
+        return self
+
+
 class JobOptions(BaseModel):
     """A job's render options. Unset (None) levels and policy fall back to the Settings' defaults
     at render time; the booleans default to off."""
@@ -82,6 +114,7 @@ class JobOptions(BaseModel):
     hits: list[float] | None = None  # seconds where the music should accent; None: none asked for
     container: Literal["mp4", "m4v", "mov", "mkv", "webm"] | None = None  # output format; None: the input's
     audio_track: int | None = None  # the audio track the music replaces (0-based, 0:a:N); None: chosen
+    music: MusicSource | None = None  # where the music comes from; None: the deployment's generator
 
     @field_validator("container", mode="before")
     @classmethod
@@ -153,12 +186,15 @@ class JobOptions(BaseModel):
 
     def merged(self, changed: JobOptions) -> JobOptions:
         """These options with the ones ``changed`` sets replacing those of the same name."""
-        return self.model_copy(update=changed.given())
+        # the set values themselves, not given()'s dump: model_copy does not validate (music stays a MusicSource)
+        return self.model_copy(update={k: getattr(changed, k) for k in changed.model_fields_set})
 
 
 def _one_line(exc: ValidationError) -> str:
     first = exc.errors()[0]
     key = ".".join(str(p) for p in first.get("loc", ())) or "options"
+    if first.get("type") == "extra_forbidden" and key.startswith("music."):
+        return f"unknown music field {key[6:]!r}; choose from: kind, track"
     if first.get("type") == "extra_forbidden":
         return f"unknown job option {key!r}; choose from: {', '.join(JobOptions.model_fields)}, loudness"
     if first.get("type") == "value_error":

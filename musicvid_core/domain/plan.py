@@ -74,6 +74,23 @@ class Segment(BaseModel):
         return self
 
 
+class MusicChoice(BaseModel):
+    """A plan's real recording (issue 15): which track plays, and why. ``kind`` "track" (the user's
+    own: ``track`` its object key) or "library" (``track`` the library track's name); ``sha256`` of
+    the file's bytes; ``bpm`` and ``key`` as the analysis found them (None: free time, no steady
+    beat); ``score`` 0..1 of a library choice (None for the user's own track)."""
+
+    kind: Literal["track", "library"]
+    track: str
+    title: str = ""
+    sha256: str = ""
+    why: str = ""  # one line
+    bpm: float | None = None
+    key: str = ""
+    free_time: bool = False
+    score: float | None = None
+
+
 class Plan(BaseModel):
     duration: float = Field(gt=0)  # seconds: the video stream's duration
     prompt: str
@@ -102,6 +119,9 @@ class Plan(BaseModel):
     source_music: list[Region] = Field(default_factory=list)
     source_music_policy: Literal["keep", "duck", "replace"] = "duck"
     planner: str = "rules"
+    # A real recording edited to the picture (stages/compose/track/fit.py): the music is then ONE
+    # continuous edit, each segment's clip an exact slice of it, joined without fades or tails.
+    music: MusicChoice | None = None
 
     @model_validator(mode="after")
     def _tiles(self) -> Plan:
@@ -120,7 +140,10 @@ class Plan(BaseModel):
         return self
 
     def tail_s(self, index: int) -> float:
-        """Seconds of release a segment's clip carries past its end (0 for the last one)."""
+        """Seconds of release a segment's clip carries past its end (0 for the last one, and for
+        every clip of a real recording's edit: its clips are contiguous slices of one signal)."""
+        if self.music is not None:
+            return 0.0
         return 0.0 if index == len(self.segments) - 1 else self.crossfade_s
 
     def clip_samples(self, index: int, sample_rate: int) -> int:

@@ -9,7 +9,10 @@ finished input.
 Manifest columns (CSV header, or keys of the JSON objects; JSON may be a list or ``{"items": [...]}``):
 ``video`` (required; relative paths are relative to the manifest's folder), ``prompt`` (required
 unless a default prompt is given), and optionally ``seed``, ``label``, ``loudness``, ``target_lufs``,
-``true_peak_dbtp``, ``source_music``. Other columns are carried into the results table unchanged.
+``true_peak_dbtp``, ``source_music``, ``music`` (a music file, relative to the manifest's folder
+when relative, edited to the video instead of composed; or ``library`` for a library track, or
+``library:NAME`` for that one; with it ``prompt`` may be empty). Other columns are carried into the
+results table unchanged.
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ from musicvid_core.services import Services
 from musicvid_core.workflow.submit import VIDEO_EXTS
 
 OPTION_COLUMNS = ("loudness", "target_lufs", "true_peak_dbtp", "source_music")
-KNOWN_COLUMNS = ("video", "prompt", "seed", "label", *OPTION_COLUMNS)
+KNOWN_COLUMNS = ("video", "prompt", "seed", "label", "music", *OPTION_COLUMNS)
+LIBRARY = "library"  # the music column's value for a library track (library:NAME for that one)
+RECORDING_PROMPT = "music that fits the picture"  # scoring.RECORDING_PROMPT (lab may not import scoring)
 _LABEL_RE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -40,6 +45,7 @@ class BatchItem:
     label: str = ""
     options: dict = field(default_factory=dict)  # job options (loudness, target_lufs, ...), unvalidated
     extra: dict = field(default_factory=dict)  # other manifest columns, copied into the results row
+    music: str = ""  # a music file (resolved like video), "library" or "library:NAME"; "": composed
 
 
 @dataclass
@@ -88,7 +94,8 @@ def load_manifest(source: str | Path, *, prompt: str = "", seed: int = 0) -> lis
         video = str(rec.get("video") or "").strip()
         if not video:
             raise BadInput(f"{where}: no video")
-        text = str(rec.get("prompt") or "").strip() or prompt
+        music = str(rec.get("music") or "").strip()
+        text = str(rec.get("prompt") or "").strip() or prompt or (RECORDING_PROMPT if music else "")
         if not text:
             raise BadInput(f"{where}: no prompt (give the row one, or a default prompt)")
         raw_seed = rec.get("seed")
@@ -99,12 +106,15 @@ def load_manifest(source: str | Path, *, prompt: str = "", seed: int = 0) -> lis
         path = Path(video).expanduser()
         if not path.is_absolute():
             path = base / path
+        if music and music.split(":", 1)[0].lower() != LIBRARY:
+            track = Path(music).expanduser()
+            music = str(track if track.is_absolute() else base / track)
         options = {k: rec[k] for k in OPTION_COLUMNS if rec.get(k) not in (None, "")}
         extra = {k: v for k, v in rec.items() if k not in KNOWN_COLUMNS}
         label = str(rec.get("label") or "").strip() or f"{n:03d}-{path.stem}"
         items.append(BatchItem(video=str(path), prompt=text, seed=item_seed,
                                label=_LABEL_RE.sub("_", label).strip("_") or f"{n:03d}",
-                               options=options, extra=extra))
+                               options=options, extra=extra, music=music))
     labels = [i.label for i in items]
     dupes = sorted({x for x in labels if labels.count(x) > 1})
     if dupes:
@@ -226,6 +236,8 @@ def run_item(svc: Services, item: BatchItem, out_dir: Path, *, measure_music: bo
     try:
         options = job_options(item.options)
         stage = "run"  # upload, submit and the pipeline; a failed job's row carries its own stage
+        if item.music:
+            options = {**options, "music": _music_option(svc, item.music)}
         scored = experiments.score(svc, item.video, item.prompt, seed=item.seed, out_dir=out_dir / "outputs",
                                    label=item.label, options=options, keep_stems=False,
                                    measure_music=measure_music)
@@ -238,6 +250,18 @@ def run_item(svc: Services, item: BatchItem, out_dir: Path, *, measure_music: bo
                                       error=exc, stage=stage, elapsed_s=time.monotonic() - t0)
     row.update(item.extra)
     return row
+
+
+def _music_option(svc: Services, music: str) -> dict:
+    """The ``music`` job option of a manifest's music column (a file is checked and uploaded)."""
+    from musicvid_core.stages.compose.track.audio import load_track
+    from musicvid_core.workflow.submit import upload_music
+
+    kind, _, name = music.partition(":")
+    if kind.lower() == LIBRARY:
+        return {"kind": "library", "track": name.strip() or None}
+    load_track(music, 8000, channels=1)  # missing, not audio, silent or too short: this row's BadInput
+    return {"kind": "track", "track": upload_music(svc, music, svc.settings.user)}
 
 
 def run_batch(svc: Services, items: Sequence[BatchItem], out_dir: str | Path, *, fmt: str = "csv",

@@ -2,7 +2,9 @@
 speech against music; ``music`` (cut-beat fit, tempo, key) and ``sound`` (spectral balance against
 real recordings, crest, loudness range, stereo width, section contrast, repetition) on the music;
 ``bars`` (beats, bar lines, pulse) and ``edit`` (how an edited recording fits its picture: hit
-rates, seam audibility, exact length) for the track editor.
+rates, seam audibility, exact length) for the track editor; ``windows``: the music and sound reports
+of long music in bounded memory, read window by window from the segment clips (what a job's
+``metrics.music`` runs).
 
 These never share code paths with the mixer they check: they decode or scan the finished file.
 """

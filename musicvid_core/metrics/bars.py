@@ -15,10 +15,9 @@ and its measured accuracy are in docs/tracks.md ("Beats and bars"):
    tempo drift stays.
 2. **Pulse**: the onset envelope's normalised autocorrelation at the beat period. Music with no
    steady beat (free-time ambient) has none (< ``FREE_TIME_PULSE``).
-3. **Bar lines**: for each meter (4, 3) and phase, the mean over the beats of that phase of three
-   z-scored beat features -- the harmonic change across the beat (chroma of the two beats after
-   against the two before: chords change on bar lines), the low-band onset (kick and bass notes)
-   and the broadband onset (accents). The best (meter, phase) wins; 3 only when it clearly beats 4.
+3. **Bar lines**: for each meter (4, 3) and phase, the mean over the beats of that phase of z-scored
+   beat features (FEATURE_WEIGHTS) -- harmonic change across the beat (chords change on bar lines)
+   and the low-band onset (kick, bass); not the broadband accent, the backbeat's. Best (meter, phase) wins.
 
 Audio arguments are float arrays ``(samples,)`` or ``(samples, channels)`` at ``sr`` Hz; times are
 seconds. librosa is imported on first use.
@@ -41,12 +40,16 @@ OFFBEAT_MARGIN = 1.05  # another phase must put this much more onset strength on
 REFINE_S = 0.035  # then each beat moves to the onset peak this close to it ...
 PEAK_BIAS_S = 0.0036  # the parabola's peak sits this much before the tracker's frame (measured)
 REFINED_SMOOTH_BEATS = 0  # (no refit: an edit changes tempo between two beats)
+FOLLOW_DEV = 0.08  # follow_beats: tempo within this of the nominal one (an edit stretches <= 6 %)
+FOLLOW_CHANGE = 400.0  # ... cost of a change of period between two beats, per log(ratio)^2
+FOLLOW_PULL = 50.0  # ... and of a period off the nominal one
+ADOPT_BELOW = 0.5  # a steady grid agreeing with fewer of the followed beats takes their phase
 FREE_TIME_PULSE = 0.07  # below this pulse clarity there is no steady beat
 METERS = (4, 3, 6)  # beats a bar; 6 = a 3/4 bar tracked in eighth notes (then the beats are halved)
 THREE_MARGIN = 0.15  # three beats a bar must recur this much more (autocorrelation) than four ...
 THREE_MIN = 0.25  # ... and at least this much
 ONSET_DELAY_S = 0.024  # a beat's onset peak lags a sharp attack by this much (measured: docs/tracks.md)
-FEATURE_WEIGHTS = (1.0, 1.0, 0.5)  # harmonic change, low onset, broadband onset
+FEATURE_WEIGHTS = (2.0, 1.0, 0.0)  # harmonic change, low onset, broadband onset (docs/tracks.md)
 N_MELS = 64
 LOW_MELS = 6  # the lowest mel bands (up to ~200 Hz at 22.05 kHz): kick and bass
 
@@ -59,9 +62,9 @@ class Bars:
     ``downbeats`` is empty); ``drift``: relative tempo change from the first to the last quarter of
     the beats (0.02 = 2 % faster); ``jitter_s``: spread of the tracked beats around a constant tempo
     before smoothing; ``meter_confidence``: how far the winning phase's score stands above the
-    others (in the features' standard deviations); ``agreement``: share of the beats that a looser
-    tracker (LOOSE_TIGHTNESS, the one metrics/edit.py re-detects an edit's beats with) also finds
-    within 70 ms -- low where the beat is ambiguous (soft onsets, syncopation)."""
+    others (in the features' standard deviations); ``agreement``: share of the beats that
+    :func:`follow_beats` (at their tempo: the tracker metrics/edit.py re-detects an edit's beats with)
+    also finds within 70 ms -- low where the beat is ambiguous (soft onsets, syncopation)."""
 
     beats: tuple[float, ...] = field(repr=False)
     downbeats: tuple[float, ...] = field(repr=False)
@@ -134,24 +137,34 @@ def onset_envelope(y: np.ndarray) -> np.ndarray:
 
 
 def find_bars(audio: np.ndarray, sr: int, *, features: Spectra | None = None,
-              meters: tuple[int, ...] = METERS, steady: bool = True, prior_bpm: float | None = None) -> Bars:
+              meters: tuple[int, ...] = METERS, steady: bool = True, prior_bpm: float | None = None,
+              around_bpm: float | None = None) -> Bars:
     """Beats, bar lines, tempo, pulse and drift of ``audio`` (see the module docstring).
-    ``features``: the audio's :func:`spectra` when already computed (``audio`` is then only used
-    for its length). ``steady=False`` for music whose tempo changes on purpose (an edit's
-    stretched stretches): librosa's default tightness and no smoothing, so the beats follow the
-    changes; ``prior_bpm``: the tempo to start tracking from (else the tempogram's estimate).
+    ``features``: the audio's :func:`spectra` if computed (``audio`` then gives only its length).
+    ``steady=False`` for music whose tempo changes on purpose (an edit's stretches): a looser
+    tracker, no smoothing; ``prior_bpm``: the tempo to start from (else the tempogram's);
+    ``around_bpm``: :func:`follow_beats` at that metrical level (an edit's tempo) instead.
     Raises BadInput for non-finite samples or a bad rate."""
     if features is None:
         features = spectra(_analysis_mono(audio, sr))
-    beats, jitter = track_beats(features.onset, steady=steady, prior_bpm=prior_bpm)
+    if around_bpm:
+        beats, jitter = follow_beats(features.onset, around_bpm), 0.0
+    else:
+        beats, jitter = track_beats(features.onset, steady=steady, prior_bpm=prior_bpm)
     pulse = pulse_clarity(features.onset, beats)
     bpm = _bpm(beats)
     if beats.size < 8 or pulse < FREE_TIME_PULSE or not math.isfinite(bpm):
         return Bars(tuple(beats.round(4).tolist()), (), 1, bpm, pulse, True, 0.0, jitter, 0.0)
     agreement = 1.0
     if steady:
-        loose, _ = track_beats(features.onset, steady=False, prior_bpm=bpm)
-        agreement = _agreement(beats, loose)
+        # the beats the tracker metrics/edit.py re-detects an edit with hears here; on another
+        # subdivision than the tight tracker's, the grid takes their phase (_adopt_phase)
+        heard = follow_beats(features.onset, bpm)
+        agreement = _agreement(beats, heard)
+        if agreement < ADOPT_BELOW:
+            moved = _adopt_phase(beats, heard, (features.frames - 1) * HOP / ANALYSIS_SR)
+            if moved.size >= 8 and _agreement(moved, heard) > agreement:
+                beats, agreement = moved, _agreement(moved, heard)
     meter, phase, confidence = bar_phase(features, beats, meters=meters)
     if meter == 6:  # a 3/4 bar tracked in eighth notes: every other beat, three a bar
         beats, meter, phase = beats[phase % 2::2], 3, phase // 2
@@ -191,6 +204,55 @@ def track_beats(onset: np.ndarray, *, steady: bool = True, prior_bpm: float | No
     if steady:  # a straight-ish line: bar lengths to edit with
         return _on_the_beat(_smooth(beats), onset), jitter
     return _smooth(_refine(beats, onset), REFINED_SMOOTH_BEATS), jitter  # beats as played: to measure
+
+
+def follow_beats(onset: np.ndarray, bpm: float, *, max_dev: float = FOLLOW_DEV) -> np.ndarray:
+    """Beat times (seconds) of an onset envelope at ANALYSIS_SR / HOP at ``bpm``'s metrical level,
+    following tempo changes within +-``max_dev`` (an edit stretches runs of beats by up to 6 %; one
+    period for the whole file slips there). A dynamic programme over (frame, period): onset strength
+    (centred) plus the best beat one period before, less FOLLOW_CHANGE x log(period ratio)^2 between
+    consecutive beats and FOLLOW_PULL x log(period / nominal)^2. Only the level comes from outside:
+    music off the nominal beats gets beats off them. Each beat then moves to its onset peak."""
+    if onset.size < 64 or not np.any(onset > 0) or not bpm > 0:
+        return np.zeros(0)
+    period = 60.0 / bpm * ANALYSIS_SR / HOP  # frames
+    periods = np.arange(int(math.floor(period * (1 - max_dev))), int(math.ceil(period * (1 + max_dev))) + 1)
+    periods = periods[periods >= 2]
+    # centred: a beat on an ordinary frame adds nothing, so more (faster) beats do not win by number
+    local = (onset - float(np.mean(onset))) / (float(np.std(onset)) or 1.0)
+    n, k, d_min = local.size, periods.size, int(periods[0])
+    logp = np.log(periods)
+    change = -FOLLOW_CHANGE * (logp[:, None] - logp[None, :]) ** 2  # [to, from]
+    pull = -FOLLOW_PULL * (logp - math.log(period)) ** 2
+    score = np.full((n, k), -np.inf)
+    back = np.full((n, k), -1, dtype=np.int64)
+    first = int(math.ceil(period * (1 + max_dev)))  # the first beat lies within a period of the start
+    score[:first] = local[:first, None] + pull[None, :]
+    for a in range(d_min, n, d_min):  # frames a..a+d_min-1 depend only on frames before a
+        t = np.arange(a, min(n, a + d_min))
+        prev = t[:, None] - periods[None, :]  # (frames, periods)
+        ok = prev >= 0
+        cand = score[np.maximum(prev, 0)]  # (frames, to, from)
+        cand = np.where(ok[:, :, None], cand + change[None, :, :], -np.inf)
+        j = np.argmax(cand, axis=2)
+        best = np.take_along_axis(cand, j[:, :, None], axis=2)[:, :, 0]
+        new = local[t, None] + best + pull[None, :]
+        keep = np.isfinite(best)
+        score[t] = np.where(keep, new, score[t])
+        back[t] = np.where(keep, np.maximum(prev, 0) * k + j, back[t])
+    tail = max(0, n - first)
+    f, c = np.unravel_index(int(np.argmax(score[tail:])), score[tail:].shape)
+    f += tail
+    frames = []
+    while f >= 0:
+        frames.append(int(f))
+        b = int(back[f, c])
+        if b < 0:
+            break
+        f, c = divmod(b, k)
+    frames = np.asarray(frames[::-1], dtype=float)
+    beats = np.maximum(0.0, frames * HOP / ANALYSIS_SR - ONSET_DELAY_S)
+    return _refine(beats, onset)
 
 
 def pulse_clarity(onset: np.ndarray, beats: np.ndarray) -> float:
@@ -300,6 +362,21 @@ def _extend_edges(beats: np.ndarray, onset: np.ndarray) -> np.ndarray:
     while beats[-1] + ibi * (len(tail) + 1) <= end and strong(beats[-1] + ibi * (len(tail) + 1)):
         tail.append(beats[-1] + ibi * (len(tail) + 1))
     return np.concatenate([head[::-1], beats, tail])
+
+
+def _adopt_phase(beats: np.ndarray, heard: np.ndarray, end_s: float) -> np.ndarray:
+    """``beats`` (a steady grid) shifted by the median offset of the ``heard`` beats from their
+    nearest grid beat, kept inside [0, end_s]. Where a beat is three equally strong events (several
+    library tracks), the onsets do not say which is the beat: the tight and the following tracker
+    take different ones, and an edit cut to the first is heard off the second's (docs/tracks.md)."""
+    if beats.size < 4 or heard.size < 4:
+        return beats
+    period = float(np.median(np.diff(beats)))
+    k = np.clip(np.searchsorted(beats, heard), 1, beats.size - 1)
+    near = np.where(np.abs(beats[k - 1] - heard) <= np.abs(beats[k] - heard), beats[k - 1], beats[k])
+    off = (heard - near + period / 2) % period - period / 2
+    moved = beats + float(np.median(off))
+    return moved[(moved >= 0) & (moved <= end_s)]
 
 
 def _salience(beats: np.ndarray, onset: np.ndarray) -> float:

@@ -89,7 +89,13 @@ def spectral_balance(audio: Any, sr: int) -> np.ndarray:
     x = _at_rate(_as_2d(audio, sr, what="spectral balance"), sr)
     n = min(WELCH_N, x.shape[0])
     freqs, psd = welch(x, fs=ANALYSIS_SR, nperseg=n, axis=0, detrend=False)
-    psd = psd.mean(axis=1)
+    return balance_of_psd(freqs, psd.mean(axis=1))
+
+
+def balance_of_psd(freqs: np.ndarray, psd: np.ndarray) -> np.ndarray:
+    """:func:`spectral_balance` of a power spectral density ``psd`` (one channel, or the channels'
+    mean) at ``freqs`` (Hz): each third-octave band's power in dB relative to all bands. BadInput
+    for silence."""
     edges = [(c * 2 ** (-1 / 6), c * 2 ** (1 / 6)) for c in BAND_CENTRES]
     power = np.array([psd[(freqs >= lo) & (freqs < hi)].sum() for lo, hi in edges])
     total = power.sum()
@@ -169,7 +175,12 @@ def loudness_range_lu(audio: Any, sr: int) -> float:
     x = _as_2d(audio, sr, what="loudness range")
     if x.shape[0] < SHORT_TERM_S * sr:
         return 0.0
-    st = _window_loudness(_k_power(x, sr), sr, SHORT_TERM_S, LRA_HOP_S)
+    return lra_of_short_term(_window_loudness(_k_power(x, sr), sr, SHORT_TERM_S, LRA_HOP_S))
+
+
+def lra_of_short_term(st: np.ndarray) -> float:
+    """EBU Tech 3342 loudness range (LU) of short-term loudness values (LUFS): gated at -70 LUFS
+    and 20 LU under the gated mean, the 95th less the 10th percentile; 0 when nothing passes."""
     st = st[st > LRA_ABS_GATE]
     if st.size == 0:
         return 0.0
@@ -193,7 +204,12 @@ def section_contrast_db(audio: Any, sr: int, boundaries_s: Sequence[float] | Non
         cuts = sorted({round(b * sr) for b in boundaries_s if 0 < round(b * sr) < n})
     power = _k_power(x, sr)
     edges = [0, *cuts, n]
-    levels = [-0.691 + float(_db(power[a:b].mean())) for a, b in zip(edges, edges[1:]) if b > a]
+    return contrast_of_levels([-0.691 + float(_db(power[a:b].mean())) for a, b in zip(edges, edges[1:]) if b > a])
+
+
+def contrast_of_levels(levels: Sequence[float]) -> float:
+    """Mean absolute step (LU) between consecutive section loudnesses (LUFS), silent ones (under
+    -70 LUFS) skipped; NaN with fewer than two."""
     levels = [v for v in levels if v > LRA_ABS_GATE]
     if len(levels) < 2:
         return math.nan
@@ -245,26 +261,37 @@ def repetition_index(audio: Any, sr: int, *, beats_s: Sequence[float] | None = N
         from musicvid_core.metrics.music import detect_beats
 
         beats_s = list(detect_beats(mono.astype(np.float32), sr))
-    end = mono.size / sr
-    beats = [float(b) for b in beats_s if 0 <= b < end]
-    if len(beats) >= 2 and end - beats[-1] >= 0.9 * float(np.median(np.diff(beats))):
-        beats.append(end)  # the audio's end closes the last bar
-    bars = [(beats[i], beats[i + beats_per_bar]) for i in range(0, len(beats) - beats_per_bar, beats_per_bar)]
+    bars = bar_spans(beats_s, mono.size / sr, beats_per_bar)
     if len(bars) < 2:
         return math.nan
-    feats = np.stack([_bar_features(mono, sr, a, b) for a, b in bars])  # (bars, frames, bands)
+    return repeat_share(np.stack([bar_features(mono, sr, a, b) for a, b in bars]))
+
+
+def bar_spans(beats_s: Sequence[float], end_s: float, beats_per_bar: int = 4) -> list[tuple[float, float]]:
+    """(start s, end s) of every whole bar of ``beats_s`` (seconds) in audio ``end_s`` long; the
+    audio's end closes the last bar when it comes at least 0.9 of a beat after the last beat."""
+    beats = [float(b) for b in beats_s if 0 <= b < end_s]
+    if len(beats) >= 2 and end_s - beats[-1] >= 0.9 * float(np.median(np.diff(beats))):
+        beats.append(end_s)  # the audio's end closes the last bar
+    return [(beats[i], beats[i + beats_per_bar]) for i in range(0, len(beats) - beats_per_bar, beats_per_bar)]
+
+
+def repeat_share(feats: np.ndarray) -> float:
+    """:func:`repetition_index` of bar features ``(bars, REPEAT_FRAMES, REPEAT_BANDS)`` (at least two
+    bars, :func:`bar_features`)."""
+    len_bars = feats.shape[0]
     feats = feats - feats.mean(axis=(0, 1), keepdims=True)  # the track's mean spectrum
-    flat = feats.reshape(len(bars), -1)
+    flat = feats.reshape(len_bars, -1)
     flat = flat - flat.mean(axis=1, keepdims=True)
     norms = np.linalg.norm(flat, axis=1)
     ok = norms > 1e-9
-    corr = np.zeros((len(bars), len(bars)))
+    corr = np.zeros((len_bars, len_bars))
     corr[np.ix_(ok, ok)] = (flat[ok] @ flat[ok].T) / np.outer(norms[ok], norms[ok])
     np.fill_diagonal(corr, -1.0)
     return float(np.mean(corr.max(axis=1) >= REPEAT_CORR))
 
 
-def _bar_features(mono: np.ndarray, sr: int, start: float, end: float) -> np.ndarray:
+def bar_features(mono: np.ndarray, sr: int, start: float, end: float) -> np.ndarray:
     """(REPEAT_FRAMES, REPEAT_BANDS) log band energies of [start, end) s, floored 60 dB under the bar's loudest."""
     a, b = round(start * sr), round(end * sr)
     frames = np.array_split(mono[a:b], REPEAT_FRAMES)
@@ -299,15 +326,22 @@ def sound_report(audio: Any, sr: int, *, beats_s: Sequence[float] | None = None,
     ``repetition`` (bars from ``beats_s``, else tracked). Raises BadInput for bad input."""
     x = _as_2d(audio, sr, min_s=1.0, what="a sound report")
     curve = spectral_balance(x, sr)
-    dev = balance_deviation(curve)
     stereo = stereo_width(x, sr)
     rep = repetition_index(x, sr, beats_s=beats_s)
     contrast = section_contrast_db(x, sr, boundaries_s)
+    return report_of(curve, crest_factor_db(x, sr), loudness_range_lu(x, sr), stereo, contrast, rep)
+
+
+def report_of(curve: np.ndarray, crest_db: float, lra_lu: float, stereo: dict[str, float], contrast_db: float,
+              repetition: float) -> dict[str, Any]:
+    """:func:`sound_report`'s JSON from its measurements (NaN contrast or repetition: None)."""
+    dev = balance_deviation(curve)
+    contrast, rep = contrast_db, repetition
     return {"balance_regions_db": {k: round(v, 1) for k, v in region_levels(curve).items()},
             "balance_vs_reference_db": {k: round(v, 1) for k, v in dev["regions_db"].items()},
             "balance_rms_db": round(dev["rms_db"], 1),
-            "crest_db": round(crest_factor_db(x, sr), 1),
-            "lra_lu": round(loudness_range_lu(x, sr), 1),
+            "crest_db": round(crest_db, 1),
+            "lra_lu": round(lra_lu, 1),
             "width": round(stereo["width"], 2),
             "correlation": round(stereo["correlation"], 2),
             "mono_loss_db": round(stereo["mono_loss_db"], 1),

@@ -23,7 +23,7 @@ from pathlib import Path
 from musicvid_core.domain.errors import BadInput, MediaToolError, UnsupportedMedia
 from musicvid_core.domain.layout import ArtifactLayout
 from musicvid_core.domain.options import JobOptions
-from musicvid_core.media import run_ffmpeg
+from musicvid_core.media import local_input, run_ffmpeg
 from musicvid_core.services import Services
 
 ANALYSIS_WAV_BYTES_PER_S = 16000 * 2  # the analysis's 16 kHz mono s16 WAV (stages/analyse/audio.py)
@@ -39,14 +39,19 @@ def check_run(services: Services, video: Path, out: Path | None, *, options: Job
     no usable video: the job would fail the same way)."""
     if not video.is_file():
         raise BadInput(f"no such file: {video}" if not video.exists() else f"not a file: {video}")
+    video = local_input(video)
     _check_out(services, video, out)
     timeout = services.settings.ffmpeg_timeout_s
     duration = None
     if options.container is not None or options.audio_track is not None:
         from musicvid_core.stages.analyse.probe import probe
-        from musicvid_core.stages.mix.container import choose
+        from musicvid_core.stages.mix.container import choose, format_for
 
-        media = probe(video, timeout=timeout, audio_track=options.audio_track)
+        # The packet scan (a pass over the file, ~0.1 s of a run's start) only finds the frames an
+        # edit list hides, which matter to a format that cannot hide them (issue 18).
+        hidden_matter = options.container is not None and not options.preview \
+            and not format_for(f".{options.container}").hides_frames
+        media = probe(video, timeout=timeout, audio_track=options.audio_track, scan=hidden_matter)
         if options.container is not None:
             choose(media, requested=f".{options.container}", input_name=video.name, preview=options.preview)
         duration = media.duration

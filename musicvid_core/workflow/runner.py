@@ -66,7 +66,8 @@ def _run(services: Services, job: Job, on_event: Callable[[dict], None] | None, 
 
     threading.Thread(target=services.warm, name="musicvid-warm", daemon=True).start()
     machine = StateMachine(_definition(str(definition_path(services.settings))), resolve,
-                           time_scale=services.settings.retry_time_scale, on_event=on_event)
+                           time_scale=services.settings.retry_time_scale, on_event=on_event,
+                           task_timeout=_TaskTimeouts(services, job))
     # The lease says this process runs the job (ConcurrentUpdate if another live one does); if this
     # process dies, the next musicvid process to open the store settles the job (recovery.py).
     leases = services.leases
@@ -91,6 +92,51 @@ def _run(services: Services, job: Job, on_event: Callable[[dict], None] | None, 
         if lease is not None:
             leases.release(job.job_id, lease.owner)
     return services.jobs.get(job_id)
+
+
+class _TaskTimeouts:
+    """A Task's TimeoutSeconds on this machine: the definition's (Lambda's 900 s) for inputs up to
+    media.TIMEOUT_REFERENCE_S, scaled with the input's duration beyond, as each ffmpeg call's limit
+    is (media.timeout_for). A 2-hour input's mix takes longer than 900 s here, and a Task timeout
+    only stops the wait: the job would fail and roll back while the mix still ran. The duration
+    comes from the job's cached features, else the stored input's header; unknown (an input not on
+    this disk), the definition's limit stands."""
+
+    def __init__(self, services: Services, job: Job) -> None:
+        self.services, self.job = services, job
+        self.duration: float | None = None
+        self.known = False
+
+    def __call__(self, state: str, seconds: float) -> float:
+        from musicvid_core.media import timeout_for
+
+        if not self.known:  # once per run: the first Task's probe stands for the others
+            self.duration, self.known = self._duration(), True
+        return timeout_for(seconds, self.duration)
+
+    def _duration(self) -> float | None:
+        from musicvid_core.domain.errors import MusicVidError
+        from musicvid_core.domain.features import VideoFeatures
+
+        objects = self.services.objects
+        try:
+            return VideoFeatures.model_validate_json(objects.get_bytes(self.job.layout.features_cache)).media.duration
+        except (MusicVidError, ValueError):
+            pass
+        try:
+            path = objects.local_path(objects.key_from_uri(self.job.s3_url))
+        except MusicVidError:
+            return None
+        if path is None or not path.is_file():
+            return None
+        from musicvid_core.media import run_ffmpeg
+        from musicvid_core.stages.analyse.probe import header_duration
+
+        try:
+            return header_duration(run_ffmpeg(["-i", str(path)], timeout=self.services.settings.ffmpeg_timeout_s,
+                                              what="probe", check=False).stderr)
+        except MusicVidError:
+            return None
 
 
 class LocalLauncher:

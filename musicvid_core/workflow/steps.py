@@ -22,10 +22,11 @@ from musicvid_core.domain.errors import BadInput, InvalidTransition, MusicVidErr
 from musicvid_core.domain.features import MediaInfo, VideoFeatures
 from musicvid_core.domain.job import Job, JobError, Stage, Status
 from musicvid_core.domain.plan import Plan
-from musicvid_core.media import scratch_prefix, write_float_wav
+from musicvid_core.media import scratch_prefix, timeout_for, write_float_wav
 from musicvid_core.services import Services
 from musicvid_core.stages.plan.decide import decide_plan
 from musicvid_core.workflow.async_music import advance, submit_all
+from musicvid_core.workflow.music_source import edit_figures, fit_recording, render_segment, wants_recording
 from musicvid_core.workflow.tracing import traced
 
 log = logging.getLogger(__name__)
@@ -125,24 +126,16 @@ def _cached_features(services: Services, job: Job) -> VideoFeatures | None:
 def music_metrics(plan: Plan, clips: list[Path]) -> dict:
     """musicvid_core.metrics.music's report on the music bus assembled from the segment clips
     (before mixing: no ducking or fades), against the plan's measured cuts, with
-    musicvid_core.metrics.sound's figures under ``sound`` (bars from the plan's beat grid)."""
-    import soundfile as sf
+    musicvid_core.metrics.sound's figures under ``sound`` (bars from the plan's beat grid). Read
+    from the clip files window by window (metrics/windows.py): memory does not grow with the video's
+    length. BadInput when the clips' sample rates differ."""
+    from musicvid_core.metrics.sound import plan_beats
+    from musicvid_core.metrics.windows import ClipBus, music_report, sound_report
 
-    from musicvid_core.metrics.music import assemble_music, music_report
-    from musicvid_core.metrics.sound import plan_beats, sound_report
-
-    audio, rates = [], set()
-    for path in clips:
-        data, rate = sf.read(path, dtype="float32", always_2d=True)
-        audio.append(data)
-        rates.add(rate)
-    if len(rates) != 1:
-        raise BadInput(f"segment clips have different sample rates: {sorted(rates)}")
-    rate = rates.pop()
-    bus = assemble_music(audio, plan, rate)
-    report = music_report(bus, rate, plan)
-    if bus.shape[0] >= rate:  # a sound report needs a second of music
-        report["sound"] = sound_report(bus, rate, beats_s=plan_beats(plan))
+    bus = ClipBus(plan, clips)
+    report = music_report(bus, plan)
+    if bus.frames >= bus.sr:  # a sound report needs a second of music
+        report["sound"] = sound_report(bus, beats_s=plan_beats(plan))
     return report
 
 
@@ -212,11 +205,11 @@ def analyzer(event: dict, services: Services) -> dict:
                     raise BadInput(f"video is {media.duration:.0f} s long; the limit is "
                                    f"{services.settings.max_duration_s:.0f} s")
                 # A preview's proxy comes out of the analysis decode itself: no second decode.
-                features = analyze_video(video, media, timeout=timeout, proxy=proxy)
+                features = analyze_video(video, media, timeout=timeout_for(timeout, media.duration), proxy=proxy)
                 services.objects.put_bytes(layout.features_cache, features.model_dump_json().encode(),
                                            "application/json")
             elif proxy is not None:
-                make_proxy(video, proxy, timeout=timeout)
+                make_proxy(video, proxy, timeout=timeout_for(timeout, features.media.duration))
             if proxy is not None:
                 services.objects.put_file(layout.proxy, proxy, "video/mp4")
     output_streams(services, job, features.media)  # also for cached features (a regeneration's new format)
@@ -225,17 +218,22 @@ def analyzer(event: dict, services: Services) -> dict:
         previous = Plan.parse(services.objects.get_bytes(layout.at(job.reroll.attempt).plan).decode())
     plan = decide_plan(services.planner, job, features, services.objects, previous)
     services.objects.put_bytes(layout.features, features.model_dump_json().encode(), "application/json")
+    recording = wants_recording(job) or (job.reroll is not None and plan.music is not None)
+    if recording:  # a real recording: the plan fitted to an edit of it (stored as edit.json)
+        with _workdir(services) as tmp:
+            plan = fit_recording(services, job, plan, features, tmp)
     plan_url = services.objects.put_bytes(layout.plan,
                                           plan.model_dump_json(indent=1).encode(), "application/json")
     services.jobs.update(job.job_id, {"plan_url": plan_url})
-    if services.generator_is_async:  # queue every segment at the endpoint now (docs/backends.md)
+    if services.generator_is_async and not recording:  # queue every segment at the endpoint now (docs/backends.md)
         submit_all(services, job, plan)
     return {"segments": [s.index for s in plan.segments], "plan_url": plan_url}
 
 
 @traced("AudioGenerator")
 def audio_generator(event: dict, services: Services) -> dict:
-    """Render one segment's clip (a Map iteration) and store it as a WAV."""
+    """Render one segment's clip (a Map iteration) and store it as a WAV: the configured generator's,
+    or for a real recording (plan.music) the segment's exact slice of the attempt's edit."""
     job = _enter(services, _job_for(event, services), Stage.GENERATE)
     plan = load_plan(services, job)
     index = event.get("index")
@@ -246,6 +244,12 @@ def audio_generator(event: dict, services: Services) -> dict:
     if reroll is not None and index != reroll.segment:  # not re-rolled: the previous attempt's exact bytes
         data = services.objects.get_bytes(job.layout.at(reroll.attempt).segment(index))
         return {"index": index, "clip_url": services.objects.put_bytes(key, data, "audio/wav"), "pending": False}
+    if plan.music is not None:
+        with _workdir(services) as tmp:
+            path = tmp / "clip.wav"
+            write_float_wav(path, render_segment(services, job, plan, index, tmp), services.settings.sample_rate)
+            uri = services.objects.put_file(key, path, "audio/wav")
+        return {"index": index, "clip_url": uri, "pending": False}
     gen = services.generator
     if getattr(gen, "is_async", False):  # the ASL Waits and calls again while this is pending
         audio = advance(services, job, plan, index)
@@ -292,7 +296,7 @@ def av_operator(event: dict, services: Services) -> dict:
                                                else options.true_peak_dbtp),
                           sample_rate=PREVIEW_SAMPLE_RATE if preview else settings.sample_rate,
                           audio_bitrate=settings.audio_bitrate,
-                          timeout=settings.ffmpeg_timeout_s,
+                          timeout=timeout_for(settings.ffmpeg_timeout_s, media.duration),
                           stems_dir=tmp / "stems" if options.stems else None,
                           preview=preview, picture=picture, streams=streams)
         if in_place is None:
@@ -302,6 +306,8 @@ def av_operator(event: dict, services: Services) -> dict:
                                 for name, path in metrics["stems"].items()}
         if options.music_metrics:  # job option: librosa's analysis is not free
             metrics["music"] = music_metrics(plan, clips)
+        if plan.music is not None:  # the edit's figures; measured on the music with music_metrics
+            metrics["music_edit"] = edit_figures(services, job, plan, clips, tmp, measure=options.music_metrics)
     metrics = json.loads(json.dumps(metrics, default=float))  # plain JSON numbers for the store
     services.jobs.update(job.job_id, {"metrics": metrics})
     return {"output_url": services.objects.uri(key)}

@@ -36,6 +36,44 @@ def upload_file(services: Services, path: str | Path, user_id: str) -> str:
         raise BadInput(f"cannot read {path}") from None
 
 
+def upload_music(services: Services, path: str | Path, user_id: str) -> str:
+    """Copy a local music file (mp3 wav flac m4a/aac ogg/opus ...) into the object store under
+    ``uploads/{user}/``, as :func:`upload_file` does a video. Returns its object key (what
+    ``JobOptions.music.track`` names). BadInput for a missing or unreadable file; whether it is
+    usable audio is checked where it is decoded (an entry point before submitting, the Analyzer)."""
+    from musicvid_core.stages.compose.track.audio import AUDIO_EXTENSIONS
+
+    path = Path(path)
+    if not path.exists():
+        raise BadInput(f"music file not found: {path}")
+    if not path.is_file():
+        raise BadInput(f"not a file: {path}")
+    size = path.stat().st_size
+    if size > services.settings.max_input_bytes:
+        raise BadInput(f"music file is {size} bytes; the limit is {services.settings.max_input_bytes}")
+    ext = path.suffix.lower() if path.suffix.lower() in AUDIO_EXTENSIONS else ".bin"
+    key = ArtifactLayout.new_upload(user_id, ext)
+    try:
+        services.objects.put_file(key, path, "audio/*")
+    except PermissionError:
+        raise BadInput(f"cannot read {path}") from None
+    return key
+
+
+def _check_music(services: Services, options: JobOptions, user_id: str) -> JobOptions:
+    """The options with a ``track`` recording named by its key (a URI of this store accepted),
+    which must be one of the user's own uploads and exist (BadInput otherwise)."""
+    music = options.music
+    if music is None or music.kind != "track":
+        return options
+    key = services.objects.key_from_uri(music.track) if "://" in music.track else music.track
+    if not key.startswith(ArtifactLayout.upload_prefix(user_id)):
+        raise BadInput("the music track must be one of your own uploads")
+    if not services.objects.exists(key):
+        raise BadInput("the uploaded music track does not exist")
+    return options.model_copy(update={"music": music.model_copy(update={"track": key})})
+
+
 def submit_new(services: Services, s3_url: str, prompt: str, user_id: str, *, seed: int = 0,
                options: Mapping[str, Any] | JobOptions | None = None, job_id: str | None = None,
                max_active: int | None = None) -> Job:
@@ -46,7 +84,9 @@ def submit_new(services: Services, s3_url: str, prompt: str, user_id: str, *, se
     the preset's), ``stems`` (True: keep the mixer's stems with the job, see :func:`export_stems`),
     ``source_music`` (keep, duck or replace the music already in the video's sound; default
     Settings.source_music, "duck"), ``preview`` (True: a small, fast proxy written as
-    output_preview.EXT), ``music_metrics``, ``hits`` (seconds). ``job_id``: a given id (a UUID)
+    output_preview.EXT), ``music_metrics``, ``hits`` (seconds), ``music`` (``{"kind": "track", "track":
+    KEY}`` for the user's own upload (:func:`upload_music`), ``{"kind": "library"}`` with an optional
+    track name; BadInput for a track that is not one of the user's uploads). ``job_id``: a given id (a UUID)
     instead of a fresh one; ConcurrentUpdate if it exists. BadInput for an unknown option, preset
     or policy, or a value of the wrong type or out of range. ``max_active``: the per-user cap on
     SCHEDULED + PROCESSING jobs (the API passes Settings.max_active_jobs); TooManyJobs beyond it."""
@@ -57,7 +97,7 @@ def submit_new(services: Services, s3_url: str, prompt: str, user_id: str, *, se
         raise BadInput("the uploaded video does not exist")
     ids = {"job_id": parse_job_id(job_id)} if job_id else {}  # the API's idempotent submits
     job = Job(user_id=user_id, s3_url=s3_url, prompts=[clean_prompt(prompt)], seed=int(seed),
-              options=JobOptions.parse(options), **ids)
+              options=_check_music(services, JobOptions.parse(options), user_id), **ids)
     with _held(services, job.job_id):
         return services.jobs.create(job, max_active=max_active)
 
@@ -81,7 +121,7 @@ def submit_regenerate(services: Services, job_id: str, prompt: str | None, user_
     job_id = parse_job_id(job_id)
     current = services.jobs.get(job_id, user_id)  # NotFound for someone else's job
     text = clean_prompt(prompt) if prompt is not None else None
-    changed = JobOptions.parse(options)
+    changed = _check_music(services, JobOptions.parse(options), user_id)
     if hits is not None:
         changed = changed.merged(JobOptions.parse({"hits": hits}))
     reroll = _reroll_source(services, current, segment, text) if segment is not None else None

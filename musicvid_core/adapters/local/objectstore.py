@@ -8,7 +8,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from musicvid_core.domain.errors import BadInput
+from musicvid_core.domain.errors import BadInput, NotFound
 from musicvid_core.ports import ObjectStore, validate_key
 
 
@@ -49,11 +49,20 @@ class FolderObjectStore(ObjectStore):
         finally:
             tmp.unlink(missing_ok=True)
 
+    # The base class checks _exists first, but a rollback or an older attempt's cleanup (another
+    # thread or process) may delete the object between that check and the read: NotFound, as if
+    # it had never been there, rather than an OSError the callers do not expect.
     def _get_file(self, key, dest):
-        shutil.copyfile(self._path(key), dest)
+        try:
+            shutil.copyfile(self._path(key), dest)
+        except FileNotFoundError:
+            raise NotFound(f"object not found: {key}") from None
 
     def _get_bytes(self, key):
-        return self._path(key).read_bytes()
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise NotFound(f"object not found: {key}") from None
 
     def _exists(self, key):
         return self._path(key).is_file()

@@ -112,6 +112,16 @@ export function setupJob(ctx) {
     plan = job.plan;
     show($("plan"), !!plan);
     if (!plan) return;
+    const music = plan.music;  // a recording (library or your own track), or null: composed
+    show($("plan-music"), !!music);
+    if (music) {
+      $("music-heading").textContent = music.kind === "library" ? "The track, from the library" : "The track";
+      $("music-title").textContent = music.title;
+      const facts = [music.free_time ? "free time" : (music.bpm ? `${Math.round(music.bpm)} bpm` : ""), music.key]
+        .filter(Boolean).join(", ");
+      $("music-facts").textContent = facts ? `(${facts})` : "";
+      $("music-why").textContent = music.why || "";
+    }
     const line = $("timeline");
     line.replaceChildren();
     const pct = (t) => `${Math.max(0, Math.min(100, (t / plan.duration) * 100))}%`;

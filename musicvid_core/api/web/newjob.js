@@ -1,5 +1,6 @@
-// The new-job form: pick or drop a video (checked and described at once), prompt, presets, upload
-// with a real progress bar (XMLHttpRequest upload progress), cancel, then submit the job.
+// The new-job form: pick or drop a video (checked and described at once), prompt, the music source
+// (composer, library, or your own track: an audio file uploaded the same way), presets, upload with a
+// real progress bar (XMLHttpRequest upload progress), cancel, then submit the job.
 import { ApiError, uploadForm } from "./api.js";
 import { $, announce, apiWords, bytes, el, seconds, show } from "./util.js";
 
@@ -15,6 +16,23 @@ const TYPE_BY_EXT = {
   mpg: "video/mpeg", mpeg: "video/mpeg", ts: "video/mp2t", "3gp": "video/3gpp", avi: "video/x-msvideo", ogv: "video/ogg",
 };
 
+// The audio types the server takes (api/models.py AUDIO_EXT_BY_TYPE), and one for a file by its name
+// when the browser gives none or another (a .webm or .opus is often "video/webm" / "audio/ogg").
+const AUDIO_TYPES = new Set(["audio/mpeg", "audio/mp3", "audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave",
+  "audio/flac", "audio/x-flac", "audio/mp4", "audio/x-m4a", "audio/m4a", "audio/aac", "audio/x-aac", "audio/ogg",
+  "audio/opus", "audio/webm"]);
+const AUDIO_BY_EXT = {
+  mp3: "audio/mpeg", wav: "audio/wav", flac: "audio/flac", m4a: "audio/mp4", aac: "audio/aac", ogg: "audio/ogg",
+  oga: "audio/ogg", opus: "audio/opus", weba: "audio/webm",
+};
+const MIN_TRACK_S = 8;  // the track editor's shortest track (issue 15)
+
+export function audioType(file) {
+  if (AUDIO_TYPES.has(file.type)) return file.type;
+  const ext = (file.name.split(".").pop() || "").toLowerCase();
+  return AUDIO_BY_EXT[ext] || null;
+}
+
 export function videoType(file) {
   if (/^video\/[A-Za-z0-9][A-Za-z0-9.+-]{0,62}$/.test(file.type)) return file.type;
   if (file.type) return null;  // a type, and not a video's
@@ -26,6 +44,7 @@ export function setupNewJob(ctx) {
   const { api, config } = ctx;
   const input = $("file"), drop = $("drop"), form = $("new-form");
   let file = null, posterUrl = null, upload = null, uploaded = null;  // uploaded: {file, s3_url} to reuse
+  let track = null, trackUploaded = null;  // the chosen audio file, and its upload ({file, s3_url}) to reuse
 
   $("file-help").textContent = `MP4, MOV, WebM and most other videos, up to ${bytes(config.max_bytes)}.`;
   for (const text of EXAMPLES) {
@@ -98,6 +117,49 @@ export function setupNewJob(ctx) {
     if (e.dataTransfer.files.length) pick(e.dataTransfer.files[0]);
   });
 
+  // The music source: "My track" shows the audio picker; the file is checked (type, size, length) at once.
+  const trackInput = $("track-file");
+  const source = () => form.music.value;
+  function trackError(text) {
+    $("track-error").textContent = text || "";
+    show($("track-error"), !!text);
+    if (text) trackInput.setAttribute("aria-invalid", "true"); else trackInput.removeAttribute("aria-invalid");
+  }
+  function pickTrack(chosen) {
+    track = null;
+    show($("track-picked"), false);
+    trackError("");
+    if (!chosen) return;
+    if (chosen.size === 0) return trackError(`"${chosen.name}" is empty (0 bytes). Choose another file.`);
+    if (!audioType(chosen)) return trackError(`"${chosen.name}" is not a music file we can use (${chosen.type || "unknown type"}): MP3, WAV, FLAC, M4A, OGG or Opus.`);
+    if (chosen.size > config.max_bytes) {
+      return trackError(`"${chosen.name}" is ${bytes(chosen.size)}; the limit is ${bytes(config.max_bytes)}.`);
+    }
+    track = chosen;
+    $("track-name").textContent = chosen.name;
+    $("track-facts").textContent = ` · ${bytes(chosen.size)}`;
+    show($("track-picked"));
+    const url = URL.createObjectURL(chosen);
+    const probe = new Audio();
+    probe.preload = "metadata";
+    probe.addEventListener("loadedmetadata", () => {
+      URL.revokeObjectURL(url);
+      if (track !== chosen || !Number.isFinite(probe.duration)) return;
+      $("track-facts").textContent = ` · ${seconds(probe.duration)} · ${bytes(chosen.size)}`;
+      if (probe.duration < MIN_TRACK_S) {
+        track = null;
+        trackError(`"${chosen.name}" is ${seconds(probe.duration)} long; a track needs at least ${MIN_TRACK_S} s.`);
+      }
+    });
+    probe.addEventListener("error", () => URL.revokeObjectURL(url));  // the server decodes more than a browser
+    probe.src = url;
+  }
+  trackInput.addEventListener("change", () => pickTrack(trackInput.files[0]));
+  form.addEventListener("change", (e) => {
+    if (e.target.name !== "music") return;
+    show($("track-pick"), source() === "track");
+  });
+
   function formError(text) {
     $("new-error").textContent = text || "";
     show($("new-error"), !!text);
@@ -136,26 +198,45 @@ export function setupNewJob(ctx) {
     if (!file) { fileError(input.files.length ? $("file-error").textContent : "Choose a video first."); input.focus(); return; }
     const prompt = $("prompt").value.trim();
     if (!prompt) { formError("Say what the music should be like."); $("prompt").focus(); return; }
+    if (source() === "track" && !track) {
+      if (!$("track-error").textContent) trackError("Choose your track (an audio file) first.");
+      trackInput.focus();
+      return;
+    }
     let opts;
     try { opts = options(); } catch (err) { formError(err.message); $("advanced").open = true; return; }
     $("submit").disabled = true;
+    // One presigned POST per file, with the progress bar; a file already sent is not sent again.
+    async function send(chosen, type) {
+      const target = await api.createUpload(type, chosen.size);
+      show($("upload"));
+      progress(0, chosen.size);
+      $("upload-label").textContent = `Uploading ${chosen.name}`;
+      announce(`Uploading ${chosen.name}`);
+      upload = uploadForm(target.upload, new File([chosen], chosen.name, { type }), progress);
+      await upload.done;
+      announce("Upload finished");
+      return target.s3_url;
+    }
     try {
       if (!uploaded || uploaded.file !== file) {
-        const type = videoType(file);
-        const target = await api.createUpload(type, file.size);
-        show($("upload"));
-        progress(0, file.size);
-        $("upload-label").textContent = `Uploading ${file.name}`;
-        announce("Upload started");
-        upload = uploadForm(target.upload, new File([file], file.name, { type }), progress);
-        await upload.done;
-        uploaded = { file, s3_url: target.s3_url, token: crypto.randomUUID() };
-        announce("Upload finished");
+        uploaded = { file, s3_url: await send(file, videoType(file)), token: crypto.randomUUID() };
       }
-      const job = await api.submit({ s3_url: uploaded.s3_url, prompt, client_token: uploaded.token, ...opts });
+      const music = { source: source() };
+      if (music.source === "track") {
+        if (!trackUploaded || trackUploaded.file !== track) {
+          trackUploaded = { file: track, s3_url: await send(track, audioType(track)) };
+          uploaded.token = crypto.randomUUID();  // another track: another job
+        }
+        music.s3_url = trackUploaded.s3_url;
+      }
+      const job = await api.submit({ s3_url: uploaded.s3_url, prompt, client_token: uploaded.token, music, ...opts });
       uploaded = null;
+      trackUploaded = null;
       form.reset();
       pick(null);
+      pickTrack(null);
+      show($("track-pick"), false);
       ctx.go(`#/jobs/${job.job_id}`);
     } catch (err) {
       if (err instanceof ApiError && err.status === 401) { ctx.signedOut(); return; }

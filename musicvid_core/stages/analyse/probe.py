@@ -63,7 +63,7 @@ _TRUNCATION_MARKERS = ("moov atom not found", "partial file", "truncated")
 
 
 def probe(path: str | Path, *, timeout: float = DEFAULT_TIMEOUT_S, label: str | None = None,
-          audio_track: int | None = None) -> MediaInfo:
+          audio_track: int | None = None, scan: bool = True) -> MediaInfo:
     """Describe the video at ``path``: container, precise video duration (s, as a player shows it),
     size (px), fps, codec, rotation (degrees clockwise for display), every stream, and the audio
     streams with the main one chosen (``audio_track``: that audio ordinal, as ``0:a:N``).
@@ -72,7 +72,9 @@ def probe(path: str | Path, *, timeout: float = DEFAULT_TIMEOUT_S, label: str | 
     UnsupportedMedia (one-line message) for anything that is not a usable video (empty, not media,
     truncated, audio-only, no frames, oversized), MediaToolError when ffmpeg itself fails or runs
     past ``timeout`` seconds. ``label`` names the file in messages (default: its file name; the
-    pipeline says "the video" rather than show a storage key).
+    pipeline says "the video" rather than show a storage key). ``scan=False``: the header only, no
+    packet scan (a pass over the file): duration and fps as the header says, hidden frames 0 and
+    no check for frames; for a check that needs neither (workflow/preflight.py).
     """
     path = Path(path)
     if not path.exists():
@@ -89,7 +91,7 @@ def probe(path: str | Path, *, timeout: float = DEFAULT_TIMEOUT_S, label: str | 
         reason = exc.context.get("reason") or "cannot be opened as media"
         raise UnsupportedMedia(f"{name} {reason}", path=str(path), format=exc.context.get("format")) from None
     info = _parse_header(header, path, name)
-    duration, packets, hidden = _scan_video_packets(path, timeout, name)
+    duration, packets, hidden = _scan_video_packets(path, timeout, name) if scan else (0.0, None, 0)
     if packets == 0:
         raise UnsupportedMedia(f"{name} has no video frames", path=str(path))
     if duration <= 0:
@@ -98,7 +100,7 @@ def probe(path: str | Path, *, timeout: float = DEFAULT_TIMEOUT_S, label: str | 
         raise UnsupportedMedia(f"{name} has a video stream of zero duration", path=str(path))
     # The header's fps is rounded ("29.97 fps"); packets per second is exact for constant frame
     # rate and the true average for variable frame rate.
-    fps = packets / duration if packets > 1 else info["fps"] or 1.0 / duration
+    fps = packets / duration if packets is not None and packets > 1 else info["fps"] or 1.0 / duration
     audio = info["audio"]
     main = _main_audio(path, audio, audio_track, timeout, name)
     return MediaInfo(path=str(path), container=info["container"], duration=duration,

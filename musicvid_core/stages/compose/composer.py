@@ -4,7 +4,9 @@ The segment's fields drive everything: ``bpm`` sets the beat grid, ``key`` the s
 chords, ``style`` the instruments, grooves, progressions and playing patterns (``styles.py``),
 ``energy`` / ``energy_curve`` how many layers play and how hard (per bar), ``accents`` where a
 crash and a fill (or, without drums, a restruck chord) mark a scene cut, ``instruments`` which GM
-instruments take the melodic roles.
+instruments take the melodic roles. From the whole plan (``arrangement.py``): the section of each bar
+(intro, A, B, build, peak, outro; who plays and how hard), the bars under speech (thinned), and in
+the last segment the final chord that rings out to the video's last frame.
 
 Time 0 of the MIDI is the segment start and bar 0 starts there. Notes start and end inside
 ``[0, duration)``; the synthesizer's release rings on into the clip's tail. The same (plan, index,
@@ -19,16 +21,16 @@ instrument plays which role, at what level).
 
 from __future__ import annotations
 
-import bisect
 import random
-import statistics
 
 import pretty_midi
 
 from musicvid_core.domain.errors import GenerationError
 from musicvid_core.domain.plan import Plan
 from musicvid_core.domain.styles import ROLES
-from musicvid_core.stages.compose.grid import STEPS_PER_BEAT, beat_grid
+from musicvid_core.stages.compose.arrangement import SPEECH_CHORD_ENERGY, SPEECH_DROPS, Arrangement, Section, arrange
+from musicvid_core.stages.compose.drumming import DRUM_NOTE_S, FILL_STEPS, PHRASE_BARS, DrumPart, dense_cutting
+from musicvid_core.stages.compose.grid import beat_grid
 from musicvid_core.stages.compose.harmony import SCALES, Chord, chord_from_numeral, parse_key, place_pitch, voice_chord
 from musicvid_core.stages.compose.patterns import (
     BASS_PATTERNS,
@@ -36,42 +38,53 @@ from musicvid_core.stages.compose.patterns import (
     CHORD_PATTERNS,
     DRUM_NOTES,
     DRUM_VELOCITY,
-    HIT_SCALE,
     LEAD_RHYTHMS,
     LOOPING_RHYTHMS,
     MELODY_MOVES,
     MOVE_WEIGHTS,
-    TIMEKEEPERS,
+)
+from musicvid_core.stages.compose.performance import (
+    LEGATO_PROGRAMS,
+    PEDAL_PROGRAMS,
+    legato,
+    lock_cuts,
+    pedal,
+    strum_offsets,
+    untangle,
 )
 from musicvid_core.stages.compose.roles import ROLE_PAN, ROLE_VELOCITY, assign_roles, plucked, volume_cc
 from musicvid_core.stages.plan.prompt import resolve_style
 
-__all__ = ["compose_segment"]
+__all__ = ["compose_arranged", "compose_segment"]
 
-FILL_STEPS = 1  # fills are 16th-note rolls ...
-DENSE_ACCENT_BEATS = 2.0  # ... but with accents a median of fewer beats apart (fast cutting), one note a beat
 MIN_NOTE_S = 0.01
-DRUM_NOTE_S = 0.12
-
-# Energy thresholds for the drum groove levels (below min_energy["drums"]: no drums at all).
-LIGHT_BELOW, MAIN_BELOW = 0.45, 0.78
-PHRASE_BARS = 4
+Span = tuple[float, float, Section]
 
 
 def compose_segment(plan: Plan, index: int, seed: int) -> pretty_midi.PrettyMIDI:
     """The MIDI arrangement of segment ``index`` of ``plan``: time 0 = the segment start, notes
     inside [0, segment duration) seconds. Deterministic in (plan, index, seed). Raises
     GenerationError for an index outside the plan or an unreadable key."""
+    return compose_arranged(plan, index, seed)[0]
+
+
+def compose_arranged(plan: Plan, index: int, seed: int) -> tuple[pretty_midi.PrettyMIDI, list[Span]]:
+    """``compose_segment``'s MIDI and the arrangement's sections as (start s, end s, Section) per bar,
+    segment-relative (the generator rides the faders by them). Raises as compose_segment."""
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(plan.segments):
         raise GenerationError(f"segment index {index!r} is outside the plan (0..{len(plan.segments) - 1})",
                               index=index)
-    return _Composer(plan, index, seed).compose()
+    c = _Composer(plan, index, seed)
+    pm = c.compose()
+    return pm, c.arr.section_spans(c.grid)
 
 
-class _Composer:
+class _Composer(DrumPart):
     def __init__(self, plan: Plan, index: int, seed: int) -> None:
+        self.plan = plan
         self.seg = seg = plan.segments[index]
         self.index = index
+        self.seed = seed
         self.style = resolve_style(seg.style, seg.prompt)
         # Hash-free seed derivation: stable across processes (unlike hash()) and distinct per segment.
         # A re-rolled segment (variation > 0) draws a different, still reproducible, sequence.
@@ -86,17 +99,44 @@ class _Composer:
         self.fill_windows: list[tuple[float, float]] = []  # (start, end) s where the groove yields
         self.fill_steps = FILL_STEPS  # 16th notes between two fill notes (a beat's worth in fast cutting)
         self.sections: list[int] = []  # bars where an accent on the bar line restarts the harmony
+        self.arr: Arrangement | None = None  # set by compose(): sections, speech, the ending
+        self.end_at: float | None = None  # the final chord (last segment): nothing else starts after it
+        self.cast: list[set[str]] = []  # per bar: the roles that play
+        self.dense = self.busy = False  # cuts a median of under two / four beats apart (set by compose())
 
     # --- helpers ---------------------------------------------------------------------------
-    def energy(self, bar: int) -> float:
+    def energy(self, bar: int, lifted: bool = True) -> float:
+        """The bar's energy from the plan's curve, lifted or lowered by its section (``lifted``)."""
         curve = self.seg.energy_curve
-        return curve[min(bar, len(curve) - 1)] if curve else self.seg.energy
+        e = curve[min(bar, len(curve) - 1)] if curve else self.seg.energy
+        return e if self.arr is None or not lifted else min(1.0, max(0.0, e + self.section(bar).lift))
 
-    def plays(self, role: str, e: float) -> bool:
-        if role not in self.roles:
-            return False
+    def section(self, bar: int) -> Section:
+        return self.arr.sections[max(0, min(bar, len(self.arr.sections) - 1))]
+
+    def _base_plays(self, role: str, e: float) -> bool:
         default = 0.2 if role == "drums" else 0.0
-        return role in self.named or e >= self.style.min_energy.get(role, default)
+        return role in self.roles and (role in self.named or e >= self.style.min_energy.get(role, default))
+
+    def _cast_bars(self) -> list[set[str]]:
+        """Per bar, who plays: the style's roles at that energy, within the section's roles (a named
+        instrument always plays); under speech no pad and no lead. A section that would leave no
+        melodic part keeps the style's own, and so does fast cutting (a cut a median of under a bar
+        apart): there parts leaving took onsets the beat needs (the tracked tempo of double-time
+        segments bent by 3 %)."""
+        cast = []
+        for bar in range(len(self.grid.bars)):
+            base = {r for r in self.roles if self._base_plays(r, self.energy(bar))}
+            roles = {r for r in base if r in self.section(bar).roles or r in self.named}
+            if not roles - {"drums"} or self.busy:
+                roles = base
+            if self.arr.speech[bar] and roles - {"drums"} - SPEECH_DROPS:
+                roles -= SPEECH_DROPS
+            cast.append(roles)
+        return cast
+
+    def plays(self, role: str, bar: int) -> bool:
+        return role in self.cast[max(0, min(bar, len(self.cast) - 1))]
 
     def chord(self, bar: int) -> Chord:
         # A strong accent on a bar line opens a new section: the progression starts again there.
@@ -129,10 +169,15 @@ class _Composer:
             self.instruments[role] = inst
         return self.instruments[role]
 
-    def note(self, role: str, pitch: int, start: float, end: float, velocity: int) -> None:
-        """Add a note, kept inside [0, duration): the tail past the end is the synth's release."""
+    def note(self, role: str, pitch: int, start: float, end: float, velocity: int, final: bool = False) -> None:
+        """Add a note, kept inside [0, duration): the tail past the end is the synth's release. In
+        the last segment nothing but the final chord (``final``) sounds past its strike."""
         start = max(0.0, start)
         end = min(end, self.duration)
+        if self.end_at is not None and not final:
+            if start >= self.end_at - MIN_NOTE_S:
+                return
+            end = min(end, self.end_at)
         if start >= self.duration - MIN_NOTE_S or not 0 <= pitch <= 127:
             return
         end = max(end, start + MIN_NOTE_S)
@@ -145,6 +190,11 @@ class _Composer:
         pm.key_signature_changes.append(
             pretty_midi.KeySignature(pretty_midi.key_name_to_key_number(self.seg.key), 0.0))
         accents = self._accent_times()
+        self.arr = arrange(self.plan, self.index, self.grid, accents)
+        self.end_at = self.arr.end_at
+        self.dense = dense_cutting(accents, self.grid.beat_s)
+        self.busy = dense_cutting(accents, 2 * self.grid.beat_s)  # a cut a median of under a bar apart
+        self.cast = self._cast_bars()
         self.sections = sorted({self.grid.bar_at(t) for t in accents
                                 if any(abs(t - b) < 1e-3 for b in self.grid.bars)} - {0})
         self._plan_fills(accents)
@@ -155,27 +205,31 @@ class _Composer:
         self._pad()
         self._lead()
         self._accents(accents)
-        self._lock_cuts(accents)
+        self._ending()
+        # Humanising never moves a beat on a cut: drum and bass notes go back onto it (chords keep
+        # their strums: the rhythm section is what marks the beat).
+        for role in ("drums", "bass"):
+            lock_cuts(self.instruments.get(role), accents, 2 * self.style.humanize_s + 1e-4, self.duration)
+        self._perform()
         for role in ROLES:  # stable instrument order in the file
             if role in self.instruments and self.instruments[role].notes:
                 inst = self.instruments[role]
-                _untangle(inst)
+                untangle(inst)
                 pm.instruments.append(inst)
         return pm
 
-    def _lock_cuts(self, accents: list[float]) -> None:
-        """Humanising never moves a beat that lands on a cut: drum and bass notes that the jitter
-        pushed off an accent (within its +-2 sigma clamp) go back onto it exactly, the rest keep
-        their feel. (Chords keep their strums: the rhythm section is what marks the beat.)"""
-        window = 2 * self.style.humanize_s + 1e-4
-        if not accents or window <= 1e-4:
-            return
-        for role in ("drums", "bass"):
-            for n in self.instruments[role].notes if role in self.instruments else ():
-                k = bisect.bisect_left(accents, n.start)
-                near = min((accents[i] for i in (k - 1, k) if 0 <= i < len(accents)), key=lambda a: abs(a - n.start))
-                if 0 < abs(near - n.start) <= window:
-                    n.end, n.start = max(near + MIN_NOTE_S, min(self.duration, n.end + near - n.start)), near
+    def _perform(self) -> None:
+        """The pianist's sustain pedal (changed with the chords) and the legato of a bowed or blown
+        melody."""
+        g, per = self.grid, self.style.bars_per_chord
+        changes = {g.bars[b] for b in range(0, len(g.bars), per)} | {g.bars[b] for b in self.sections}
+        end = self.duration if self.end_at is None else self.end_at
+        for role, inst in self.instruments.items():
+            if role != "drums" and inst.program in PEDAL_PROGRAMS:
+                pedal(inst, sorted(c for c in changes if c < end - 1e-6), end)
+        lead = self.instruments.get("lead")
+        if lead is not None and lead.program in LEGATO_PROGRAMS:
+            legato(lead, g.beat_s)
 
     def _accent_times(self) -> list[float]:
         """Segment-relative seconds to mark: the segment start (after the first) and every cut or
@@ -192,83 +246,6 @@ class _Composer:
                 out.append(t)
         return out
 
-    def _plan_fills(self, accents: list[float]) -> None:
-        """Windows where a fill replaces the groove: the beat before each accent, and the end of
-        every phrase that leads into another bar at medium-high energy."""
-        g = self.grid
-        if "drums" not in self.roles:
-            return
-        gaps = [b - a for a, b in zip(accents, accents[1:])]
-        if len(gaps) >= 2 and statistics.median(gaps) < DENSE_ACCENT_BEATS * g.beat_s:
-            # A cut every beat or two: 16th rolls would fill most bars and hide the pulse (a listener's
-            # and a beat tracker's); lead-ins on the beat keep it.
-            self.fill_steps = STEPS_PER_BEAT
-        for t in accents:  # the fill starts on the last beat at least two 16ths before the accent
-            before = [b for b in g.beats if b <= t - 2 * g.step_s + 1e-6]
-            if before and t - before[-1] <= 2 * g.beat_s:
-                self.fill_windows.append((before[-1], t))
-        for bar in range(PHRASE_BARS - 1, len(g.bars) - 1, PHRASE_BARS):
-            e = self.energy(bar)
-            if self.plays("drums", e) and e >= 0.5:
-                steps = 8 if e >= 0.8 else 4
-                end = g.bars[bar + 1]
-                if not any(a - 1e-6 <= end <= b + 1e-6 for a, b in self.fill_windows):
-                    self.fill_windows.append((g.time(bar, 16 - steps), end))
-
-    def _in_fill(self, t: float) -> bool:
-        return any(a - 1e-6 <= t < b - 1e-6 for a, b in self.fill_windows)
-
-    def _groove(self, e: float) -> dict[str, str]:
-        grooves = self.style.grooves
-        if e >= MAIN_BELOW and "peak" in grooves:
-            return grooves["peak"]
-        if e >= LIGHT_BELOW:
-            return grooves["main"]
-        light = {}
-        for drum, pattern in grooves["main"].items():
-            if drum in TIMEKEEPERS:
-                light[drum] = pattern.replace("X", "x")
-            elif drum in ("kick", "kick2"):
-                light[drum] = pattern[0] + "." * (len(pattern) - 1)
-        return light
-
-    def _drums(self) -> None:
-        if "drums" not in self.roles or not self.style.grooves:
-            return
-        g = self.grid
-        for bar in range(len(g.bars)):
-            e = self.energy(bar)
-            if not self.plays("drums", e):
-                continue
-            for drum, pattern in self._groove(e).items():
-                for step, hit in enumerate(pattern):
-                    if hit == ".":
-                        continue
-                    t = self.t(bar, step) + self.jitter(0.3)
-                    if drum != "kick" and self._in_fill(t):
-                        continue
-                    v = self.vel(DRUM_VELOCITY[drum], e, HIT_SCALE[hit])
-                    self.note("drums", DRUM_NOTES[drum], t, t + DRUM_NOTE_S, v)
-            if bar % PHRASE_BARS == 0 and bar > 0 and e >= 0.6:  # a new phrase opens on a crash
-                self.note("drums", DRUM_NOTES["crash"], g.bars[bar], g.bars[bar] + DRUM_NOTE_S,
-                          self.vel(DRUM_VELOCITY["crash"], e, 0.85))
-        for a, b in self.fill_windows:
-            if a >= 0 and self.plays("drums", self.energy(g.bar_at(a))):
-                self._fill(a, b, max(0.6, self.energy(g.bar_at(a))))
-
-    def _fill(self, start: float, end: float, e: float) -> None:
-        """Notes every ``fill_steps`` 16ths over [start, end), the style's fill drums from first to last,
-        rising in velocity."""
-        if not self.style.fill:
-            return
-        n = max(1, round((end - start) / (self.grid.step_s * self.fill_steps)))
-        step = (end - start) / n  # the grid's local 16th note
-        for i in range(n):
-            drum = self.style.fill[min(i * len(self.style.fill) // n, len(self.style.fill) - 1)]
-            t = start + i * step
-            self.note("drums", DRUM_NOTES[drum], t, t + DRUM_NOTE_S,
-                      self.vel(DRUM_VELOCITY[drum], e, 0.6 + 0.4 * (i + 1) / n))
-
     def _bass(self) -> None:
         if "bass" not in self.roles:
             return
@@ -278,7 +255,7 @@ class _Composer:
         prev_root = lo + 7
         for bar in range(len(g.bars)):
             e = self.energy(bar)
-            if not self.plays("bass", e):
+            if not self.plays("bass", bar):
                 continue
             chord = self.chord(bar)
             root = place_pitch(chord.root, lo, max(lo + 11, hi - 12), prev_root)
@@ -334,8 +311,10 @@ class _Composer:
             chord_start = bar % style.bars_per_chord == 0
             if chord_start or voicing is None:
                 voicing = voice_chord(self.chord(bar), register, style.spread, voicing)
-            if not self.plays("chords", e):
+            if not self.plays("chords", bar):
                 continue
+            if self.arr.speech[bar]:  # light keys under the words
+                e = min(e, SPEECH_CHORD_ENERGY)
             span = 16 * min(style.bars_per_chord, len(g.bars) - bar)
             order = list(range(len(voicing))) + list(range(len(voicing) - 2, 0, -1))
             for step, length, mult, how in pattern(e, self.rng, span, chord_start):
@@ -345,12 +324,15 @@ class _Composer:
                 if how.startswith("arp"):
                     self.note("chords", voicing[order[int(how[3:]) % len(order)]], start, end, v)
                 elif how == "up":  # an up-strum catches the top strings, high to low, softer
-                    for k, p in enumerate(reversed(voicing[-3:])):
-                        self.note("chords", p, start + 0.01 * k, end, max(1, v - 8))
-                else:  # block chord; a down-strum spreads it low to high
-                    spread_s = 0.012 if how == "down" else 0.0
-                    for k, p in enumerate(voicing):
-                        self.note("chords", p, start + spread_s * k, end, v)
+                    top = list(reversed(voicing[-3:]))
+                    for p, dt in zip(top, strum_offsets(len(top), v, self.rng)):
+                        self.note("chords", p, start + dt, end, max(1, v - 8))
+                elif how == "down":  # a down-strum sweeps low to high, 10-30 ms
+                    for p, dt in zip(voicing, strum_offsets(len(voicing), v, self.rng)):
+                        self.note("chords", p, start + dt, end, v)
+                else:  # block chord
+                    for p in voicing:
+                        self.note("chords", p, start, end, v)
 
     def _pad(self) -> None:
         if "pad" not in self.roles:
@@ -360,12 +342,19 @@ class _Composer:
         for bar in range(0, len(g.bars), style.bars_per_chord):
             e = self.energy(bar)
             voicing = voice_chord(self.chord(bar), style.register("pad"), "open", voicing)
-            if not self.plays("pad", e):
+            if not self.plays("pad", bar):
                 continue
             end = g.time(bar, 16 * style.bars_per_chord) - 0.01
             v = self.vel(ROLE_VELOCITY["pad"], e)
             for p in voicing:
                 self.note("pad", p, g.bars[bar] + self.jitter(), end, v)
+            lo, hi = style.register("pad")
+            if self.section(bar).name == "peak" and 40 <= self.roles["pad"] <= 51:
+                # layered strings: the top line doubled an octave up (violins over the section), else
+                # the bass line an octave down, inside the pad's register
+                layer = voicing[-1] + 12 if voicing[-1] + 12 <= hi else voicing[0] - 12
+                if lo <= layer <= hi:
+                    self.note("pad", layer, g.bars[bar] + self.jitter(), end, max(1, v - 14))
 
     def _lead(self) -> None:
         if "lead" not in self.roles:
@@ -378,19 +367,25 @@ class _Composer:
         looping = style.lead_rhythm in LOOPING_RHYTHMS
         idx = len(pitches) // 2
         motif: tuple | None = None
+        # The theme: one rhythm cell and its steps for the whole plan (seeded without the segment),
+        # so the motif returns in every phrase and segment; B sections invert it, a peak lifts it.
+        theme = random.Random(self.seed * 1_000_003 + 999_983)
+        theme_cell = theme.choice(cells)
+        theme_moves = [theme.choices(MELODY_MOVES, MOVE_WEIGHTS)[0] for _ in range(8)]
         for bar in range(len(g.bars)):
             e = self.energy(bar)
-            if not self.plays("lead", e):
+            if not self.plays("lead", bar):
                 motif = None  # the melody re-enters with a fresh phrase
                 continue
             pos = bar % PHRASE_BARS
             if motif is None or pos == 0:
-                motif = rng.choice(cells)
-                moves = [rng.choices(MELODY_MOVES, MOVE_WEIGHTS)[0] for _ in range(8)]
+                section = self.section(bar).name
+                motif = theme_cell
+                moves = [-m for m in theme_moves] if section == "B" else list(theme_moves)
                 answer = motif if looping else rng.choice(cells)
                 # Each phrase starts halfway back to the middle of the register, so a long
                 # melody wanders but never drifts off to one end; a riff restarts here every bar.
-                anchor = idx = (idx + len(pitches) // 2) // 2
+                anchor = idx = min(len(pitches) - 1, (idx + len(pitches) // 2) // 2 + (2 if section == "peak" else 0))
             last_bar = bar == len(g.bars) - 1
             cadence = not looping and (pos == PHRASE_BARS - 1 or last_bar)
             cell = rng.choice(CADENCES) if cadence else answer if pos == 2 else motif
@@ -426,10 +421,10 @@ class _Composer:
         for t in accents:
             bar = g.bar_at(t)
             e = max(0.5, self.energy(bar))
-            if "drums" in self.roles:
+            if "drums" in self.roles:  # a cut in the ending's ring-out is still marked
                 for drum in ("crash", "kick"):
                     self.note("drums", DRUM_NOTES[drum], t, t + DRUM_NOTE_S,
-                              self.vel(DRUM_VELOCITY[drum], e))
+                              self.vel(DRUM_VELOCITY[drum], e), final=True)
                 continue
             chord = self.chord(bar)
             if "chords" in self.roles:
@@ -440,6 +435,39 @@ class _Composer:
                 self.note("bass", place_pitch(chord.root, lo, lo + 11, lo), t, t + 2 * g.beat_s,
                           self.vel(ROLE_VELOCITY["bass"], e, 1.1))
 
+    def _ending(self) -> None:
+        """The last segment's final chord: the tonic, struck by every part at ``end_at`` (the kick
+        and a crash under it) and held to the video's last frame, where the mixer's fade-out
+        catches it ringing."""
+        if self.end_at is None:
+            return
+        t, style = self.end_at, self.style
+        tonic = chord_from_numeral("I" if self.mode == "major" else "i", self.tonic, self.mode)
+        e = min(0.85, self.energy(self.grid.bar_at(max(0.0, t - 1e-3))))  # as loud as the bar before
+        if "drums" in self.roles:
+            for drum in ("crash", "kick"):
+                self.note("drums", DRUM_NOTES[drum], t, t + DRUM_NOTE_S, self.vel(DRUM_VELOCITY[drum], e), final=True)
+            # The drummer keeps time softly on the closed hat (or ride) while the chord rings, dying
+            # away: without a pulse the beat tracker bent the last segment's tempo by up to 8 % over
+            # the ring-out, and a cut there would mark nothing but a lone crash.
+            keeper = next((d for d in ("hat", "ride") if d in self.style.grooves.get("main", {})), None)
+            ring = [b for b in self.grid.beats if b > t + 1e-6]
+            for k, b in enumerate(ring if keeper else ()):
+                self.note("drums", DRUM_NOTES[keeper], b, b + DRUM_NOTE_S, max(1, round(44 - 26 * k / max(1, len(ring)))),
+                          final=True)
+        if "bass" in self.roles:
+            lo = style.register("bass")[0]
+            self.note("bass", place_pitch(tonic.root, lo, lo + 11, lo), t, self.duration,
+                      self.vel(ROLE_VELOCITY["bass"], e), final=True)
+        for role in ("chords", "pad"):
+            if role in self.roles:
+                for p in voice_chord(tonic, style.register(role), style.spread if role == "chords" else "open"):
+                    self.note(role, p, t, self.duration, self.vel(ROLE_VELOCITY[role], e, 0.95), final=True)
+        if "lead" in self.roles:  # the melody comes home to the tonic
+            lo, hi = style.register("lead")
+            self.note("lead", place_pitch(tonic.root, lo, hi, (lo + hi) / 2), t, self.duration,
+                      self.vel(ROLE_VELOCITY["lead"], e, 0.9), final=True)
+
 
 
 def _nearest(pitches: list[int], idx: int, pcs: set[int]) -> int:
@@ -447,17 +475,3 @@ def _nearest(pitches: list[int], idx: int, pcs: set[int]) -> int:
     options = [i for i, p in enumerate(pitches) if p % 12 in pcs]
     return min(options, key=lambda i: (abs(i - idx), i)) if options else idx
 
-
-def _untangle(inst: pretty_midi.Instrument) -> None:
-    """Sort notes and cut a note short where the same pitch starts again: a synthesizer releases
-    every voice of a key on its note-off, which would silence the new note too."""
-    inst.notes.sort(key=lambda n: (n.start, n.pitch))
-    last: dict[int, pretty_midi.Note] = {}
-    keep = []
-    for n in inst.notes:
-        prev = last.get(n.pitch)
-        if prev is not None and prev.end > n.start:
-            prev.end = n.start
-        keep.append(n)
-        last[n.pitch] = n
-    inst.notes = [n for n in keep if n.end - n.start >= MIN_NOTE_S / 2]

@@ -54,6 +54,7 @@ class Mix:
     vinyl_db: float | None = None  # vinyl hiss and crackle, dB under the mix
     top_hz: float | None = None  # master low-pass (a lo-fi record's dull top)
     tone: dict[str, float] = field(default_factory=dict)  # region -> dB from the references' median
+    exciter_db: float | None = None  # harmonics made from the 3 kHz+ band, mixed in this far under the mix
     master: Comp = (-16.0, 2.0, 25.0, 200.0)  # master bus compressor after levelling to -20 LUFS
     crest_db: float = 13.0  # the master limiter holds sample peaks this far above the mix's RMS
 
@@ -134,7 +135,7 @@ MIXES: dict[str, Mix] = {
                "chords": {"pan": 0.0, "width": -0.5, "comp": None, "reverb": 0.3},
                "lead": {"pan": 0.3, "width": -0.5, "comp": None, "reverb": 0.3, "delay": 0.0}}),
         room=0.75, damping=0.45, reverb_return=0.3, predelay_ms=25.0, reverb_width=0.5, glue=None,
-        tone={"presence": -3.0, "air": -6.0}, master=(-16.0, 1.5, 30, 250), crest_db=14.5),
+        tone={"presence": -3.0, "air": -3.0}, master=(-16.0, 1.5, 30, 250), crest_db=14.5, exciter_db=-18.0),
 }
 
 

@@ -11,7 +11,8 @@ import numpy as np
 from musicvid_core.domain.errors import GenerationError
 from musicvid_core.domain.plan import Plan
 from musicvid_core.media import resample
-from musicvid_core.stages.compose.composer import compose_segment
+from musicvid_core.stages.compose.arrangement import ride_gain
+from musicvid_core.stages.compose.composer import compose_arranged
 from musicvid_core.stages.compose.fx import finish
 from musicvid_core.stages.compose.mixes import mix_for
 from musicvid_core.stages.compose.production import produce
@@ -42,14 +43,15 @@ class ProceduralGenerator:
         self.synth_rate = min(self.sample_rate, SYNTH_RATE)
         self.soundfont = find_soundfont(settings)  # ConfigurationError now, not mid-pipeline
 
-    def mixdown(self, midi, seg, rate: int, n: int, noise_seed: int) -> np.ndarray:
+    def mixdown(self, midi, seg, rate: int, n: int, noise_seed: int, sections=()) -> np.ndarray:
         """The segment's MIDI rendered as stems and produced by its style's mix (production.py),
-        float32 (n, 2) at ``rate`` Hz, unnormalised. ``noise_seed`` seeds the vinyl noise."""
+        float32 (n, 2) at ``rate`` Hz, unnormalised. ``noise_seed`` seeds the vinyl noise;
+        ``sections`` ((start s, end s, Section) per bar) set the fader rides."""
         stems = render_stems(midi, rate, n, self.soundfont)
         kicks = [note.start for inst in midi.instruments if inst.is_drum for note in inst.notes
                  if note.pitch in KICKS]
         return produce(stems, rate, mix_for(resolve_style(seg.style, seg.prompt).name), bpm=seg.bpm,
-                       kicks=kicks, seed=noise_seed)
+                       kicks=kicks, seed=noise_seed, ride=ride_gain(list(sections), n, rate) if sections else None)
 
     def generate(self, plan: Plan, index: int, seed: int) -> np.ndarray:
         """Segment ``index`` of ``plan`` as float32 (samples, 2) at ``sample_rate`` Hz, exactly
@@ -61,10 +63,10 @@ class ProceduralGenerator:
                                   f"(0..{len(plan.segments) - 1})", index=index)
         seg = plan.segments[index]
         n = plan.clip_samples(index, self.sample_rate)
-        midi = compose_segment(plan, index, seed)
+        midi, sections = compose_arranged(plan, index, seed)
         rate = self.synth_rate
         m = plan.clip_samples(index, rate)
-        audio = self.mixdown(midi, seg, rate, m, seed * 1_000_003 + index + seg.variation * 1_000_000_007)
+        audio = self.mixdown(midi, seg, rate, m, seed * 1_000_003 + index + seg.variation * 1_000_000_007, sections)
         tail = round(plan.tail_s(index) * rate)
         audio = finish(audio, rate, energy=seg.mean_energy, body_samples=m - tail)
         if rate != self.sample_rate:

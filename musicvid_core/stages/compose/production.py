@@ -56,15 +56,18 @@ TONE_SHARE = 0.8  # the master EQ moves this share of the way to the target (per
 TONE_MAX_DB = 8.0  # ... by at most this much per region
 TONE_ROUNDS = 4
 TONE_MIN_DB = 0.5  # a smaller correction is not worth a filter
+EXCITE_FROM_HZ, EXCITE_TO_HZ = 2500.0, 6000.0  # the exciter saturates above the first, keeps above the second
+EXCITE_DRIVE = 3.0  # saturation drive re the band's RMS: peaks well into the tanh's knee
 
 
 def produce(stems: Mapping[str, np.ndarray], sample_rate: int, mix: Mix, *, bpm: float,
-            kicks: Sequence[float] = (), seed: int = 0) -> np.ndarray:
+            kicks: Sequence[float] = (), seed: int = 0, ride: np.ndarray | None = None) -> np.ndarray:
     """Mix ``stems`` (name -> float32 (n, 2) at ``sample_rate`` Hz, all the same length; names are
     roles or drum groups, an unknown name gets a plain strip) with ``mix`` at ``bpm`` (the delay's
     time, the pump's release); ``kicks``: kick times, seconds (the pump's key); ``seed``: the vinyl
-    noise. Returns float32 (n, 2), unnormalised (fx.finish sets the level). Raises ValueError for
-    stems of different lengths."""
+    noise; ``ride``: a linear gain per sample (n) applied to the mix before the master bus (the
+    arrangement's fader rides). Returns float32 (n, 2), unnormalised (fx.finish sets the level).
+    Raises ValueError for stems of different lengths."""
     lengths = {a.shape[0] for a in stems.values()}
     if len(lengths) > 1:
         raise ValueError(f"stems of different lengths: {sorted(lengths)}")
@@ -95,6 +98,10 @@ def produce(stems: Mapping[str, np.ndarray], sample_rate: int, mix: Mix, *, bpm:
         out += _reverb(reverb_send, sr, mix) * np.float32(mix.reverb_return)
     if delay_send.any():
         out += _delay(delay_send, sr, mix, beat_s)
+    if ride is not None:
+        out *= ride[:n]
+    if mix.exciter_db is not None:
+        out = _excite(out, sr, mix.exciter_db)
     out = _colour(out, sr, mix, seed)
     return np.ascontiguousarray(_master(out, sr, mix).T)
 
@@ -198,6 +205,21 @@ def _colour(y: np.ndarray, sr: int, mix: Mix, seed: int) -> np.ndarray:
     if mix.top_hz:
         y = _board([LowpassFilter(cutoff_frequency_hz=min(mix.top_hz, 0.45 * sr))])(y, sr)
     return y
+
+
+def _excite(y: np.ndarray, sr: int, level_db: float) -> np.ndarray:
+    """An exciter on (2, n) audio: the band above EXCITE_FROM_HZ saturated (tanh, driven relative to
+    its own RMS, so any level excites alike), its new harmonics above EXCITE_TO_HZ kept (two
+    high-passes) and mixed in ``level_db`` under the input's RMS. A sampled piano has little above
+    6 kHz for an EQ to lift; this writes some there. Deterministic, no delay."""
+    band = _board([HighpassFilter(cutoff_frequency_hz=EXCITE_FROM_HZ)])(y, sr)
+    rms = max(_rms(band), 1e-9)
+    drive = np.float32(EXCITE_DRIVE / rms)
+    made = np.tanh(band * drive)
+    to = min(EXCITE_TO_HZ, 0.45 * sr)
+    made = _board([HighpassFilter(cutoff_frequency_hz=to), HighpassFilter(cutoff_frequency_hz=to)])(made, sr)
+    gain = 10 ** (level_db / 20) * _rms(y) / max(_rms(made), 1e-9)
+    return (y + made * np.float32(gain)).astype(np.float32)
 
 
 def _vinyl(n: int, sr: int, seed: int) -> np.ndarray:

@@ -10,6 +10,9 @@ peak dBTP, LRA in LU, gain and ducking in dB, seconds).
   master, one remux. Raises MixError for a missing video or clip, a clip count that does not match
   the plan, or a failed ffmpeg run (with its reason); MediaToolError past its time budget.
 - ``filtergraph``: the ffmpeg ``-filter_complex`` graph as pure strings (clips, ducking, masters).
+- ``render``: the music bus summed in numpy, block by block (each clip added only where it plays),
+  and the ducking gain applied in numpy: one music input for every ffmpeg pass, whatever the
+  number of segments; memory one block.
 - ``container``: the output format (.mp4 .m4v .mov .mkv .webm) and what each input stream becomes in
   it (every stream kept, the main audio track replaced); BadInput for what a format cannot carry.
 - ``presets``: loudness presets (web, apple, broadcast) and ``job_options``.

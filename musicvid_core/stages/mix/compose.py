@@ -1,7 +1,8 @@
 """Compose: put the rendered clips under the video, mastered to a loudness target, in one remux.
 
 Flow (see docs/mixing.md); the mix graph runs once (twice with speech), the video is read once, the
-output is read once:
+output is read once. The clips are first summed in numpy into one music-bus WAV (render.py), so every
+pass below has two inputs (music, the video's sound) whatever the number of segments:
 
 0. Only when the plan has speech and the video has sound: a measuring pass writes the unducked music
    and original buses to float WAVs and meters both during speech; the ducking depth is the plan's
@@ -48,6 +49,7 @@ from musicvid_core.stages.mix.filtergraph import (
     samples,
     source_music_spans,
 )
+from musicvid_core.stages.mix.render import duck_music, render_music
 
 # Output container per extension (container.FORMATS: .mp4 .m4v .mov .mkv .webm).
 MUXERS = {ext: fmt.muxer for ext, fmt in containers.FORMATS.items()}
@@ -152,6 +154,10 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
         with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as work:
             premaster_wav, master_wav = Path(work, "premaster.wav"), Path(work, "master.wav")
             tmp = Path(work, "out" + out.suffix)
+            total = samples(media.duration, sample_rate)
+            # The clips summed once, in numpy (render.py): every pass below reads one music input.
+            music = render_music(plan, clips, Path(work, "music_bus.wav"), sample_rate=sample_rate, total=total,
+                                 work=Path(work), timeout=remaining())
             spans = duck_spans(plan) if media.has_audio else []  # no sound, no speech to protect
             policy = plan.source_music_policy
             music_spans = source_music_spans(plan) if media.has_audio and policy != "keep" else []
@@ -160,8 +166,10 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
                 # Speech and music are metered on their own buses: first unducked, to set the depth,
                 # then (tapped from the premaster pass) ducked, for the report. Without stems_dir
                 # the taps go to the temporary folder.
-                dry = {"music": Path(work, "music_unducked.wav"), "original": Path(work, "original.wav")}
-                _bus_pass(video, media, plan, clips, dry, sample_rate=sample_rate, timeout=remaining())
+                # The unducked music is the rendered bus itself; the pass writes the original bus.
+                dry = {"music": music, "original": Path(work, "original.wav")}
+                _bus_pass(video, media, plan, music, {"original": dry["original"]}, sample_rate=sample_rate,
+                          timeout=remaining())
                 if spans:
                     duck_db = duck_depth(plan, speech_lufs=loudness_over(dry["original"], spans),
                                          music_lufs=loudness_over(dry["music"], spans))
@@ -172,9 +180,11 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
                     source_db = source_depth(**source)
             if music_spans and policy == "replace":
                 source_db = float("inf")
-            premaster = _premaster_pass(video, media, plan, clips, premaster_wav, bus_stems,
-                                        sample_rate=sample_rate, timeout=remaining(), duck_db=duck_db,
-                                        source_db=source_db)
+            # Ducked in numpy (render.duck_music), not by the graph's per-frame expression.
+            ducked = duck_music(plan, music, Path(work, "music_ducked.wav"), depth_db=duck_db,
+                                sample_rate=sample_rate)
+            premaster = _premaster_pass(video, media, plan, ducked, premaster_wav, bus_stems,
+                                        sample_rate=sample_rate, timeout=remaining(), source_db=source_db)
             if spans:
                 speech_music = speech_music_difference(dry["original"], bus_stems["music"], plan.speech,
                                                        unducked_music=dry["music"])
@@ -183,7 +193,10 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
                 return _master_pass(premaster_wav, master_wav, gain_db, limit_db=limit_db,
                                     total=total, sample_rate=sample_rate, timeout=remaining())
 
-            total = samples(media.duration, sample_rate)
+            def probe(gain_db: float) -> LoudnessReport:
+                return _probe_pass(premaster_wav, gain_db, limit_db=limit_db, total=total,
+                                   sample_rate=sample_rate, timeout=remaining())
+
             if preview:
                 # One estimate, no metered master pass: the gain from the premaster's loudness and the
                 # limiter run inside the final encode. Off by what the limiter takes (a few tenths of
@@ -191,7 +204,8 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
                 gain = 0.0 if premaster.integrated_lufs <= SILENCE_GATE_LUFS else target_lufs - premaster.integrated_lufs
                 passes, limited = 1, False
             else:
-                gain, passes = _fit_gain(master, premaster, target_lufs=target_lufs, limit_db=limit_db)
+                gain, passes = _fit_gain(master, premaster, target_lufs=target_lufs, limit_db=limit_db,
+                                         probe=probe)
                 limited = passes > 1  # the master WAV holds the mastered mix at ``gain``
             final_runs, offset = 0, _landing(video, media, streams, timeout=remaining())
             while True:
@@ -239,12 +253,12 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
 def work_bytes(duration_s: float, *, sample_rate: int = 48000, stems: bool = False, sound: bool = True,
                bitrate_bps: int = 256_000) -> dict[str, int]:
     """Disk (bytes) compose needs for ``duration_s`` seconds of video beside its output: the float
-    stereo WAVs of its temporary folder (premaster and master; with ``sound``, the measuring pass's
-    two buses and the ducked music; with ``stems``, three more that it keeps) and the scored track
+    stereo WAVs of its temporary folder (the music bus, premaster and master; with ``sound``, the
+    original bus, the ducked music and its tap; with ``stems``, three more that it keeps) and the scored track
     the output gains (at ``bitrate_bps``). The output's copy of the video is the caller's to count
     (about the input's size). 2 h at 48 kHz: 2.8 GB per WAV."""
     wav = round(duration_s * sample_rate) * 2 * 4
-    count = 2 + (3 if sound else 0) + (3 if stems else 0)
+    count = 3 + (3 if sound else 0) + (3 if stems else 0)
     return {"work_wavs": count * wav, "scored_track": round(duration_s * bitrate_bps / 8)}
 
 
@@ -281,16 +295,27 @@ def _check_inputs(video: Path, plan: Plan, clips: list[Path]) -> None:
 
 
 def _fit_gain(meter: Callable[[float], LoudnessReport], premaster: LoudnessReport, *, target_lufs: float,
-              limit_db: float) -> tuple[float, int]:
+              limit_db: float, probe: Callable[[float], LoudnessReport] | None = None) -> tuple[float, int]:
     """The make-up gain in dB that brings the mastered mix to ``target_lufs``, and the number of
     audio-only passes run (premaster pass included). ``meter(gain)`` masters the mix with ``gain``
-    and meters it; when it ran, its last call was with the gain returned."""
+    and meters it; when it ran, its last call was with the gain returned. ``probe(gain)``, when
+    given, is a cheap estimate of the same (the limiter at the mix rate, ~4x cheaper): the gain is
+    fitted on it first, so ``meter`` usually runs once, to write and check (issue 18)."""
     if premaster.integrated_lufs <= SILENCE_GATE_LUFS:
         return 0.0, 1
     gain = target_lufs - premaster.integrated_lufs
     if premaster.true_peak_dbtp + gain <= limit_db - LIMITER_HEADROOM_DB:
         return gain, 1
-    passes, previous = 1, None
+    if probe is not None:
+        gain, _ = _secant(probe, gain, target_lufs=target_lufs)
+    gain, passes = _secant(meter, gain, target_lufs=target_lufs)
+    return gain, 1 + passes
+
+
+def _secant(meter: Callable[[float], LoudnessReport], gain: float, *, target_lufs: float) -> tuple[float, int]:
+    """Correct ``gain`` (dB) until ``meter(gain)`` reads within LOUDNESS_TOLERANCE_LU of the target
+    (at most MAX_CORRECTIONS corrections); the gain of the last call, and the number of calls."""
+    passes, previous = 0, None
     for correction in range(MAX_CORRECTIONS + 1):
         level = meter(gain).integrated_lufs
         passes += 1
@@ -306,43 +331,39 @@ def _fit_gain(meter: Callable[[float], LoudnessReport], premaster: LoudnessRepor
     return gain, passes
 
 
-def _clip_args(clips: list[Path]) -> list[str]:
-    return [arg for clip in clips for arg in ("-i", str(clip))]
-
-
 def _wav_args(dest: Path) -> list[str]:
     """Write float WAV (exact for the fltp the filters produce); RF64 past 4 GB (~3 h of stereo)."""
     return ["-c:a", "pcm_f32le", "-rf64", "auto", str(dest)]
 
 
-def _graph_args(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], stems: dict[str, Path], *,
+def _graph_args(video: Path, media: MediaInfo, plan: Plan, music: Path, stems: dict[str, Path], *,
                 sample_rate: int, meter: bool, duck_db: float, source_db: float = 0.0) -> list[str]:
-    """ffmpeg inputs and the mix graph, plus the outputs of the bus stems named in ``stems``. The video
+    """ffmpeg inputs and the mix graph, plus the outputs of the bus stems named in ``stems``. ``music``
+    is the music bus rendered by render.render_music (one input, however many segments). The video
     file is opened audio-only (-vn) and only when it has sound to mix: no video is decoded."""
     video_args = ["-vn", "-sn", "-dn", "-i", str(video)] if media.has_audio else []
-    first_clip = 1 if media.has_audio else 0
-    inputs = GraphInputs(clips=range(first_clip, first_clip + len(clips)),
+    inputs = GraphInputs(clips=(), music=1 if media.has_audio else 0,
                          original=0 if media.has_audio else None, track=media.main_track, lead_s=media.start)
     bus_stems = {name: path for name, path in stems.items() if name != "master"}
     graph = build_graph(plan, duration=media.duration, sample_rate=sample_rate, inputs=inputs, meter=meter,
                         stems=set(bus_stems), duck_db=duck_db, source_db=source_db)
     stem_args = [arg for name, path in bus_stems.items() for arg in ("-map", f"[stem_{name}]", *_wav_args(path))]
-    return ["-y", *video_args, *_clip_args(clips), "-filter_complex", graph, *stem_args]
+    return ["-y", *video_args, "-i", str(music), "-filter_complex", graph, *stem_args]
 
 
-def _bus_pass(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], stems: dict[str, Path], *,
+def _bus_pass(video: Path, media: MediaInfo, plan: Plan, music: Path, stems: dict[str, Path], *,
               sample_rate: int, timeout: float) -> None:
-    """Write the unducked music and original buses (``stems``: music, original) to float WAVs."""
-    args = _graph_args(video, media, plan, clips, stems, sample_rate=sample_rate, meter=False, duck_db=0.0)
+    """Write the unducked buses named in ``stems`` (music, original) to float WAVs."""
+    args = _graph_args(video, media, plan, music, stems, sample_rate=sample_rate, meter=False, duck_db=0.0)
     run_ffmpeg([*args, "-map", "[out]", "-f", "null", "-"], timeout=timeout, what="measuring pass")
 
 
-def _premaster_pass(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], dest: Path,
+def _premaster_pass(video: Path, media: MediaInfo, plan: Plan, music: Path, dest: Path,
                     stems: dict[str, Path], *, sample_rate: int, timeout: float,
                     duck_db: float = 0.0, source_db: float = 0.0) -> LoudnessReport:
     """Mix the premaster (music ducked by ``duck_db`` dB under speech) into ``dest`` (float WAV) and
     meter it, without touching the video stream. The bus stems are tapped here too."""
-    args = _graph_args(video, media, plan, clips, stems, sample_rate=sample_rate, meter=True, duck_db=duck_db,
+    args = _graph_args(video, media, plan, music, stems, sample_rate=sample_rate, meter=True, duck_db=duck_db,
                        source_db=source_db)
     proc = run_ffmpeg([*args, "-map", "[out]", *_wav_args(dest)], timeout=timeout, what="premaster pass")
     return parse_ebur128_summary(proc.stderr)
@@ -354,6 +375,18 @@ def _master_pass(premaster: Path, dest: Path, gain_db: float, *, limit_db: float
     chain = master_chain(gain_db, limit_db=limit_db, sample_rate=sample_rate, total=total)
     proc = run_ffmpeg(["-y", "-i", str(premaster), "-af", f"{chain},{EBUR128_FILTER}",
                        *_wav_args(dest)], timeout=timeout, what="master pass")
+    return parse_ebur128_summary(proc.stderr)
+
+
+def _probe_pass(premaster: Path, gain_db: float, *, limit_db: float, total: int, sample_rate: int,
+                timeout: float) -> LoudnessReport:
+    """The master chain's loudness, cheaply: the limiter at the mix rate (sample peaks, not 4x
+    oversampled) and a meter without true peak, written nowhere. Measured on 15 minutes of pink
+    noise: 1.5 s of CPU against 7.4 for a master pass, its loudness 0.1 LU above the oversampled
+    chain's (which then corrects it, when it must, by one more pass)."""
+    chain = master_chain(gain_db, limit_db=limit_db, sample_rate=sample_rate, total=total, limiter_rate=sample_rate)
+    proc = run_ffmpeg(["-nostats", "-i", str(premaster), "-af", f"{chain},ebur128", "-f", "null", "-"],
+                      timeout=timeout, what="gain probe")
     return parse_ebur128_summary(proc.stderr)
 
 

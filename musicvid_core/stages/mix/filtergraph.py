@@ -54,6 +54,10 @@ class GraphInputs:
     original: int | None = None
     track: int = 0
     lead_s: float = 0.0
+    # The input holding the music bus already summed (render.render_music: clips placed, faded and
+    # scaled, the global fade-out applied, exactly the video's length): then ``clips`` is unused
+    # and only the ducking is applied here.
+    music: int | None = None
 
 
 def samples(seconds: float, sample_rate: int) -> int:
@@ -87,6 +91,21 @@ def amix(inputs: int, extra: str = "") -> str:
     return f"amix=inputs={inputs}:normalize=0{extra},{sample_clock()}"
 
 
+def clip_shape(plan: Plan, index: int, sample_rate: int) -> tuple[int, int, int, float, int]:
+    """How segment ``index``'s clip is placed, in samples at ``sample_rate``: (length, fade-in, fade-out,
+    gain in dB, first sample in the mix). The one source of these figures for both mixers: the
+    filter graph (:func:`clip_chain`) and the block mixer (render.py)."""
+    seg = plan.segments[index]
+    length = plan.clip_samples(index, sample_rate)
+    if plan.music is not None:
+        fade_in, fade_out = (samples(DECLICK_S, sample_rate) if index == 0 else 0), 0
+    else:
+        fade_in = samples(max(plan.fade_in_s if index == 0 else 0.0, DECLICK_S), sample_rate)
+        fade_out = samples(max(plan.tail_s(index), DECLICK_S), sample_rate)
+    fade_in, fade_out = min(fade_in, length), min(fade_out, length)
+    return length, fade_in, fade_out, seg.gain_db + plan.music_gain_db, samples(seg.start, sample_rate)
+
+
 def clip_chain(plan: Plan, index: int, *, sample_rate: int, input_index: int) -> str:
     """Filter chain for segment ``index``'s clip, from ffmpeg input ``input_index`` to ``[c{index}]``.
 
@@ -94,20 +113,19 @@ def clip_chain(plan: Plan, index: int, *, sample_rate: int, input_index: int) ->
     (plan.fade_in_s on the first clip, DECLICK_S elsewhere), faded out with an equal-power quarter
     sine over its release tail (DECLICK_S when it has none), scaled by the segment's gain plus the
     plan's music gain and delayed to its segment's first sample.
+
+    A real recording's plan (``plan.music``) is one continuous edit sliced into contiguous clips:
+    no fade at any join (the sum of the clips is the edit), a DECLICK_S fade-in on the first clip
+    only, and none out (the edit's own ending reaches silence on its last sample).
     """
-    seg = plan.segments[index]
-    length = plan.clip_samples(index, sample_rate)
-    fade_in = samples(max(plan.fade_in_s if index == 0 else 0.0, DECLICK_S), sample_rate)
-    fade_out = samples(max(plan.tail_s(index), DECLICK_S), sample_rate)
-    fade_in, fade_out = min(fade_in, length), min(fade_out, length)
-    delay = samples(seg.start, sample_rate)
+    length, fade_in, fade_out, gain_db, delay = clip_shape(plan, index, sample_rate)
     chain = [
         stereo_format(sample_rate),
         sample_clock(),
         f"atrim=end_sample={length}",
-        f"afade=t=in:ss=0:ns={fade_in}",
-        f"afade=t=out:ss={length - fade_out}:ns={fade_out}:curve=qsin",
-        f"volume={db(seg.gain_db + plan.music_gain_db)}",
+        *([f"afade=t=in:ss=0:ns={fade_in}"] if fade_in else []),
+        *([f"afade=t=out:ss={length - fade_out}:ns={fade_out}:curve=qsin"] if fade_out else []),
+        f"volume={db(gain_db)}",
     ]
     if delay:
         chain.append(f"adelay=delays={delay}S:all=1")
@@ -232,15 +250,17 @@ def original_chain(plan: Plan, *, total: int, sample_rate: int, input_index: int
     return f"[{input_index}:a:{track}]" + ",".join(chain) + "[orig]"
 
 
-def master_chain(gain_db: float, *, limit_db: float, sample_rate: int, total: int) -> str:
+def master_chain(gain_db: float, *, limit_db: float, sample_rate: int, total: int,
+                 limiter_rate: int = OVERSAMPLED_RATE) -> str:
     """Mastering: a make-up gain, then a peak limiter with its ceiling at ``limit_db`` dBFS, run at 4x
     the rate so that it limits true peaks (its lookahead delay compensated so nothing moves), back to
     the mix rate, exactly ``total`` samples. ``level=disabled`` stops alimiter from normalising its
-    output up to the ceiling."""
+    output up to the ceiling. ``limiter_rate`` (Hz): where the limiter runs; the mix rate makes the
+    cheap sample-peak version compose uses to fit the gain before the one oversampled pass."""
     limit = min(1.0, 10 ** (limit_db / 20))
     return ",".join([
         f"volume={db(gain_db)}",
-        f"aresample={OVERSAMPLED_RATE}",
+        f"aresample={limiter_rate}",
         (f"alimiter=limit={limit:.6f}:attack={LIMITER_ATTACK_MS:g}:release={LIMITER_RELEASE_MS:g}"
          ":level=disabled:latency=1"),
         f"aresample={sample_rate}",
@@ -259,7 +279,12 @@ def build_graph(plan: Plan, *, duration: float, sample_rate: int, inputs: GraphI
     ``source_db`` the original's, during its own music (0: none, infinite: muted).
     """
     total = samples(duration, sample_rate)
-    parts = [music_bus(plan, total=total, sample_rate=sample_rate, clip_inputs=inputs.clips, duck_db=duck_db)]
+    if inputs.music is not None:
+        duck = duck_chain(plan, duck_db)
+        parts = [f"[{inputs.music}:a]" + ",".join([stereo_format(sample_rate), sample_clock(), pad_trim(total),
+                                                   *([duck] if duck else [])]) + "[music]"]
+    else:
+        parts = [music_bus(plan, total=total, sample_rate=sample_rate, clip_inputs=inputs.clips, duck_db=duck_db)]
     music, orig = "[music]", "[orig]"
     if "music" in stems:
         parts.append("[music]asplit=2[music_mix][stem_music]")

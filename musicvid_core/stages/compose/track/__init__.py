@@ -12,7 +12,10 @@ arrays and small pydantic records that store as JSON); the workflow, CLI and API
 - ``grid``: where the output's beats and bar lines go (cuts on beats, strong cuts on bar lines);
 - ``arrange``: which source bar fills each output bar (shorten, extend, seams);
 - ``edit``: the edit decision list, segments and re-editing one segment;
-- ``render``: the EDL to audio (Rubber Band time-stretch, equal-power seams, the ending).
+- ``render``: the EDL to audio (Rubber Band time-stretch, equal-power seams, the ending), or one
+  segment's exact slice of it (``render_span``);
+- ``fit``: the pipeline's entry (phase 2): a plan fitted to an edit (segments on its bar lines,
+  the track's tempo and key, ``Plan.music``), the workflow around it in workflow/music_source.py.
 
 See docs/tracks.md.
 """

@@ -129,3 +129,32 @@ def _write_index(path: Path, data: dict) -> None:
     with os.fdopen(fd, "w") as fh:
         json.dump(data, fh, indent=1, sort_keys=True)
     os.replace(tmp, path)
+
+
+def ship_analyses(out: Path | None = None) -> int:
+    """Analyse every bundled track and write the shipped analyses (track/shipped.py) to ``out``
+    (default: the package's own file); returns how many were written. Raises ConfigurationError
+    when the ``[library]`` extra is not installed."""
+    import gzip
+
+    from musicvid_core.stages.compose.track import shipped
+    from musicvid_core.stages.compose.track.analysis import dump
+
+    out = Path(out) if out is not None else shipped.SHIPPED
+    tracks = [t for t in list_tracks([]) if t.bundled]
+    if not tracks:
+        raise ConfigurationError("the bundled library is not installed (pip install 'musicvid[library]')")
+    analyses = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for t in tracks:
+            a = analyse_file(t.path, cache_dir=tmp, shipped=False)  # measured now, never copied
+            analyses[a.sha256] = dump(a)
+    body = json.dumps({"version": ANALYSIS_VERSION, "analyses": analyses}, sort_keys=True,
+                      separators=(",", ":")).encode()
+    fd, part = tempfile.mkstemp(dir=out.parent, suffix=".part")
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(gzip.compress(body, compresslevel=9, mtime=0))  # mtime 0: the same bytes every build
+    os.chmod(part, 0o644)  # package data: readable by whoever installs it (mkstemp makes it 0600)
+    os.replace(part, out)
+    shipped._records.cache_clear()
+    return len(analyses)

@@ -1,0 +1,121 @@
+"""The block mixer (stages/mix/render.py) against the filter graph's music bus: the same samples."""
+
+import itertools
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from musicvid_core.domain import Plan, Segment
+from musicvid_core.domain.plan import MusicChoice
+from musicvid_core.media import run_ffmpeg
+from musicvid_core.stages.mix import render
+from musicvid_core.stages.mix.filtergraph import music_bus, samples
+from musicvid_core.stages.mix.render import render_music
+
+SR = 48000
+
+
+def make_plan(bounds, gains, **kw) -> Plan:
+    segs = [Segment(index=i, start=a, end=b, prompt="p", style="cinematic", mood="calm", bpm=96, key="A minor",
+                    energy=0.5, gain_db=g) for i, ((a, b), g) in enumerate(zip(itertools.pairwise(bounds), gains))]
+    return Plan(duration=bounds[-1], prompt="p", segments=segs, **kw)
+
+
+def write_clips(plan, folder, *, odd: bool = False):
+    """Noise clips, exactly clip_samples long; with ``odd`` the second one is mono at 44.1 kHz (converted)."""
+    rng = np.random.default_rng(3)
+    paths = []
+    for i in range(len(plan.segments)):
+        rate, channels = (44100, 1) if odd and i == 1 else (SR, 2)
+        n = plan.clip_samples(i, rate)
+        x = (0.2 * rng.standard_normal((n, channels))).astype(np.float32)
+        path = folder / f"c{i}.wav"
+        sf.write(path, x, rate, subtype="FLOAT")
+        paths.append(path)
+    return paths
+
+
+def graph_bus(plan, clips, dest, total):
+    graph = music_bus(plan, total=total, sample_rate=SR, clip_inputs=range(len(clips)))
+    run_ffmpeg(["-y", *[a for c in clips for a in ("-i", str(c))], "-filter_complex", graph, "-map", "[music]",
+                "-c:a", "pcm_f32le", str(dest)])
+    return sf.read(dest, dtype="float32")[0]
+
+
+@pytest.mark.parametrize("case", ["tails", "real_recording", "converted"])
+def test_block_mix_equals_the_filter_graph(tmp_path, case, monkeypatch):
+    monkeypatch.setattr(render, "BLOCK_SAMPLES", 10_000)  # many block edges inside clips and fades
+    kw = {"music": MusicChoice(kind="library", track="t")} if case == "real_recording" else {}
+    plan = make_plan([0.0, 1.01234, 2.5, 4.0], [0.0, -6.0, 3.0], fade_in_s=0.3, fade_out_s=1.0, **kw)
+    clips = write_clips(plan, tmp_path, odd=case == "converted")
+    total = samples(plan.duration, SR)
+    ours = sf.read(render_music(plan, clips, tmp_path / "ours.wav", sample_rate=SR, total=total, work=tmp_path,
+                                timeout=60), dtype="float32")[0]
+    theirs = graph_bus(plan, clips, tmp_path / "theirs.wav", total)
+    assert ours.shape == theirs.shape == (total, 2)
+    assert np.max(np.abs(ours - theirs)) < 1e-4
+    assert np.max(np.abs(ours)) > 0.1  # not trivially equal
+
+
+def test_real_recording_joins_have_no_fade(tmp_path):
+    """A real recording's contiguous slices sum back to the signal at every join (no dip)."""
+    plan = make_plan([0.0, 1.5, 3.0], [0.0, 0.0], fade_out_s=0.0, music=MusicChoice(kind="library", track="t"))
+    signal = np.full((samples(3.0, SR), 2), 0.5, dtype=np.float32)
+    clips = []
+    for i, seg in enumerate(plan.segments):
+        a, n = samples(seg.start, SR), plan.clip_samples(i, SR)
+        clips.append(tmp_path / f"c{i}.wav")
+        sf.write(clips[-1], signal[a:a + n], SR, subtype="FLOAT")
+    out = sf.read(render_music(plan, clips, tmp_path / "m.wav", sample_rate=SR, total=len(signal),
+                               work=tmp_path, timeout=60), dtype="float32")[0]
+    declick = samples(0.010, SR)
+    assert np.allclose(out[declick:], 0.5, atol=1e-6)  # the join at 1.5 s included
+
+
+def test_numpy_ducking_equals_the_graphs_expression(tmp_path):
+    """render.duck_music applies filtergraph.duck_chain's gain, frame for frame."""
+    from musicvid_core.domain.features import Region
+    from musicvid_core.stages.mix.filtergraph import duck_chain
+    from musicvid_core.stages.mix.render import duck_music
+
+    speech = [Region(start=0.05, end=0.9), Region(start=1.2, end=1.6), Region(start=3.0, end=3.4)]
+    plan = make_plan([0.0, 4.0], [0.0], speech=speech)
+    src = tmp_path / "m.wav"
+    sf.write(src, np.full((samples(4.0, SR), 2), 0.5, dtype=np.float32), SR, subtype="FLOAT")
+    ours = sf.read(duck_music(plan, src, tmp_path / "d.wav", depth_db=15.0, sample_rate=SR), dtype="float32")[0]
+    run_ffmpeg(["-y", "-i", str(src), "-af", f"asetpts=N/SR/TB,{duck_chain(plan, 15.0)}", "-c:a", "pcm_f32le",
+                str(tmp_path / "g.wav")])
+    theirs = sf.read(tmp_path / "g.wav", dtype="float32")[0]
+    assert ours.shape == theirs.shape
+    assert np.max(np.abs(ours - theirs)) < 1e-4
+    assert ours.min() < 0.5 * 10 ** (-14 / 20)  # ducked by the depth somewhere
+    assert duck_music(plan, src, tmp_path / "x.wav", depth_db=0.0, sample_rate=SR) == src
+
+
+def test_the_gain_is_fitted_on_the_cheap_probe_then_written_once():
+    """compose._fit_gain: the probe (limiter at the mix rate) finds the gain; the oversampled master
+    pass then runs once when the probe was right, and keeps correcting when it was not."""
+    from musicvid_core.metrics.loudness import report
+    from musicvid_core.stages.mix.compose import _fit_gain
+
+    def limited(offset):  # loudness rises 1 LU/dB up to -16, then 0.3 LU/dB (the limiter acts)
+        calls = []
+
+        def meter(gain):
+            calls.append(gain)
+            raw = -24.0 + gain
+            return report(raw if raw < -16 else -16 + 0.3 * (raw + 16) + offset, -1.0, 5.0)
+        return meter, calls
+
+    premaster = report(-24.0, -6.0, 5.0)  # +10 dB of gain puts the peak 5 dB over a -1 ceiling
+    probe, probed = limited(0.0)
+    master, mastered = limited(0.05)
+    gain, passes = _fit_gain(master, premaster, target_lufs=-14.0, limit_db=-2.0, probe=probe)
+    assert len(probed) >= 2 and len(mastered) == 1 and passes == 2
+    assert abs(-16 + 0.3 * (gain - 24 + 16) + 0.05 - -14.0) <= 0.2
+    probe, _ = limited(0.0)
+    master, mastered = limited(-1.0)  # the probe reads 1 LU too loud: the master pass corrects it
+    gain, passes = _fit_gain(master, premaster, target_lufs=-14.0, limit_db=-2.0, probe=probe)
+    assert len(mastered) >= 2 and passes == 1 + len(mastered)
+    assert abs(-16 + 0.3 * (gain - 24 + 16) - 1.0 - -14.0) <= 0.2
