@@ -54,14 +54,20 @@ def load_tsf(path: Path):
     from tinysoundfont import _tinysoundfont as tsf
 
     t0 = time.process_time()
-    raw = path.read_bytes()
-    try:
-        raw = bake_velocity_filters(raw)
-    except (struct.error, ValueError, IndexError, KeyError) as exc:  # a malformed font: TinySoundFont decides
-        log.warning("SoundFont %s: modulators not baked in (%s)", path, exc)
-    font = tsf.SoundFont(raw)
+    font = tsf.SoundFont(baked_bytes(path))
     log.info("SoundFont %s loaded in %.2f s of CPU", path, time.process_time() - t0)
     return font
+
+
+def baked_bytes(path: Path, raw: bytes | None = None) -> bytes:
+    """The bytes of ``path`` (``raw`` when already read) with :func:`bake_velocity_filters` applied;
+    as read when that fails (a malformed font: TinySoundFont decides). Raises OSError when unreadable."""
+    raw = path.read_bytes() if raw is None else raw
+    try:
+        return bake_velocity_filters(raw)
+    except (struct.error, ValueError, IndexError, KeyError) as exc:
+        log.warning("SoundFont %s: modulators not baked in (%s)", path, exc)
+        return raw
 
 
 def bake_velocity_filters(raw: bytes, velocity: int = BAKE_VELOCITY) -> bytes:

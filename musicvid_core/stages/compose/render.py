@@ -4,11 +4,12 @@ Three renderers, the first installed one used (RENDERERS; docs/install.md says w
 tinysoundfont (TinySoundFont, a single-file C synthesizer: ~250x real time, sample-exact events,
 reads .sf3) when a developer install put it there; midirenderer (RustySynth, ~15x, behind an abi3 wheel
 with no dependencies: what ``pip install musicvid[local]`` brings); pyfluidsynth via pretty_midi
-last (needs the system's libfluidsynth). tinysoundfont's parsed SoundFont is cached once per
-process; every render works on its own clones (the native copy constructor shares the sample
-data), because a synthesizer's voices are state that threads must not share. midirenderer takes
-a whole MIDI file and the SoundFont's bytes per call: each stem becomes a one-instrument file
-whose ticks are 48 kHz samples.
+last (needs the system's libfluidsynth). tinysoundfont's parsed SoundFont -- cut down to the
+presets the segments play (fontsubset.py: TinySoundFont decodes every sample it parses, ~1.27 GB
+for MuseScore General) -- is cached once per process; every render works on its own clones (the
+native copy constructor shares the sample data), because a synthesizer's voices are state that
+threads must not share. midirenderer takes a whole MIDI file and the SoundFont's bytes per call:
+each stem becomes a one-instrument file whose ticks are 48 kHz samples.
 
 Each instrument is rendered as its own stem and mixed here, because GM SoundFonts are not level-
 matched: in TimGM6mb a harp note is ~18 dB louder than a piano note at the same velocity. Each
@@ -27,9 +28,11 @@ MAX_LEAD_S; the pyfluidsynth fallback plays them as written). See docs/music.md 
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib
 import io
 import logging
+import struct
 import threading
 import wave
 from pathlib import Path
@@ -74,8 +77,15 @@ MIDI_VOLUME = 64  # CC7 of every midirenderer render: ~9 dB under GM's default 1
 # measured at the same CC7, take the level back; the 16-bit floor stays >= 55 dB under the reference note
 END_CC = 110  # an undefined controller at the end of a stem's file: RustySynth stops at the last event
 
+SUBSET_FONTS = True  # tinysoundfont parses a bank cut down to the presets played (fontsubset.py), not the bank
+SUBSET_TEMPLATES = 2  # parsed subsets kept per process (most recently used); clones keep their own alive
+UNION_PRESETS = 8  # a new preset set is merged into the newest subset up to this many presets: one
+# style's roles (<= 6 presets) are merged, two styles' (a long-lived worker's next job) are not
+
 _lock = threading.Lock()
 _templates: dict[str, Any] = {}  # SoundFont path -> parsed tinysoundfont SoundFont (never played)
+_subsets: dict[tuple[str, frozenset], Any] = {}  # (path, {(program, drum)}) -> parsed subset, oldest first
+_bank_sha: dict[tuple, str] = {}  # (path, size, mtime) -> SHA-256 of the bank's bytes
 _font_bytes: dict[str, bytes] = {}  # SoundFont path -> its bytes, read once (midirenderer parses per call)
 _preset_gains: dict[tuple, float] = {}  # (renderer, SoundFont, program, drum, rate) -> linear gain
 _onset_leads: dict[tuple, float] = {}  # (renderer, SoundFont, program, drum, note or octave, rate) -> s
@@ -132,6 +142,7 @@ def render_midi(pm: pretty_midi.PrettyMIDI, sample_rate: int, n_samples: int,
         return _render_fluidsynth(pm, sample_rate, n_samples, soundfont)
     path = Path(soundfont)
     out = np.zeros((n_samples, 2), dtype=np.float32)
+    _prepare_subset(path, pm)
     try:
         for inst in pm.instruments:
             if inst.notes:
@@ -154,6 +165,7 @@ def render_stems(pm: pretty_midi.PrettyMIDI, sample_rate: int, n_samples: int,
         return {"mix": _render_fluidsynth(pm, sample_rate, n_samples, soundfont)}
     path = Path(soundfont)
     stems: dict[str, np.ndarray] = {}
+    _prepare_subset(path, pm)
     try:
         for inst in pm.instruments:
             gain = np.float32(_cc7_gain(inst) * _preset_gain(path, inst.program, inst.is_drum, sample_rate))
@@ -191,17 +203,70 @@ def _render_stem(inst: pretty_midi.Instrument, sample_rate: int, n_samples: int,
     return _render_stem_tsf(inst, sample_rate, n_samples, path, aligned)
 
 
-def _synth(path: Path, sample_rate: int) -> Any:
-    """A fresh tinysoundfont synthesizer on the cached, parsed SoundFont."""
+def _prepare_subset(path: Path, pm: pretty_midi.PrettyMIDI) -> None:
+    """Parse (once per process) the subset of ``path`` holding the presets ``pm`` plays, which
+    :func:`_synth` then prefers; built from the bank with its modulators baked in, cached on disk by
+    (bank SHA-256, preset set) (fontsubset.cached). A bank the subsetter cannot read is left whole."""
+    if not SUBSET_FONTS or not pm.instruments or renderer() != "tinysoundfont":
+        return
+    from tinysoundfont import _tinysoundfont as tsf
+
+    from musicvid_core.stages.compose import fontsubset
+
+    resolved = path.resolve()
+    want = frozenset((inst.program, inst.is_drum) for inst in pm.instruments)
+    with _lock:  # one build per preset set, even with segments rendering in parallel threads
+        same = [k for k in _subsets if k[0] == str(resolved) and _subsets[k] is not None]
+        have = next((k for k in reversed(same) if want <= k[1]), None)
+        if have is None and (str(resolved), want) in _subsets:
+            have = (str(resolved), want)  # a bank the subsetter could not read: tried once
+        if have is not None:
+            _subsets[have] = _subsets.pop(have)  # most recently used last
+            return
+        if same and len(same[-1][1] | want) <= UNION_PRESETS:
+            # a plan's segments play overlapping sets (an intro without drums): one subset of their
+            # union, not one per segment, so its samples are held once
+            want |= same[-1][1]
+        key = (str(resolved), want)
+        try:
+            stat = resolved.stat()
+            ident = (key[0], stat.st_size, stat.st_mtime_ns)
+            raw = None
+            if ident not in _bank_sha:
+                raw = resolved.read_bytes()
+                _bank_sha[ident] = hashlib.sha256(raw).hexdigest()
+
+            def baked() -> bytes:
+                return fonts.baked_bytes(resolved, raw)
+
+            sub = fontsubset.cached(resolved, key[1], baked, f"{_bank_sha[ident]}-v{fonts.BAKE_VELOCITY}")
+            _subsets[key] = tsf.SoundFont(sub.read_bytes())  # baked already: not fonts.load_tsf
+        except (OSError, ValueError, RuntimeError, struct.error) as exc:
+            log.warning("SoundFont %s: no subset (%s); loading the whole bank", path, exc)
+            _subsets[key] = None
+        for k in same:
+            if k[1] <= want and _subsets[key] is not None:
+                del _subsets[k]  # the union holds it (clones in use keep the old one alive)
+        while len(_subsets) > SUBSET_TEMPLATES:
+            _subsets.pop(next(iter(_subsets)))
+
+
+def _synth(path: Path, sample_rate: int, preset: tuple[int, bool] | None = None) -> Any:
+    """A fresh tinysoundfont synthesizer on the cached, parsed SoundFont: the newest prepared
+    subset of it that holds ``preset`` ((program, drum)), else the whole bank."""
     # The public tinysoundfont.Synth re-parses the file for every synth; the binding's SoundFont
     # copy constructor ("load once, use for multiple independent playbacks") does not.
     from tinysoundfont import _tinysoundfont as tsf
 
     key = str(path.resolve())
     with _lock:  # parsing once, and the clone bumps a shared, non-atomic reference count
-        if key not in _templates:
-            _templates[key] = fonts.load_tsf(Path(key))
-        synth = tsf.SoundFont(_templates[key])
+        template = next((font for (p, presets), font in reversed(_subsets.items())
+                         if font is not None and p == key and preset in presets), None)
+        if template is None:
+            if key not in _templates:
+                _templates[key] = fonts.load_tsf(Path(key))
+            template = _templates[key]
+        synth = tsf.SoundFont(template)
     synth.set_output(tsf.OutputMode.StereoInterleaved, sample_rate, 0.0)
     synth.set_max_voices(MAX_VOICES)
     return synth
@@ -209,7 +274,7 @@ def _synth(path: Path, sample_rate: int) -> Any:
 
 def _preset_synth(path: Path, program: int, is_drum: bool, sample_rate: int) -> tuple[Any, int]:
     """A fresh synthesizer with the preset selected, and the channel to play it on."""
-    synth = _synth(path, sample_rate)
+    synth = _synth(path, sample_rate, (program, is_drum))
     ch = DRUM_CHANNEL if is_drum else 0
     synth.channel_set_preset_number(ch, program, is_drum)
     return synth, ch

@@ -1,0 +1,193 @@
+"""fontsubset: a bank cut down to a plan's presets sounds as the whole bank does, and is smaller."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+
+from musicvid_core.stages.compose import fonts, fontsubset
+
+tsf = pytest.importorskip("tinysoundfont._tinysoundfont")
+
+PLAN = [(0, False), (33, False), (0, True)]  # piano, finger bass, standard kit: a 3-preset plan
+BANKS = [pytest.param(fonts.BUNDLED, id="TimGM6mb"),
+         pytest.param(fonts.MUSESCORE, id="MuseScore", marks=pytest.mark.skipif(
+             not fonts.MUSESCORE.is_file(), reason="MuseScore General not installed"))]
+
+
+_parsed: dict[int, tuple] = {}  # id of a bank's bytes -> its parsed SoundFont (MuseScore takes seconds)
+
+
+@pytest.fixture(scope="module", params=BANKS)
+def bank(request) -> bytes:
+    return fonts.bake_velocity_filters(request.param.read_bytes())
+
+
+def _render(font: bytes, program: int, drum: bool, notes: list[int], rate: int = 48000) -> np.ndarray:
+    """Each note held 0.1 s, one every 0.1 s, then 0.5 s of release, stereo float32."""
+    if id(font) not in _parsed:
+        if len(_parsed) > 2:  # keep the whole bank (the largest) parsed: MuseScore's takes seconds
+            del _parsed[min(_parsed, key=lambda k: len(_parsed[k][0]))]
+        _parsed[id(font)] = (font, tsf.SoundFont(font))  # the bytes too, so the id stays theirs
+    synth = tsf.SoundFont(_parsed[id(font)][1])  # a clone: shares the parsed samples
+    synth.set_output(tsf.OutputMode.StereoInterleaved, rate, 0.0)
+    ch = 9 if drum else 0
+    synth.channel_set_preset_number(ch, program, drum)
+    step = rate // 10
+    out = np.zeros((step * len(notes) + rate // 2, 2), np.float32)
+    for i, pitch in enumerate(notes):
+        synth.channel_note_on(ch, pitch, 0.8)
+        synth.render(out[i * step:(i + 1) * step])
+        synth.channel_note_off(ch, pitch)
+    synth.render(out[len(notes) * step:])
+    return out
+
+
+def _notes(drum: bool) -> list[int]:
+    return list(range(35, 82)) if drum else list(range(28, 100, 5))
+
+
+def _presets(raw: bytes) -> dict[tuple[int, int], list]:
+    """(bank, preset) -> what it plays: per preset zone its generators, the instrument's zones with
+    their generators and each sample's header (offsets made relative) and data; indices resolved."""
+    chunks = fonts._pdta(raw)
+    rec = {n: fontsubset._records(raw, *chunks[n], f) for n, f in fontsubset.FORMATS.items()}
+    lists = {raw[o:o + 4]: (o, s) for cid, o, s in fonts._chunks(raw, 12, len(raw)) if cid == b"LIST"}
+    smpl_at = next(o for cid, o, _ in fontsubset._sub(raw, lists[b"sdta"]) if cid == b"smpl")
+    shdr = rec["shdr"]
+
+    def sample(s: int) -> tuple:
+        name, start, end, ls, le, rate, pitch, corr, _link, kind = shdr[s]
+        if kind & fontsubset.COMPRESSED:
+            return name, raw[smpl_at + start:smpl_at + end], ls, le, rate, pitch, corr, kind
+        data = raw[smpl_at + 2 * start:smpl_at + 2 * end]
+        return name, data, ls - start, le - start, rate, pitch, corr, kind
+
+    def zones(bag: list, gen: list, bags: range, link: int, resolve) -> list:
+        return [[(o, resolve(a) if o == link else a) for o, a in gen[slice(*(bag[b][0], bag[b + 1][0]))]]
+                for b in bags]
+
+    def instrument(i: int) -> list:
+        inst = rec["inst"]
+        return [inst[i][0], zones(rec["ibag"], rec["igen"], range(inst[i][1], inst[i + 1][1]),
+                                  fontsubset.GEN_SAMPLE, sample)]
+
+    phdr = rec["phdr"]
+    return {(h[2], h[1]): zones(rec["pbag"], rec["pgen"], range(h[3], phdr[p + 1][3]), fontsubset.GEN_INSTRUMENT,
+                                instrument) for p, h in enumerate(phdr[:-1])}
+
+
+def test_subset_keeps_the_presets_exactly_and_is_much_smaller(bank):
+    sub = fontsubset.subset(bank, PLAN)
+    full, kept = _presets(bank), _presets(sub)
+    assert set(kept) == {(0, 0), (0, 33), (128, 0)}
+    for key in kept:  # the same generators on the same sample bytes
+        assert kept[key] == full[key]
+    assert len(sub) < len(bank) / 3
+
+
+@pytest.mark.parametrize("program,drum", PLAN)
+def test_subset_renders_as_the_whole_bank(bank, program, drum):
+    """Sample for sample up to the synthesizer's phase rounding: TinySoundFont keeps a voice's
+    position as a double index into the whole bank's samples, so a sample that moves rounds its
+    phase steps a little differently (measured <= 1e-6 re full scale here); a wrong sample or
+    generator differs by orders of magnitude more."""
+    sub = fontsubset.subset(bank, PLAN)
+    a, b = _render(bank, program, drum, _notes(drum)), _render(sub, program, drum, _notes(drum))
+    assert np.abs(a).max() > 0.01
+    np.testing.assert_allclose(b, a, rtol=0, atol=2e-5)
+
+
+def test_pitch_ratio_one_is_bit_identical(bank):
+    """Where the phase step is exactly one sample (unpitched drums at the sample's own rate) the
+    rounding above cannot happen, and the subset's output equals the bank's bit for bit."""
+    sub = fontsubset.subset(bank, [(0, True)])
+    shdr = fontsubset._records(sub, *fonts._pdta(sub)["shdr"], fontsubset.FORMATS["shdr"])
+    rate = max((row[5] for row in shdr[:-1]), key=[row[5] for row in shdr].count)  # the kit's usual rate
+    same = [np.array_equal(_render(bank, 0, True, [p], rate), _render(sub, 0, True, [p], rate)) for p in range(35, 60)]
+    assert sum(same) >= 3
+
+
+def test_unknown_programs_fall_back_as_the_whole_bank(bank):
+    small = fontsubset.subset(bank, [(0, False), (0, True)])  # a bank of two presets
+    for font in (small, fontsubset.subset(small, [(25, True), (5, False)])):
+        synth = tsf.SoundFont(font)
+        with pytest.raises(RuntimeError):  # no bank 0 program 5, as in the two-preset bank
+            synth.channel_set_preset_number(0, 5, False)
+    kit = fontsubset.subset(small, [(25, True)])  # an unknown kit: the standard kit (128, 0)
+    assert set(_presets(kit)) == {(128, 0)}
+    np.testing.assert_allclose(_render(kit, 25, True, [36, 38]), _render(small, 25, True, [36, 38]), atol=2e-5)
+    assert set(_presets(fontsubset.subset(small, [(5, False)]))) == set()
+
+
+def test_not_a_soundfont_is_a_value_error():
+    with pytest.raises(ValueError):
+        fontsubset.subset(b"RIFF\0\0\0\0WAVE", PLAN)
+    with pytest.raises(ValueError):
+        fontsubset.subset(b"RIFF" + struct.pack("<I", 4) + b"sfbk", PLAN)
+
+
+def test_cached_builds_once(tmp_path):
+    raw = fonts.BUNDLED.read_bytes()
+    calls = []
+
+    def load() -> bytes:
+        calls.append(1)
+        return raw
+
+    first = fontsubset.cached(fonts.BUNDLED, PLAN, load, "abc", cache_dir=tmp_path)
+    again = fontsubset.cached(fonts.BUNDLED, list(reversed(PLAN)), load, "abc", cache_dir=tmp_path)
+    assert first == again and len(calls) == 1 and first.read_bytes() == fontsubset.subset(raw, PLAN)
+    assert fontsubset.cached(fonts.BUNDLED, PLAN[:1], load, "abc", cache_dir=tmp_path) != first
+
+
+def test_the_renderer_plays_a_plans_subset(tmp_path, monkeypatch):
+    import pretty_midi
+
+    from musicvid_core.stages.compose import render
+
+    if render.renderer() != "tinysoundfont":
+        pytest.skip("the subset is tinysoundfont's")
+    monkeypatch.setattr(fontsubset, "CACHE_DIR", tmp_path)
+    monkeypatch.setattr(render, "_subsets", {})
+    pm = pretty_midi.PrettyMIDI()
+    for program, drum in PLAN:
+        inst = pretty_midi.Instrument(program, is_drum=drum, name=f"p{program}{drum}")
+        inst.notes = [pretty_midi.Note(90, 36 + 3 * i if drum else 48 + i, 0.25 * i, 0.25 * i + 0.4) for i in range(8)]
+        pm.instruments.append(inst)
+    monkeypatch.setattr(render, "SUBSET_FONTS", False)
+    whole = render.render_stems(pm, 32000, 96000, fonts.BUNDLED)
+    assert not render._subsets
+    monkeypatch.setattr(render, "SUBSET_FONTS", True)
+    part = render.render_stems(pm, 32000, 96000, fonts.BUNDLED)
+    assert [presets for _path, presets in render._subsets] == [frozenset(PLAN)]
+    assert len(list(tmp_path.iterdir())) == 1
+    assert whole.keys() == part.keys()
+    for name in whole:
+        assert np.abs(whole[name]).max() > 0.01
+        np.testing.assert_allclose(part[name], whole[name], rtol=0, atol=2e-5)
+
+
+def test_a_plans_segments_share_one_subset(tmp_path, monkeypatch):
+    import pretty_midi
+
+    from musicvid_core.stages.compose import render
+
+    if render.renderer() != "tinysoundfont":
+        pytest.skip("the subset is tinysoundfont's")
+    monkeypatch.setattr(fontsubset, "CACHE_DIR", tmp_path)
+    monkeypatch.setattr(render, "_subsets", {})
+
+    def segment(presets) -> pretty_midi.PrettyMIDI:
+        pm = pretty_midi.PrettyMIDI()
+        for program, drum in presets:
+            inst = pretty_midi.Instrument(program, is_drum=drum)
+            inst.notes = [pretty_midi.Note(90, 40, 0.0, 0.2)]
+            pm.instruments.append(inst)
+        return pm
+
+    for presets in (PLAN[:1], PLAN[1:], PLAN[:2]):  # an intro, the body, a bridge
+        render.render_stems(segment(presets), 32000, 16000, fonts.BUNDLED)
+    assert [presets for _path, presets in render._subsets] == [frozenset(PLAN)]
