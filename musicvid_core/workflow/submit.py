@@ -17,23 +17,33 @@ VIDEO_EXTS = {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", 
               ".flv", ".wmv", ".ogv"}
 
 
-def upload_file(services: Services, path: str | Path, user_id: str) -> str:
-    """Copy a local video into the object store under ``uploads/{user}/`` with a server-made name
-    (never the raw filename). Returns its object URI. BadInput for a missing or unreadable file."""
-    path = Path(path)
+def _put_upload(services: Services, path: Path, user_id: str, ext: str, media_type: str, *,
+                missing: str, noun: str) -> str:
+    """Copy the local file ``path`` into the store under a server-made ``uploads/{user}/`` key with
+    ``ext``; returns the key. BadInput (``missing`` + the path; ``noun`` in the other messages) for a
+    missing, non-regular, oversized or unreadable file."""
     if not path.exists():
-        raise BadInput(f"no such file: {path}")
+        raise BadInput(f"{missing}: {path}")
     if not path.is_file():
         raise BadInput(f"not a file: {path}")
     size = path.stat().st_size
     if size > services.settings.max_input_bytes:
-        raise BadInput(f"file is {size} bytes; the limit is {services.settings.max_input_bytes}")
-    ext = path.suffix.lower() if path.suffix.lower() in VIDEO_EXTS else ".bin"
+        raise BadInput(f"{noun} is {size} bytes; the limit is {services.settings.max_input_bytes}")
     key = ArtifactLayout.new_upload(user_id, ext)
     try:
-        return services.objects.put_file(key, path, "video/*")
+        services.objects.put_file(key, path, media_type)
     except PermissionError:
         raise BadInput(f"cannot read {path}") from None
+    return key
+
+
+def upload_file(services: Services, path: str | Path, user_id: str) -> str:
+    """Copy a local video into the object store under ``uploads/{user}/`` with a server-made name
+    (never the raw filename). Returns its object URI. BadInput for a missing or unreadable file."""
+    path = Path(path)
+    ext = path.suffix.lower() if path.suffix.lower() in VIDEO_EXTS else ".bin"
+    key = _put_upload(services, path, user_id, ext, "video/*", missing="no such file", noun="file")
+    return services.objects.uri(key)
 
 
 def upload_music(services: Services, path: str | Path, user_id: str) -> str:
@@ -44,20 +54,9 @@ def upload_music(services: Services, path: str | Path, user_id: str) -> str:
     from musicvid_core.stages.compose.track.audio import AUDIO_EXTENSIONS
 
     path = Path(path)
-    if not path.exists():
-        raise BadInput(f"music file not found: {path}")
-    if not path.is_file():
-        raise BadInput(f"not a file: {path}")
-    size = path.stat().st_size
-    if size > services.settings.max_input_bytes:
-        raise BadInput(f"music file is {size} bytes; the limit is {services.settings.max_input_bytes}")
     ext = path.suffix.lower() if path.suffix.lower() in AUDIO_EXTENSIONS else ".bin"
-    key = ArtifactLayout.new_upload(user_id, ext)
-    try:
-        services.objects.put_file(key, path, "audio/*")
-    except PermissionError:
-        raise BadInput(f"cannot read {path}") from None
-    return key
+    return _put_upload(services, path, user_id, ext, "audio/*", missing="music file not found",
+                       noun="music file")
 
 
 def _check_music(services: Services, options: JobOptions, user_id: str) -> JobOptions:
