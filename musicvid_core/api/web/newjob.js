@@ -53,11 +53,13 @@ export function setupNewJob(ctx) {
     })));
   }
 
-  function fileError(text) {
-    $("file-error").textContent = text || "";
-    show($("file-error"), !!text);
-    if (text) input.setAttribute("aria-invalid", "true"); else input.removeAttribute("aria-invalid");
+  // A file field's one-line error under it, and its aria-invalid state (the video's and the track's).
+  function fieldError(id, field, text) {
+    $(id).textContent = text || "";
+    show($(id), !!text);
+    if (text) field.setAttribute("aria-invalid", "true"); else field.removeAttribute("aria-invalid");
   }
+  const fileError = (text) => fieldError("file-error", input, text);
 
   function pick(chosen) {
     file = null;
@@ -120,11 +122,7 @@ export function setupNewJob(ctx) {
   // The music source: "My track" shows the audio picker; the file is checked (type, size, length) at once.
   const trackInput = $("track-file");
   const source = () => form.music.value;
-  function trackError(text) {
-    $("track-error").textContent = text || "";
-    show($("track-error"), !!text);
-    if (text) trackInput.setAttribute("aria-invalid", "true"); else trackInput.removeAttribute("aria-invalid");
-  }
+  const trackError = (text) => fieldError("track-error", trackInput, text);
   function pickTrack(chosen) {
     track = null;
     show($("track-picked"), false);
