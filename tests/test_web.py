@@ -420,6 +420,11 @@ def test_browser_keyboard_only(page, live, clip, done_job):
     from playwright.sync_api import expect
 
     kb = page.keyboard
+    # Listen for file choosers before anything happens: Playwright turns the interception on with a
+    # fire-and-forget message, so arming it just before the key press races the press on a loaded machine
+    # (the browser then opens its own headless dialog and no event ever comes).
+    choosers = []
+    page.on("filechooser", lambda chooser: choosers.append(chooser))
     page.goto(live.url + "/")
     page.get_by_role("button", name="Sign in").wait_for()  # config.json read: the form is there
     kb.press("Tab")
@@ -442,9 +447,13 @@ def test_browser_keyboard_only(page, live, clip, done_job):
         if _focused(page)[1] == "file":
             break
     assert _focused(page)[1] == "file"
-    with page.expect_file_chooser() as chooser:
-        kb.press("Space")
-    chooser.value.set_files(str(clip))
+    kb.press("Space")
+    for _ in range(200):
+        if choosers:
+            break
+        page.wait_for_timeout(100)
+    assert len(choosers) == 1 and choosers[0].element.get_attribute("id") == "file"
+    choosers[0].set_files(str(clip))
     expect(page.locator("#picked-duration")).to_have_text("3.0 s")
     for _ in range(10):  # to the first example chip, and take it with Enter
         kb.press("Tab")
