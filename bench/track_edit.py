@@ -13,6 +13,7 @@ strong one is strong), rendered, and measured on the rendered audio by ``metrics
 - exact length (samples), cut-beat and strong-cut-downbeat hit rates (pooled over all cuts; beats
   re-detected at the edit's tempo, and in brackets with the tempo left to the tracker),
   seam z-scores (median, largest, share above 2.5), largest stretch, most back-to-back repeats;
+- the same pooled per ``beat_events`` (one event a beat, two alike, a triplet feel: analysis.py);
 - speed: analysis (cached) + decode + edit + render of each 5-minute result, as a multiple of real
   time (300 s / wall seconds); the median over tracks and the slowest; and the CPU seconds it took
   (all threads: what a loaded machine's wall time cannot show).
@@ -99,18 +100,22 @@ def main() -> None:
                 cpus.append(cpu)
             r = edit_report(out, SR, expected_samples=n, cuts=cuts, strong=strong, seams_s=edit.seams,
                             seam_bars=edit.seam_bars, reference_flux=flux, edit=edit)
-            r.update(track=p.stem, target=dur, rtf=dur / wall, bpm=a.bpm, free=a.free_time, agree=a.beat_agreement)
+            r.update(track=p.stem, target=dur, rtf=dur / wall, bpm=a.bpm, free=a.free_time, agree=a.beat_agreement,
+                     events=a.beat_events)
             rows.append(r)
             print(f"{p.stem:36s} {dur:5.0f}s exact {r['exact_length']!s:5s} beat {r['cut_beat_hit_rate'] or 0:5.2f} "
                   f"bar {r['strong_downbeat_hit_rate'] or 0:5.2f} seams {r['seams']:3d} z~ {r['seam_z_median'] or 0:5.2f} "
                   f"zmax {r['seam_z_max'] or 0:5.2f} stretch {r['max_stretch']:.3f} b2b {r['max_back_to_back']} "
-                  f"{r['ending']} {dur / wall:5.1f}x (beat agreement {a.beat_agreement:.2f})", flush=True)
+                  f"{r['ending']} {dur / wall:5.1f}x (beat agreement {a.beat_agreement:.2f}, events {a.beat_events})",
+                  flush=True)
     print()
     for dur in args.targets:
         report(f"{dur:.0f} s", [r for r in rows if r["target"] == dur])
     report("all", rows)
     clear = [r for r in rows if r["agree"] >= 0.9]
     report("clear beat (agreement >= 0.9)", clear)
+    for n, label in ((1, "one event a beat"), (2, "two equal events a beat"), (3, "triplet feel (three)")):
+        report(label, [r for r in rows if r["events"] == n])
     if speeds:
         print(f"speed of a 5-minute result (analysis cached + decode + edit + render): median {np.median(speeds):.1f}x, "
               f"slowest {min(speeds):.1f}x real time; CPU seconds (all threads) median {np.median(cpus):.1f}, "

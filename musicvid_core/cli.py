@@ -205,7 +205,8 @@ def regenerate(job_id: str = typer.Argument(..., help="the job to re-score"),
                                                  "keep the job's; with --segment: for that segment only)"),
                segment: int | None = typer.Option(None, "--segment", help="re-roll only this segment "
                                                   "(0-based, as in the plan); the others stay bit-identical"),
-               hit: list[float] | None = typer.Option(None, "--hit", help=HIT_HELP + " (replaces the job's)"),
+               hit: list[float] | None = typer.Option(None, "--hit", help=HIT_HELP + " (replaces the job's; with "
+                                                      "--segment only those inside it are used)"),
                metrics: bool = typer.Option(False, "--metrics", help=METRICS_HELP),
                seed: int | None = typer.Option(None, help="new seed (default: keep the job's)"),
                out: Path | None = typer.Option(None, "--out", "-o", help="copy the result here; its extension "

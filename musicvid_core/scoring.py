@@ -133,10 +133,11 @@ def recording_option(services: Services, music: str | Path | None, library: bool
 
 
 def upload_recording(services: Services, option: dict | None, user: str) -> dict | None:
-    """``option`` with a local track file uploaded into the store (its key in ``track``)."""
+    """``option`` with a local track file uploaded into the store (its key in ``track``, the
+    file's name as its display ``title``: the stored key is a server-made uuid)."""
     if option is None or option["kind"] != "track":
         return option
-    return {"kind": "track", "track": service.upload_music(services, option["track"], user)}
+    return service.track_option(services, option["track"], user)
 
 
 def score(video: Any, prompt: str | None = None, *, out: str | Path | None = None, seed: int = 0,
@@ -174,7 +175,7 @@ def score(video: Any, prompt: str | None = None, *, out: str | Path | None = Non
     written, too little free disk) before anything runs; with ``check``, a job that fails raises the
     error its failure names (UnsupportedMedia for a file that is not a usable video, MixError ...);
     without, the failed job comes back (``result.ok`` False)."""
-    from musicvid_core.workflow.preflight import check_run
+    from musicvid_core.workflow.preflight import check_and_upload
 
     if prompt is None and music is None and not library:
         raise BadInput("a prompt is needed (or your own music track, or the library)")
@@ -191,16 +192,14 @@ def score(video: Any, prompt: str | None = None, *, out: str | Path | None = Non
     recording = recording_option(services, music, library)
     clip = _moviepy_clip(video)
     disk = None
-    if clip is None and isinstance(video, (str, Path)):
-        disk = check_run(services, Path(video).expanduser(), None if out is None else Path(out).expanduser(),
-                         options=JobOptions.parse(options))
     if clip is not None:
         with tempfile.TemporaryDirectory(prefix="musicvid-clip-") as work:
             uri = service.upload_file(services, write_clip(clip, Path(work) / "edit.mp4",
                                                            audio_fps=services.settings.sample_rate), user)
     elif isinstance(video, (str, Path)):
         video = Path(video).expanduser()
-        uri = service.upload_file(services, video, user)
+        uri, disk = check_and_upload(services, video, None if out is None else Path(out).expanduser(),
+                                     options=JobOptions.parse(options), user=user)
     else:
         raise BadInput(f"video must be a file path or a moviepy clip, not {type(video).__name__}")
     if recording is not None:

@@ -149,3 +149,31 @@ def test_the_job_view_shows_the_plans_recording_and_never_its_key(live, uploads)
     services.objects.put_bytes(job.layout.plan, plan.model_dump_json().encode(), "application/json")
     view = requests.get(f"{live.url}/jobs/{job.job_id}", headers=live.headers("alice"), timeout=30).json()
     assert view["plan"]["music"] is None  # composed
+
+
+def test_your_tracks_title_is_display_text_from_the_request(live, uploads):
+    """``music.title`` (the web app sends the file's name): control characters dropped, at most 200
+    characters, only with source track; the plan's recording carries it into the job view."""
+    jobs, services = live.app.services.jobs, live.app.services
+    music = {"source": "track", "s3_url": uploads["audio"], "title": " My\tSong\u202e\x1b[2J (final).mp3\n"}
+    r = _post(live, "/jobs", {"s3_url": uploads["video"], "prompt": "warm", "music": music})
+    assert r.status_code == 202, r.text
+    job = jobs.get(r.json()["job_id"])
+    assert job.options.music.title == "My Song[2J (final).mp3"  # one line, nothing a terminal obeys
+    for bad, words in ((("x" * 201), "music.title"), ("\x00\x07 \u200b", "visible characters"), (7, "music.title"),
+                       ("", "music.title")):
+        _refused(_post(live, "/jobs", {"s3_url": uploads["video"], "prompt": "warm",
+                                       "music": {**music, "title": bad}}), words)
+    for source in ({"source": "library"}, {"source": "procedural"}):
+        _refused(_post(live, "/jobs", {"s3_url": uploads["video"], "prompt": "warm",
+                                       "music": {**source, "title": "mine"}}), "title")
+    # what the Analyzer makes of it (workflow/music_source.py: MusicChoice.title), in the job view
+    key = uploads["audio"].removeprefix("local://")
+    seg = Segment(index=0, start=0.0, end=6.0, prompt="warm", style="lofi", mood="calm", bpm=92.0, key="D minor",
+                  energy=0.5)
+    plan = Plan(duration=6.0, prompt="warm", segments=[seg],
+                music=MusicChoice(kind="track", track=key, title=job.options.music.title, why="your own track"))
+    url = services.objects.put_bytes(job.layout.plan, plan.model_dump_json().encode(), "application/json")
+    services.jobs.update(job.job_id, {"plan_url": url})
+    view = requests.get(f"{live.url}/jobs/{job.job_id}", headers=live.headers("alice"), timeout=30).json()
+    assert view["plan"]["music"]["title"] == "My Song[2J (final).mp3" and key not in json.dumps(view)

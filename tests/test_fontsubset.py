@@ -25,7 +25,8 @@ def bank(request) -> bytes:
     return fonts.bake_velocity_filters(request.param.read_bytes())
 
 
-def _render(font: bytes, program: int, drum: bool, notes: list[int], rate: int = 48000) -> np.ndarray:
+def _render(font: bytes, program: int, drum: bool, notes: list[int], rate: int = 48000,
+            velocity: float = 0.8) -> np.ndarray:
     """Each note held 0.1 s, one every 0.1 s, then 0.5 s of release, stereo float32."""
     if id(font) not in _parsed:
         if len(_parsed) > 2:  # keep the whole bank (the largest) parsed: MuseScore's takes seconds
@@ -38,7 +39,7 @@ def _render(font: bytes, program: int, drum: bool, notes: list[int], rate: int =
     step = rate // 10
     out = np.zeros((step * len(notes) + rate // 2, 2), np.float32)
     for i, pitch in enumerate(notes):
-        synth.channel_note_on(ch, pitch, 0.8)
+        synth.channel_note_on(ch, pitch, velocity)
         synth.render(out[i * step:(i + 1) * step])
         synth.channel_note_off(ch, pitch)
     synth.render(out[len(notes) * step:])
@@ -191,3 +192,123 @@ def test_a_plans_segments_share_one_subset(tmp_path, monkeypatch):
     for presets in (PLAN[:1], PLAN[1:], PLAN[:2]):  # an intro, the body, a bridge
         render.render_stems(segment(presets), 32000, 16000, fonts.BUNDLED)
     assert [presets for _path, presets in render._subsets] == [frozenset(PLAN)]
+
+
+def _zone_counts(raw: bytes) -> tuple[int, int]:
+    """(instrument zones, samples) of a bank."""
+    chunks = fonts._pdta(raw)
+    return chunks["ibag"][1] // 4 - 1, chunks["shdr"][1] // 46 - 1
+
+
+SPANS = {(0, False): (48, 64, 0, 127), (33, False): (28, 40, 0, 127), (0, True): (36, 42, 0, 127)}
+ZONE_NOTES = {(0, False): [48, 55, 60, 64], (33, False): [28, 33, 40], (0, True): [36, 38, 42]}
+
+
+@pytest.mark.parametrize("program,drum", PLAN)
+def test_zone_subset_renders_as_the_whole_bank_within_its_spans(bank, program, drum):
+    """Zones whose key range misses every span go, with their samples; the notes inside the spans
+    (at their edges too) sound as with the whole bank, to the phase rounding above."""
+    sub = fontsubset.subset(bank, PLAN, SPANS)
+    assert all(z < w for z, w in zip(_zone_counts(sub), _zone_counts(fontsubset.subset(bank, PLAN))))
+    notes = ZONE_NOTES[(program, drum)]
+    a, b = _render(bank, program, drum, notes), _render(sub, program, drum, notes)
+    assert np.abs(a).max() > 0.01
+    np.testing.assert_allclose(b, a, rtol=0, atol=2e-5)
+    outside = {(0, False): [100], (33, False): [60], (0, True): [81]}[(program, drum)]  # no kept zone plays it
+    assert np.abs(_render(sub, program, drum, outside)).max() == 0.0 < np.abs(_render(bank, program, drum, outside)).max()
+
+
+def _velocity_layered(raw: bytes) -> bytes:
+    """TimGM6mb's two-preset subset with its piano's key splits turned into velocity layers, in place:
+    each instrument zone's key range (generator 43) becomes a velocity range (44) of the same bounds
+    (TimGM6mb has no velocity layers of its own)."""
+    small = bytearray(fontsubset.subset(raw, [(0, False), (0, True)]))
+    chunks = fonts._pdta(bytes(small))
+    rec = {n: fontsubset._records(bytes(small), *chunks[n], fontsubset.FORMATS[n]) for n in ("phdr", "pbag", "pgen",
+                                                                                             "inst", "ibag", "igen")}
+    piano = next(p for p, h in enumerate(rec["phdr"][:-1]) if (h[2], h[1]) == (0, 0))
+    insts = {a for b in range(rec["phdr"][piano][3], rec["phdr"][piano + 1][3])
+             for o, a in rec["pgen"][rec["pbag"][b][0]:rec["pbag"][b + 1][0]] if o == fontsubset.GEN_INSTRUMENT}
+    for i in insts:
+        for b in range(rec["inst"][i][1], rec["inst"][i + 1][1]):
+            for g in range(rec["ibag"][b][0], rec["ibag"][b + 1][0]):
+                if rec["igen"][g][0] == fontsubset.GEN_KEY_RANGE:
+                    struct.pack_into("<H", small, chunks["igen"][0] + 4 * g, fontsubset.GEN_VEL_RANGE)
+    return bytes(small)
+
+
+def test_zone_subset_keeps_the_velocity_layers_played():
+    """As tsf.h selects a layer: by (short)(velocity / 127 * 127), the MIDI velocity itself, and
+    baking velocity modulators (fonts.BAKE_VELOCITY) moves no range."""
+    layered = _velocity_layered(fonts.bake_velocity_filters(fonts.BUNDLED.read_bytes()))
+    sub = fontsubset.subset(layered, [(0, False)], {(0, False): (0, 127, 60, 80)})
+    assert _zone_counts(sub)[0] < _zone_counts(fontsubset.subset(layered, [(0, False)]))[0]
+    for velocity in (60, 67, 80):
+        a = _render(layered, 0, False, [60, 72], velocity=velocity / 127.0)
+        assert np.abs(a).max() > 0.01
+        np.testing.assert_allclose(_render(sub, 0, False, [60, 72], velocity=velocity / 127.0), a, rtol=0, atol=2e-5)
+    assert np.abs(_render(sub, 0, False, [60], velocity=100 / 127.0)).max() == 0.0
+
+
+def test_cached_keys_the_spans(tmp_path):
+    raw = fonts.BUNDLED.read_bytes()
+    first = fontsubset.cached(fonts.BUNDLED, PLAN, lambda: bytearray(raw), "abc", cache_dir=tmp_path, spans=SPANS)
+    assert first.read_bytes() == fontsubset.subset(raw, PLAN, SPANS)  # a bytearray (fonts.baked_buffer) as bytes
+    assert first != fontsubset.cached(fonts.BUNDLED, PLAN, lambda: raw, "abc", cache_dir=tmp_path)
+    wider = {**SPANS, (0, False): (48, 70, 0, 127)}
+    assert first != fontsubset.cached(fonts.BUNDLED, PLAN, lambda: raw, "abc", cache_dir=tmp_path, spans=wider)
+
+
+def test_a_note_outside_the_kept_keys_widens_the_subset(tmp_path, monkeypatch):
+    """A later segment (or a stem rendered without preparing) that plays outside the kept keys gets
+    a re-subset of the union, never a silent note: each render equals the whole bank's."""
+    import pretty_midi
+
+    from musicvid_core.stages.compose import render
+
+    if render.renderer() != "tinysoundfont":
+        pytest.skip("the subset is tinysoundfont's")
+    monkeypatch.setattr(fontsubset, "CACHE_DIR", tmp_path)
+
+    def segment(pitches) -> pretty_midi.PrettyMIDI:
+        pm = pretty_midi.PrettyMIDI()
+        inst = pretty_midi.Instrument(0, name="piano")
+        inst.notes = [pretty_midi.Note(70 + 5 * i, p, 0.2 * i, 0.2 * i + 0.3) for i, p in enumerate(pitches)]
+        pm.instruments.append(inst)
+        return pm
+
+    low, high, top = segment([48, 50, 52]), segment([88, 91, 95]), segment([106, 110])
+    monkeypatch.setattr(render, "_subsets", {})
+    monkeypatch.setattr(render, "SUBSET_FONTS", False)
+    whole = [render.render_stems(pm, 32000, 48000, fonts.BUNDLED)["piano"] for pm in (low, high)]
+    whole_top = render._render_stem(top.instruments[0], 32000, 48000, fonts.BUNDLED)
+    monkeypatch.setattr(render, "SUBSET_FONTS", True)
+    for pm, ref in zip((low, high), whole):
+        np.testing.assert_allclose(render.render_stems(pm, 32000, 48000, fonts.BUNDLED)["piano"], ref, rtol=0, atol=2e-5)
+    (_, spans), = render._subsets.values()  # one subset, of the union
+    assert spans[(0, False)][0] <= 48 and spans[(0, False)][1] >= 95
+    assert spans[(0, False)][1] < 106  # the top notes are outside it, then ...
+    top_stem = render._render_stem(top.instruments[0], 32000, 48000, fonts.BUNDLED)
+    assert np.abs(top_stem).max() > 0.01
+    np.testing.assert_allclose(top_stem, whole_top, rtol=0, atol=2e-5)
+    (_, spans), = render._subsets.values()  # ... widened to them
+    assert spans[(0, False)][1] >= 110
+
+
+def test_baked_buffer_bakes_in_place_as_bake_velocity_filters(tmp_path):
+    """The bank read into one buffer and baked there (what a subset is cut from) equals the baked
+    bytes; a file that is no SoundFont comes back as read, as from :func:`fonts.baked_bytes`."""
+    bank = bytearray(fonts.BUNDLED.read_bytes())
+    chunks = fonts._pdta(bytes(bank))
+    imod = fontsubset._records(bytes(bank), *chunks["imod"], fontsubset.FORMATS["imod"])
+    # TimGM6mb's velocity -> cutoff modulators all have a second source (not baked): make them plain
+    for m, (src, dest, _amount, _amount_src, trans) in enumerate(imod[:-1]):
+        if dest == 8:
+            struct.pack_into("<HHhHH", bank, chunks["imod"][0] + 10 * m, src, dest, -2400, 0, trans)
+    path = tmp_path / "velocity.sf2"
+    path.write_bytes(bank)
+    baked = fonts.bake_velocity_filters(bytes(bank))
+    assert baked != bytes(bank) and bytes(fonts.baked_buffer(path)) == baked
+    junk = tmp_path / "x.sf2"
+    junk.write_bytes(b"RIFF\0\0\0\0WAVE")
+    assert bytes(fonts.baked_buffer(junk)) == b"RIFF\0\0\0\0WAVE"

@@ -211,6 +211,9 @@ def test_run_music_end_to_end(cli, services, media, tmp_path):
     result = _run_music(cli, media, tmp_path)
     plan, metrics = result["plan"], result["metrics"]
     assert plan["music"]["kind"] == "track" and plan["music"]["why"] and plan["music"]["key"] == "C major"
+    assert plan["music"]["title"] == "song.wav"  # the file's name, not its upload key (a uuid)
+    code, out, _ = cli("jobs", "show", result["job"]["job_id"])  # its summary names the track
+    assert code == 0 and "Cut from song.wav" in out
     assert plan["music"]["bpm"] == pytest.approx(120, rel=0.01)
     assert plan["fade_in_s"] == plan["fade_out_s"] == plan["crossfade_s"] == 0
     # the output's sound is exactly as long as the picture (one frame at 25 fps), on the loudness target
@@ -289,3 +292,43 @@ def test_batch_manifest_music_column(services, media, short_video, tmp_path):
     ok, missing = result.rows
     assert ok["status"] == "COMPLETED", ok
     assert missing["status"] != "COMPLETED" and "not found" in str(missing.get("error_message", missing))
+
+
+@pytest.mark.slow
+def test_regenerate_segment_with_a_hit_end_to_end(cli, services, media, tmp_path):
+    """``musicvid regenerate JOB --segment N --hit S``: the music stem has a bar line at S and is
+    identical outside segment N (tests/test_track_regen_hit.py: the edit's side, the refusals)."""
+    from musicvid_core.stages.compose.track.analysis import analyse_file
+    from musicvid_core.stages.compose.track.fit import HIT_TOLERANCE_S, fit_plan
+    from musicvid_core.workflow.music_source import RESEED, _cache
+
+    first = _run_music(cli, media, tmp_path / "a")
+    job, edit, before = first["job"]["job_id"], _edit(services, first), _stem(services, first)
+    plan = Plan.parse(json.dumps(first["plan"]))
+    assert len(plan.segments) >= 2
+    analysis = analyse_file(media["track"], cache_dir=_cache(services))
+
+    def reachable(n: int, hit: float) -> bool:  # as the Analyzer of attempt 2 will re-edit it
+        try:
+            fit_plan(plan.model_copy(update={"hits": [hit]}), None, analysis, plan.music, sample_rate=SR,
+                     seed=2 * RESEED, previous=edit, reroll=n)
+        except BadInput:
+            return False
+        return True
+
+    lines = edit.bar_lines
+    found = [(n, h) for n, seg in enumerate(plan.segments) for t in lines if seg.start + 1 < t < seg.end - 1
+             for h in (round(t + 0.15, 3), round(t - 0.15, 3)) if reachable(n, h)]
+    assert found, "no reachable hit in this edit"
+    n, hit = found[0]
+    code, out, err = cli("regenerate", job, "--segment", n, "--hit", hit, "--json")
+    assert code == 0, err
+    rolled = json.loads(out)
+    after = _stem(services, rolled)
+    new = _edit(services, rolled)
+    assert min(abs(hit - t) for t in new.bar_lines) <= HIT_TOLERANCE_S
+    seg = rolled["plan"]["segments"][n]
+    assert seg["hits"] == [hit] and rolled["plan"]["hits"] == [hit]
+    a, b = round(seg["start"] * SR), round(seg["end"] * SR)
+    assert np.array_equal(before[:a], after[:a]) and np.array_equal(before[b:], after[b:])
+    assert not np.array_equal(before[a:b], after[a:b])

@@ -748,10 +748,11 @@ def test_browser_music_from_the_library_and_from_my_track(page, live, music_medi
     mine = page.url.rsplit("/", 1)[1]
     music = services.jobs.get(mine).options.music
     assert music.kind == "track" and music.track.startswith("uploads/dora/") and music.track.endswith(".wav")
+    assert music.title == "my-song.wav"  # the file's name, sent as music.title (the key is a uuid)
     assert services.objects.get_bytes(music.track) == music_media["track"].read_bytes()  # uploaded whole
     _wait_status(page, "Done", timeout=300_000)
     expect(page.locator("#music-heading")).to_have_text("The track")
-    expect(page.locator("#music-title")).to_have_text("Your track")
+    expect(page.locator("#music-title")).to_have_text("my-song.wav")
     expect(page.locator("#music-facts")).to_contain_text("120 bpm")
     expect(page.locator("#music-why")).not_to_be_empty()
     _shot(page, "8-music-result")

@@ -243,12 +243,7 @@ def _music_view(plan: Plan) -> dict | None:
     music = getattr(plan, "music", None)
     if music is None:
         return None
-    stored = PurePosixPath(music.track)
-    if music.kind == "track" and music.title in ("", stored.name, stored.stem):
-        title = "Your track"
-    else:
-        title = music.title or stored.stem
-    return {"kind": music.kind, "title": title, "why": music.why, "bpm": music.bpm, "key": music.key,
+    return {"kind": music.kind, "title": music.shown_title(), "why": music.why, "bpm": music.bpm, "key": music.key,
             "free_time": music.free_time}
 
 

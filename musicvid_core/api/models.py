@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from musicvid_core.domain.job import MAX_PROMPT_CHARS
-from musicvid_core.domain.options import LOUDNESS_PRESETS, TARGET_RANGE_LUFS, TRUE_PEAK_RANGE_DBTP
+from musicvid_core.domain.options import LOUDNESS_PRESETS, MAX_TITLE_CHARS, TARGET_RANGE_LUFS, TRUE_PEAK_RANGE_DBTP, clean_title
 
 # The audio types an upload may declare (a music track: mp3, wav, flac, mp4/aac/m4a, ogg, opus, WebM
 # audio), each with the extension its stored key gets: the key says what the upload is.
@@ -51,13 +51,15 @@ class UploadRequest(_In):
 
 
 class MusicRequest(_In):
-    """Where the music comes from. ``track`` (your own recording) needs ``s3_url``; ``library`` may
-    name a track; ``procedural`` takes neither."""
+    """Where the music comes from. ``track`` (your own recording) needs ``s3_url`` and may have a
+    ``title``; ``library`` may name a track; ``procedural`` takes none of them."""
 
     model_config = ConfigDict(json_schema_extra={"oneOf": [
         {"properties": {"source": {"const": "procedural"}}, "not": {"anyOf": [{"required": ["s3_url"]},
-                                                                             {"required": ["track"]}]}},
-        {"properties": {"source": {"const": "library"}}, "not": {"required": ["s3_url"]}},
+                                                                             {"required": ["track"]},
+                                                                             {"required": ["title"]}]}},
+        {"properties": {"source": {"const": "library"}}, "not": {"anyOf": [{"required": ["s3_url"]},
+                                                                          {"required": ["title"]}]}},
         {"properties": {"source": {"const": "track"}}, "required": ["s3_url"], "not": {"required": ["track"]}}]})
 
     source: Literal["procedural", "library", "track"] = Field(
@@ -68,15 +70,22 @@ class MusicRequest(_In):
                         description="source track: the object URI POST /uploads returned for your audio file")
     track: str = Field(default=None, pattern=LIBRARY_TRACK, json_schema_extra=_no_default,
                        description="source library: the name of the track to use (else the best fit is chosen)")
+    title: str = Field(default=None, min_length=1, max_length=MAX_TITLE_CHARS, json_schema_extra=_no_default,
+                       description="source track: what to call your recording in the plan and the job view "
+                                   "(e.g. the file's name; else \"Your track\"). Display text only: line breaks "
+                                   "and other control characters are dropped")
+
+    _title = field_validator("title")(lambda v: v if v is None else clean_title(v))
 
     @model_validator(mode="after")
     def _fits_source(self) -> MusicRequest:
         if self.source == "track" and (self.s3_url is None or self.track is not None):
             raise ValueError("source track needs s3_url (your audio upload) and takes no track name")
-        if self.source == "library" and self.s3_url is not None:
-            raise ValueError("source library takes a track name, not s3_url")
-        if self.source == "procedural" and (self.s3_url is not None or self.track is not None):
-            raise ValueError("source procedural takes neither s3_url nor track")
+        if self.source == "library" and (self.s3_url is not None or self.title is not None):
+            raise ValueError("source library takes a track name, not s3_url or title")
+        if self.source == "procedural" and (self.s3_url is not None or self.track is not None or
+                                            self.title is not None):
+            raise ValueError("source procedural takes neither s3_url nor track nor title")
         return self
 
 
@@ -126,7 +135,8 @@ class SubmitRequest(_In):
         out = {k: v for k in ("preview", "stems", "loudness", "target_lufs", "true_peak_dbtp", "source_music")
                if (v := getattr(self, k)) is not None}
         if self.music is not None:
-            out["music"] = {"kind": self.music.source, "track": self.music.s3_url or self.music.track}
+            out["music"] = {"kind": self.music.source, "track": self.music.s3_url or self.music.track,
+                            **({"title": self.music.title} if self.music.title is not None else {})}
         return out
 
 

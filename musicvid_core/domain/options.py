@@ -14,10 +14,11 @@ job keeps the numbers, not the preset's name.
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_serializer, model_validator
 
 from musicvid_core.domain.errors import BadInput
 
@@ -33,6 +34,7 @@ SOURCE_MUSIC_POLICIES = ("keep", "duck", "replace")  # Plan.source_music_policy
 OUTPUT_FORMATS = ("mp4", "m4v", "mov", "mkv", "webm")  # stages/mix/container.py writes each as its real format
 MAX_AUDIO_TRACK = 63
 MAX_HITS = 1000  # requested accents per job
+MAX_TITLE_CHARS = 200  # a recording's display title (the user's file name)
 
 
 def clean_hits(hits: Any) -> list[float]:
@@ -52,6 +54,33 @@ def clean_hits(hits: Any) -> list[float]:
     if len(out) > MAX_HITS:
         raise BadInput(f"at most {MAX_HITS} hits")
     return sorted(out)
+
+
+def clean_title(text: Any) -> str:
+    """A recording's display title (the user's file name: shown in the plan, the job view, the web
+    app; never a path or a key): runs of white space one space, control and format characters
+    (Unicode categories C*: line breaks, escapes, bidi overrides) dropped. ValueError for anything
+    not text, with nothing visible left, or longer than MAX_TITLE_CHARS."""
+    if not isinstance(text, str):
+        raise ValueError("music title must be text")
+    out = "".join(ch for ch in " ".join(text.split()) if not unicodedata.category(ch).startswith("C")).strip()
+    if not out:
+        raise ValueError("music title must have visible characters")
+    if len(out) > MAX_TITLE_CHARS:
+        raise ValueError(f"music title must be at most {MAX_TITLE_CHARS} characters")
+    return out
+
+
+def title_of(name: str) -> str | None:
+    """The display title for a file named ``name`` (its name only, no folder): clean_title's,
+    shortened with an ellipsis to MAX_TITLE_CHARS; None when nothing visible is left."""
+    text = " ".join(str(name).split())
+    if len(text) > MAX_TITLE_CHARS:
+        text = text[:MAX_TITLE_CHARS - 1] + "\u2026"
+    try:
+        return clean_title(text)
+    except ValueError:
+        return None
 
 
 def _level(key: str, value: Any, bounds: tuple[float, float], unit: str) -> float:
@@ -74,12 +103,26 @@ class MusicSource(BaseModel):
     """Where a job's music comes from: ``procedural`` (the deployment's generator), ``library`` (a
     bundled or MUSICVID_LIBRARY track, chosen for the prompt and the picture; ``track`` optionally
     names one to force, by file name without extension) or ``track`` (the user's own recording:
-    ``track`` is its object key in the store, under the user's ``uploads/{user}/``)."""
+    ``track`` is its object key in the store, under the user's ``uploads/{user}/``; ``title`` what
+    to call it: display text only, see :func:`clean_title`; left out, the plan names it by its key)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: Literal["procedural", "library", "track"] = "procedural"
     track: str | None = None
+    title: str | None = None
+
+    @field_validator("title", mode="before")
+    @classmethod
+    def _title(cls, v: Any) -> Any:
+        return None if v is None else clean_title(v)
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler) -> dict:
+        out = handler(self)
+        if out.get("title") is None:  # untitled: the shape it had before titles
+            out.pop("title", None)
+        return out
 
     @field_validator("track", mode="before")
     @classmethod
@@ -96,6 +139,8 @@ class MusicSource(BaseModel):
             raise ValueError("music of kind 'track' needs the track's object key")
         if self.kind == "procedural" and self.track:
             raise ValueError("procedural music takes no track")
+        if self.kind != "track" and self.title is not None:
+            raise ValueError("a music title names your own track (kind 'track'); a library track has its own")
         return self
 
 
@@ -194,7 +239,7 @@ def _one_line(exc: ValidationError) -> str:
     first = exc.errors()[0]
     key = ".".join(str(p) for p in first.get("loc", ())) or "options"
     if first.get("type") == "extra_forbidden" and key.startswith("music."):
-        return f"unknown music field {key[6:]!r}; choose from: kind, track"
+        return f"unknown music field {key[6:]!r}; choose from: kind, track, title"
     if first.get("type") == "extra_forbidden":
         return f"unknown job option {key!r}; choose from: {', '.join(JobOptions.model_fields)}, loudness"
     if first.get("type") == "value_error":

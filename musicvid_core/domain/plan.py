@@ -90,6 +90,14 @@ class MusicChoice(BaseModel):
     free_time: bool = False
     score: float | None = None
 
+    def shown_title(self) -> str:
+        """What users see it called: its title, but "Your track" for the user's own recording that
+        has none other than its stored name (server-made: a uuid says nothing)."""
+        stored = self.track.rsplit("/", 1)[-1]
+        if self.kind == "track" and self.title in ("", stored, stored.rsplit(".", 1)[0]):
+            return "Your track"
+        return self.title or stored.rsplit(".", 1)[0]
+
 
 class Plan(BaseModel):
     duration: float = Field(gt=0)  # seconds: the video stream's duration

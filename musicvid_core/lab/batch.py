@@ -255,13 +255,13 @@ def run_item(svc: Services, item: BatchItem, out_dir: Path, *, measure_music: bo
 def _music_option(svc: Services, music: str) -> dict:
     """The ``music`` job option of a manifest's music column (a file is checked and uploaded)."""
     from musicvid_core.stages.compose.track.audio import load_track
-    from musicvid_core.workflow.submit import upload_music
+    from musicvid_core.workflow.submit import track_option
 
     kind, _, name = music.partition(":")
     if kind.lower() == LIBRARY:
         return {"kind": "library", "track": name.strip() or None}
     load_track(music, 8000, channels=1)  # missing, not audio, silent or too short: this row's BadInput
-    return {"kind": "track", "track": upload_music(svc, music, svc.settings.user)}
+    return track_option(svc, music, svc.settings.user)
 
 
 def run_batch(svc: Services, items: Sequence[BatchItem], out_dir: str | Path, *, fmt: str = "csv",

@@ -40,7 +40,7 @@ def music_option(svc: Services, source: str, *, track: str | Path | None = None,
     uploaded for "track" (BadInput when it is missing, not audio, silent or too short);
     ``library_track`` ("" or None: chosen) for "library". BadInput for an unknown source."""
     from musicvid_core.stages.compose.track.audio import load_track
-    from musicvid_core.workflow.submit import upload_music
+    from musicvid_core.workflow.submit import track_option
 
     if source not in SOURCES:
         raise BadInput(f"unknown music source {source!r}; choose one of: {', '.join(SOURCES)}")
@@ -51,7 +51,7 @@ def music_option(svc: Services, source: str, *, track: str | Path | None = None,
     if not track:
         raise BadInput("the track source needs a music file")
     load_track(track, 8000, channels=1)
-    return {"kind": "track", "track": upload_music(svc, track, svc.settings.user)}
+    return track_option(svc, track, svc.settings.user)
 
 
 def score_sources(svc: Services, video: str | Path, prompt: str, *, sources: Sequence[str] = SOURCES,

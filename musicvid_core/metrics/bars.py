@@ -123,17 +123,17 @@ def spectra(y: np.ndarray, *, chunk_s: float = 120.0) -> Spectra:
     return Spectra(onset=cat[0], low=cat[1], chroma=cat[2], mfcc=cat[3], rms=cat[4], mel=cat[5])
 
 
-def log_mel(y: np.ndarray) -> np.ndarray:
-    """(N_MELS, frames) mel power in dB (absolute, floored 80 dB under the loudest cell) of mono
-    ``y`` at ANALYSIS_SR, hop HOP: what every onset strength here is the positive rise of."""
+def log_mel(y: np.ndarray, top: float | None = None) -> np.ndarray:
+    """(N_MELS, frames) mel power in dB (absolute, floored 80 dB under the loudest cell, or ``top`` dB) of
+    mono ``y`` at ANALYSIS_SR, hop HOP: what every onset strength here is the positive rise of."""
     mel = _librosa().power_to_db(_librosa().feature.melspectrogram(y=y, sr=ANALYSIS_SR, hop_length=HOP,
                                                                     n_mels=N_MELS), ref=1.0, top_db=None)
-    return np.maximum(mel, mel.max() - 80.0) if mel.size else mel
+    return np.maximum(mel, (mel.max() if top is None else top) - 80.0) if mel.size else mel
 
 
-def onset_envelope(y: np.ndarray) -> np.ndarray:
-    """The broadband onset strength of :func:`spectra` alone (mono ``y`` at ANALYSIS_SR, one pass)."""
-    return _librosa().onset.onset_strength(S=log_mel(y), sr=ANALYSIS_SR, hop_length=HOP)
+def onset_envelope(y: np.ndarray, top: float | None = None) -> np.ndarray:
+    """The broadband onset strength of :func:`spectra` alone (mono ``y`` at ANALYSIS_SR, one pass; ``top``: log_mel's)."""
+    return _librosa().onset.onset_strength(S=log_mel(y, top), sr=ANALYSIS_SR, hop_length=HOP)
 
 
 def find_bars(audio: np.ndarray, sr: int, *, features: Spectra | None = None,

@@ -78,17 +78,28 @@ def seam_z_scores(onset: np.ndarray, seams_s: Sequence[float], seam_bars: Sequen
     (statistic in ``onset``, the rendered audio's onset envelope) - (``reference_flux`` of the bar
     it enters, ``seam_bars``: indices into the bar lines :func:`bar_line_flux` was given), over the
     spread of the track's bar lines. See the module docstring."""
-    ref = np.asarray(list(reference_flux), dtype=float)
-    known = ref[np.isfinite(ref)]
     if not len(seams_s):
         return []
-    if known.size < 2:
+    ref, scale = seam_reference(reference_flux)
+    if scale is None:
         return [0.0 for _ in seams_s]
+    own = [ref[min(max(0, int(k)), ref.size - 1)] for k in seam_bars]
+    return [round(float((x - o) / scale), 3) for x, o in zip(flux_at(onset, seams_s), own)]
+
+
+def seam_reference(reference_flux: Sequence[float]) -> tuple[np.ndarray, float | None]:
+    """What a seam into each bar is scored against: the bar line's own flux (an unmeasurable one,
+    NaN in :func:`bar_line_flux`, counts as a typical one: the median) and the spread of the
+    track's bar lines (1.4826 x MAD, floored at Z_FLOOR x the median); scale None with fewer than
+    two measurable bar lines. Shared with the seam matrix (stages/compose/track/seams.py), so the
+    editor predicts a seam's z-score on the very scale this module measures it on."""
+    ref = np.asarray(list(reference_flux), dtype=float)
+    known = ref[np.isfinite(ref)]
+    if known.size < 2:
+        return np.where(np.isfinite(ref), ref, 0.0), None
     med = float(np.median(known))
     scale = max(1.4826 * float(np.median(np.abs(known - med))), Z_FLOOR * med, 1e-6)
-    own = [ref[min(max(0, int(k)), ref.size - 1)] for k in seam_bars]
-    own = [o if np.isfinite(o) else med for o in own]  # unmeasurable: a typical bar line
-    return [round(float((x - o) / scale), 3) for x, o in zip(flux_at(onset, seams_s), own)]
+    return np.where(np.isfinite(ref), ref, med), scale
 
 
 def edit_report(audio: np.ndarray, sr: int, *, expected_samples: int, cuts: Sequence[float] = (),

@@ -33,7 +33,7 @@ _STEP = 4800  # BS.1770 gating blocks are 400 ms long and start every 100 ms (75
 _READ = 48000 * 8  # samples read at a time: a long span set costs ~6 MB, not the stem's length
 # BS.1770-4 K-weighting at 48 kHz (the shelving pre-filter, then the RLB high-pass), as ebur128 uses,
 # as scipy second-order sections. numpy is imported by the meter only: the mix stage imports this
-# module, and `musicvid run` imports the mix stage's work_bytes before its first stage (issue 18).
+# module, and nothing on `musicvid run`'s way to its first stage may import numpy (issue 18).
 _K_WEIGHTING = ((1.53512485958697, -2.69169618940638, 1.19839281085285, 1.0, -1.69065929318241, 0.73248077421585),
                 (1.0, -2.0, 1.0, 1.0, -1.99004745483398, 0.99007225036621))
 _ABSOLUTE_GATE = -70.0  # LUFS

@@ -108,8 +108,10 @@ def _choose(services: Services, job: Job, plan: Plan, features: VideoFeatures, t
         key = track_key(services, music.track)
         path = _fetch(services, key, tmp)
         analysis = analyse_file(path, cache_dir=_cache(services))
-        name = Path(key).name  # a server-made name (uploads never keep the client's file name)
-        return MusicChoice(kind="track", track=key, title=name, why="your own track"), analysis
+        # the user's file name where the entry point passed it (display text only); else the
+        # server-made name of the upload, which the job view calls "Your track"
+        title = music.title or Path(key).name
+        return MusicChoice(kind="track", track=key, title=title, why="your own track"), analysis
     index = build_index(library_tracks(services, music.track), _cache(services))
     cuts, _ = picture_cuts(features, plan.duration)
     choice = choose_track(index, prompt=job.prompt, duration=plan.duration, cuts=cuts,

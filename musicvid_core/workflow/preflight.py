@@ -1,14 +1,16 @@
-"""Checks made before a local run copies anything (``musicvid run``, ``musicvid_core.score``): every
-one a one-line BadInput, so a run that cannot finish never starts (issue 17).
+"""Checks made before a local run starts (``musicvid run``, ``musicvid_core.score``): every one a
+one-line BadInput, so a run that cannot finish never starts (issue 17).
 
 - ``--out`` may not be the input itself, nor a file inside the object store (the run would write
   over what it reads, or over another job's output); its folder must be writable, and so must the
   input's folder when the output goes beside the input (the default).
 - A format ``--out`` names must carry the video's streams (stages/mix/container.py): the input is
   probed first, so the error comes before the upload, not as a failed job.
+- The input's copy into the store runs while these checks do (:func:`check_and_upload`), and is
+  deleted when one refuses: a refused run leaves nothing behind.
 - Free disk: the store gets a copy of the input and the output (about the input's size plus the
   scored track), the music's segment clips (float WAVs) and the mix's float WAVs
-  (stages/mix/compose.work_bytes); the analysis writes a
+  (stages/mix/sizes.work_bytes); the analysis writes a
   16 kHz WAV to the temporary folder; ``--out`` on another file system gets a copy of the output
   (on the same one it is a hard link). Each file system must have that much free.
 """
@@ -18,6 +20,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from musicvid_core.domain.errors import BadInput, MediaToolError, UnsupportedMedia
@@ -29,6 +33,10 @@ from musicvid_core.services import Services
 ANALYSIS_WAV_BYTES_PER_S = 16000 * 2  # the analysis's 16 kHz mono s16 WAV (stages/analyse/audio.py)
 CLIP_BYTES_PER_S = 48000 * 2 * 4  # segment clips: float stereo WAVs at most at 48 kHz (the generators' rates)
 DISK_MARGIN = 1.1  # estimates are estimates: ask for 10 % more
+# The input's copy runs beside the probe up to this size (~0.1-0.3 s of copying from the page cache:
+# what a refusal then waits before the copy is deleted); a larger copy, seconds long, gains nothing
+# from hiding a 50 ms probe, so it follows the checks.
+COPY_BESIDE_CHECKS_BYTES = 256 * 2**20
 
 
 def check_run(services: Services, video: Path, out: Path | None, *, options: JobOptions) -> dict:
@@ -37,10 +45,23 @@ def check_run(services: Services, video: Path, out: Path | None, *, options: Job
     ``total``.
     Raises BadInput (UnsupportedMedia when a format or audio track is asked for and the probe finds
     no usable video: the job would fail the same way)."""
+    return _check_media(services, _check_paths(services, video, out), out, options, {})
+
+
+def _check_paths(services: Services, video: Path, out: Path | None) -> Path:
+    """The refusals that need no probe (BadInput); returns the input as ffmpeg must be given it."""
     if not video.is_file():
         raise BadInput(f"no such file: {video}" if not video.exists() else f"not a file: {video}")
     video = local_input(video)
     _check_out(services, video, out)
+    return video
+
+
+def _check_media(services: Services, video: Path, out: Path | None, options: JobOptions,
+                 free_before: dict[int, int]) -> dict:
+    """check_run's probe and what follows it. ``free_before``: free bytes per file system
+    (``st_dev``) measured before this run's own copy began (it would count twice); the others are
+    measured now."""
     timeout = services.settings.ffmpeg_timeout_s
     duration = None
     if options.container is not None or options.audio_track is not None:
@@ -57,7 +78,79 @@ def check_run(services: Services, video: Path, out: Path | None, *, options: Job
         duration = media.duration
     else:
         duration = _header_duration(video, timeout)
-    return _check_disk(services, video, out, duration, options)
+    return _check_disk(services, video, out, duration, options, free_before)
+
+
+def check_and_upload(services: Services, video: Path, out: Path | None, *, options: JobOptions,
+                     user: str) -> tuple[str, dict]:
+    """:func:`check_run`, with the input copied into the store (workflow.submit.upload_file) while
+    it probes: returns the stored input's URI and what check_run returns. The copy (a sendfile in
+    the kernel, the GIL released; nothing at all where the store can reflink) overlaps the probe
+    (an ffmpeg child) and the imports the checks need (issue 18). It starts once the refusals that
+    need no probe have passed, only where the store can take it back (a ``delete``: the local
+    store), the input fits on the store's disk with the margin, and it is at most
+    COPY_BESIDE_CHECKS_BYTES (a refusal waits for the copy to end); else it follows the checks, as
+    it did. When a check refuses, the copy is deleted before the refusal is raised. Raises what
+    check_run raises, else what upload_file raises."""
+    from musicvid_core.workflow.submit import upload_file
+
+    local = _check_paths(services, video, out)
+    free = _free_for_copy(services, video)
+    copy = _Copy(services, upload_file, video, user) if free is not None else None
+    try:
+        need = _check_media(services, local, out, options, free or {})
+    except BaseException:
+        if copy is not None:
+            copy.discard()
+        raise
+    return (copy.result() if copy is not None else upload_file(services, video, user)), need
+
+
+def _free_for_copy(services: Services, video: Path) -> dict[int, int] | None:
+    """The store's free bytes by its file system's ``st_dev`` (empty for a store on no local disk)
+    when the input's copy may start before the checks, else None."""
+    if getattr(services.objects, "delete", None) is None:
+        return None
+    try:
+        size = video.stat().st_size
+    except OSError:  # gone since: upload_file says so
+        return None
+    if size > COPY_BESIDE_CHECKS_BYTES:
+        return None
+    store = _store_root(services)
+    if store is None:
+        return {}
+    store = _existing(store)
+    free = shutil.disk_usage(store).free
+    return {store.stat().st_dev: free} if size * DISK_MARGIN <= free else None
+
+
+class _Copy(threading.Thread):
+    """``upload(services, video, user)`` in a thread: its URI, or the error it raised, once joined."""
+
+    def __init__(self, services: Services, upload: Callable[..., str], video: Path, user: str) -> None:
+        super().__init__(name="musicvid-input-copy", daemon=True)
+        self.services, self.upload, self.video, self.user = services, upload, video, user
+        self.uri: str | None = None
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.uri = self.upload(self.services, self.video, self.user)
+        except BaseException as exc:  # raised in the caller's thread by result()
+            self.error = exc
+
+    def result(self) -> str:
+        self.join()
+        if self.error is not None:
+            raise self.error
+        return self.uri
+
+    def discard(self) -> None:
+        self.join()
+        if self.uri is not None:
+            self.services.objects.delete(self.services.objects.key_from_uri(self.uri))
 
 
 def _check_out(services: Services, video: Path, out: Path | None) -> None:
@@ -108,8 +201,8 @@ def _header_duration(video: Path, timeout: float) -> float | None:
 
 
 def _check_disk(services: Services, video: Path, out: Path | None, duration: float | None,
-                options: JobOptions) -> dict:
-    from musicvid_core.stages.mix.compose import work_bytes
+                options: JobOptions, free_before: dict[int, int]) -> dict:
+    from musicvid_core.stages.mix.sizes import work_bytes
 
     size = video.stat().st_size
     work = work_bytes(duration or 0.0, sample_rate=services.settings.sample_rate, stems=options.stems)
@@ -136,9 +229,9 @@ def _check_disk(services: Services, video: Path, out: Path | None, duration: flo
         need["out_copy"] = output  # across file systems the result is copied, not linked
         add(dest.parent, "out_copy", output)
     need["total"] = sum(need.values())
-    for folder, parts in places.values():
+    for dev, (folder, parts) in places.items():
         wanted = round(sum(parts.values()) * DISK_MARGIN)
-        free = shutil.disk_usage(folder).free
+        free = free_before[dev] if dev in free_before else shutil.disk_usage(folder).free
         if wanted > free:
             detail = ", ".join(f"{name.replace('_', ' ')} {_gb(b)}" for name, b in parts.items() if b)
             raise BadInput(f"not enough free disk space in {folder}: this run needs about {_gb(wanted)} there "

@@ -39,8 +39,25 @@ SUBSTITUTIONS = {f"{step}FunctionArn": f"musicvid:{step}" for step in HANDLERS}
 
 
 @functools.lru_cache(maxsize=4)
-def _definition(path: str) -> dict:
-    return load_definition(path, SUBSTITUTIONS)
+def _definition(path: str, map_concurrency: int = 0) -> dict:
+    """The definition at ``path``, each Map state's MaxConcurrency capped at ``map_concurrency``
+    (settings.map_concurrency; 0: as written). Here a Map's iterations are threads of one process
+    (on Step Functions, separate Lambdas): each segment render holds its stems (~100 MB), and
+    tinysoundfont holds the GIL while it renders, so the definition's 4 would cost ~200 MB more
+    than 2 and, on 2 cores, took longer (issue 18, docs/speed.md)."""
+    definition = load_definition(path, SUBSTITUTIONS)
+    if map_concurrency:
+        _cap_maps(definition.get("States", {}), map_concurrency)
+    return definition
+
+
+def _cap_maps(states: dict, limit: int) -> None:
+    for state in states.values():
+        if state.get("Type") == "Map":
+            state["MaxConcurrency"] = min(state.get("MaxConcurrency", 0) or limit, limit)
+            _cap_maps((state.get("ItemProcessor") or state.get("Iterator") or {}).get("States", {}), limit)
+        for branch in state.get("Branches", ()):
+            _cap_maps(branch.get("States", {}), limit)
 
 
 def run_job(services: Services, job_id: str, on_event: Callable[[dict], None] | None = None, *,
@@ -64,9 +81,8 @@ def _run(services: Services, job: Job, on_event: Callable[[dict], None] | None, 
             raise ConfigurationError(f"workflow names an unknown task resource {resource!r}")
         return functools.partial(HANDLERS[step], services=services)
 
-    threading.Thread(target=services.warm, name="musicvid-warm", daemon=True).start()
-    machine = StateMachine(_definition(str(definition_path(services.settings))), resolve,
-                           time_scale=services.settings.retry_time_scale, on_event=on_event,
+    machine = StateMachine(_definition(str(definition_path(services.settings)), services.settings.map_concurrency), resolve,
+                           time_scale=services.settings.retry_time_scale, on_event=_warm_after_first(services, on_event),
                            task_timeout=_TaskTimeouts(services, job))
     # The lease says this process runs the job (ConcurrentUpdate if another live one does); if this
     # process dies, the next musicvid process to open the store settles the job (recovery.py).
@@ -92,6 +108,24 @@ def _run(services: Services, job: Job, on_event: Callable[[dict], None] | None, 
         if lease is not None:
             leases.release(job.job_id, lease.owner)
     return services.jobs.get(job_id)
+
+
+def _warm_after_first(services: Services, on_event: Callable[[dict], None] | None) -> Callable[[dict], None]:
+    """``on_event``, which also starts warming the backends (Services.warm, in a thread) once the
+    first event has been reported. Their imports (numpy, scipy: 0.15-1.3 s) hold the GIL much of
+    the time: begun before, they held up the run's first progress line by 20-40 ms (issue 18), and
+    nothing needs them before the Analyze state. The machine calls this under its event lock."""
+    warm = threading.Thread(target=services.warm, name="musicvid-warm", daemon=True)
+
+    def report(event: dict) -> None:
+        try:
+            if on_event is not None:
+                on_event(event)
+        finally:
+            if warm.ident is None:
+                warm.start()
+
+    return report
 
 
 class _TaskTimeouts:

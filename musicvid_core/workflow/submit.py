@@ -59,6 +59,16 @@ def upload_music(services: Services, path: str | Path, user_id: str) -> str:
                        noun="music file")
 
 
+def track_option(services: Services, path: str | Path, user_id: str) -> dict:
+    """The ``music`` job option of a local music file: uploaded (:func:`upload_music`), its key as
+    ``track`` and its file name as the display ``title`` (domain/options.title_of: the key is
+    server-made, the name is what the user knows it by). BadInput as :func:`upload_music`."""
+    from musicvid_core.domain.options import title_of
+
+    title = title_of(Path(path).name)
+    return {"kind": "track", "track": upload_music(services, path, user_id), **({"title": title} if title else {})}
+
+
 def _check_music(services: Services, options: JobOptions, user_id: str) -> JobOptions:
     """The options with a ``track`` recording named by its key (a URI of this store accepted),
     which must be one of the user's own uploads and exist (BadInput otherwise)."""
@@ -113,7 +123,9 @@ def submit_regenerate(services: Services, job_id: str, prompt: str | None, user_
     for that segment only; the prompt history is left alone); every other segment's audio is
     copied bit-identically from the attempt that made the current plan. ``hits``: seconds from the
     video start where the music should accent (a downbeat with a crash or stab); they replace the
-    job's earlier hits (with ``segment``: only those inside it are used). ``prompt`` None keeps the
+    job's earlier hits (with ``segment``: only those inside it are used; a recording's re-edit puts
+    a bar line on each, or fails the attempt with BadInput where its bars cannot reach one within
+    the stretch limit, see stages/compose/track/fit.py). ``prompt`` None keeps the
     current prompt. ``client_token``: the API's idempotency key, kept with the job (a later
     regeneration without one keeps it). BadInput for a segment outside the plan, or one whose
     source audio is gone, and for options as :func:`submit_new`; TooManyJobs as there."""

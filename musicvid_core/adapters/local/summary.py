@@ -18,12 +18,15 @@ class TemplateSummarizer:
         self.settings = settings
 
     def summarize(self, job: Job, plan: Plan, metrics: dict) -> str:
-        """A few lines: the prompt, one line per segment (time, style, tempo, key, energy), and
-        the measured loudness of the output."""
+        """A few lines: the prompt, the recording the music is cut from (if any), one line per
+        segment (time, style, tempo, key, energy), and the measured loudness of the output."""
         n = len(plan.segments)
         lines = [f"{_clock(plan.duration)} of music for \"{job.prompt}\" in {n} segment"
                  f"{'s' if n != 1 else ''}"
                  + (f" (regeneration {job.attempt - 1})" if job.attempt > 1 else "") + "."]
+        music = getattr(plan, "music", None)
+        if music is not None:
+            lines.append(f"Cut from {music.shown_title()}" + (f": {music.why}" if music.why else "") + ".")
         for seg in plan.segments:
             lines.append(f"  {_clock(seg.start)}-{_clock(seg.end)}  {seg.style}, {seg.mood}, "
                          f"{seg.bpm:.0f} bpm, {seg.key}, energy {seg.energy:.2f}"

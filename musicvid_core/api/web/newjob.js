@@ -227,6 +227,10 @@ export function setupNewJob(ctx) {
           uploaded.token = crypto.randomUUID();  // another track: another job
         }
         music.s3_url = trackUploaded.s3_url;
+        // what the plan and the job view call it (the stored key is server-made); the API drops
+        // control characters and refuses more than 200
+        const title = track.name.replace(/[\u0000-\u001f\u007f-\u009f]/g, "").trim().slice(0, 200);
+        if (title) music.title = title;
       }
       const job = await api.submit({ s3_url: uploaded.s3_url, prompt, client_token: uploaded.token, music, ...opts });
       uploaded = null;

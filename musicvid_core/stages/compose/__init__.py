@@ -10,7 +10,8 @@ the segment plus its release tail, peaks <= 1.0, identical for the same (plan, i
   bar times), ``harmony`` (keys, chords, voicing), ``patterns`` (drum kit, what each role plays in a
   bar) and ``roles`` (which instrument plays which role, at what level).
 - ``render``: MIDI -> audio with a SoundFont (one stem per role and drum group); ``fonts``: which
-  SoundFont (MuseScore General, FluidR3, TimGM6mb) and how TinySoundFont loads it.
+  SoundFont (MuseScore General, FluidR3, TimGM6mb) and how TinySoundFont loads it; ``fontsubset``:
+  the bank cut down to the presets and zones played; ``onsets``: when a rendered note is heard.
 - ``production``: the stems mixed per style (``mixes``: channel strips, buses, sends, master) with
   pedalboard; ``fx``: level by energy, peak limit, the end fade (``finish``), loudness helpers.
 

@@ -70,13 +70,24 @@ def baked_bytes(path: Path, raw: bytes | None = None) -> bytes:
         return raw
 
 
-def bake_velocity_filters(raw: bytes, velocity: int = BAKE_VELOCITY) -> bytes:
+def baked_buffer(path: Path) -> bytes | bytearray:
+    """:func:`baked_bytes` of ``path`` read into one bytearray and baked there, so the bank is held
+    once, not three times (fontsubset reads any bytes-like; TinySoundFont's loader wants bytes).
+    Raises OSError when unreadable."""
+    buf = bytearray(path.stat().st_size)
+    with path.open("rb") as f:
+        f.readinto(buf)
+    return baked_bytes(path, buf)
+
+
+def bake_velocity_filters(raw: bytes | bytearray, velocity: int = BAKE_VELOCITY) -> bytes | bytearray:
     """``raw`` SoundFont bytes with every velocity modulator aimed at the filter cutoff (generator 8)
     or the mod envelope's depth on it (11) added to the instrument zones' cutoff generator, as the
     modulator would set it at ``velocity`` (a unipolar or bipolar, normal or reversed linear source;
     modulators with a second amount source are left out). Preset-level modulators count for the
-    instruments their zones play. Returns ``raw`` unchanged when nothing needed baking. Raises
-    ValueError (or struct.error) for a file without the SF2 ``pdta`` lists."""
+    instruments their zones play. Returns ``raw`` unchanged when nothing needed baking; a bytearray
+    is baked in place. Raises ValueError (or struct.error) for a file without the SF2 ``pdta``
+    lists, before anything is written."""
     chunks = _pdta(raw)
     if not chunks:
         raise ValueError("no pdta list: not a SoundFont")
@@ -96,7 +107,7 @@ def bake_velocity_filters(raw: bytes, velocity: int = BAKE_VELOCITY) -> bytes:
         for g in range(pbag[b][0], pbag[b + 1][0]):
             if pgen[g][0] == _GEN_INSTRUMENT and cents:
                 from_presets[pgen[g][1] & 0xFFFF] = max(from_presets.get(pgen[g][1] & 0xFFFF, 0.0), cents)
-    out: bytearray | None = None
+    writes: list[tuple[int, int]] = []  # (offset, cutoff): written once all is read, so an error leaves raw as it was
     for i in range(len(inst) - 1):
         bags = range(inst[i][1], inst[i + 1][1])
         glob = [imod[m] for m in range(ibag[bags[0]][1], ibag[bags[0] + 1][1])] if bags and not any(
@@ -108,10 +119,13 @@ def bake_velocity_filters(raw: bytes, velocity: int = BAKE_VELOCITY) -> bytes:
                 continue
             for g in range(ibag[b][0], ibag[b + 1][0]):
                 if igen[g][0] == _GEN_FC:
-                    out = out if out is not None else bytearray(raw)
-                    value = int(round(min(_FC_OPEN, igen[g][1] + cents)))
-                    struct.pack_into("<Hh", out, chunks["igen"][0] + 4 * g, _GEN_FC, value)
-    return bytes(out) if out is not None else raw
+                    writes.append((chunks["igen"][0] + 4 * g, int(round(min(_FC_OPEN, igen[g][1] + cents)))))
+    if not writes:
+        return raw
+    out = raw if isinstance(raw, bytearray) else bytearray(raw)
+    for offset, value in writes:
+        struct.pack_into("<Hh", out, offset, _GEN_FC, value)
+    return out if out is raw else bytes(out)
 
 
 def _filter_cents(mods: list[tuple], amount: float) -> float:

@@ -4,12 +4,22 @@ TinySoundFont decodes a whole bank when it parses it: MuseScore General's Vorbis
 ~1.27 GB of floats, though a plan plays five or six of its presets. :func:`subset` copies the
 chosen presets, the instruments their zones name and the samples those play into a new, valid
 RIFF ``sfbk`` file (INFO as it was; ``sdta`` holding only those samples; ``pdta`` re-indexed), so
-memory follows what is played. :func:`cached` builds it once per (bank SHA-256, preset set) on disk.
+memory follows what is played. Given each preset's *span* (the keys and velocities its notes
+play), the zones whose key range (generator 43) and velocity range (44) miss the span go too, and
+their samples with them: a piano keeps the two octaves a part plays, not 88 keys of samples.
+:func:`cached` builds it once per (bank SHA-256, preset set, spans) on disk.
 
 Why by hand: no maintained PyPI library both reads and writes .sf2/.sf3 (sf2utils reads .sf2 only,
 sf2-loader plays through fluidsynth); the format is nine fixed-size record lists (docs/music.md).
 
 What keeps it identical (checked against tsf.h, the renderer's loader):
+- **Zones.** ``tsf_note_on`` plays every region whose key and velocity ranges hold the note
+  (velocity ``(short)(vel * 127)`` of the float ``n / 127``: ``n`` again for every MIDI velocity);
+  a region is a preset zone's range intersected with an instrument zone's, so a zone whose own
+  range misses the span can never sound for a note in it and is dropped (a zone without a range
+  covers all and stays). A zone with no instrument (sample) link is a global zone when first and
+  ignored elsewhere: the first one stays, the others go. Baking velocity modulators
+  (fonts.BAKE_VELOCITY) changes cutoff generators only, never a range.
 - **Lookup.** A program resolves as ``tsf_channel_set_presetnumber`` does on a channel at bank 0
   (:func:`lookup_chain`); every preset on that chain up to the first that exists is kept, in the
   bank's order, so an unknown program falls back to the same preset (or to none).
@@ -28,7 +38,7 @@ import hashlib
 import os
 import struct
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from musicvid_core.stages.compose.fonts import _chunks
@@ -41,7 +51,9 @@ GEN_INSTRUMENT, GEN_SAMPLE = 41, 53
 # address-offset generators: (fine, coarse) for start, end, loop start, loop end; a coarse unit is 32768 frames
 _START, _END, _LOOP_START, _LOOP_END = (0, 4), (1, 12), (2, 45), (3, 50)
 DRUM_BANK = 128
-VERSION = 1  # part of the cache key: bump when the output of subset() changes
+GEN_KEY_RANGE, GEN_VEL_RANGE = 43, 44  # amount: low byte the lowest, high byte the highest (inclusive)
+FULL_SPAN = (0, 127, 0, 127)  # (lowest key, highest key, lowest velocity, highest velocity): all notes
+VERSION = 2  # part of the cache key: bump when the output of subset() changes (2: zone spans)
 CACHE_DIR = Path(tempfile.gettempdir()) / "musicvid-soundfonts"  # /tmp: the only writable place on Lambda
 
 
@@ -50,13 +62,17 @@ def lookup_chain(program: int, is_drum: bool) -> list[tuple[int, int]]:
     return [(DRUM_BANK, program), (DRUM_BANK, 0), (0, program)] if is_drum else [(0, program)]
 
 
-def subset(raw: bytes, presets: Iterable[tuple[int, bool]]) -> bytes:
-    """The SoundFont ``raw`` (.sf2 or .sf3 bytes) with only what ``presets`` ((GM program, is drum kit)
-    pairs) play. Raises ValueError for bytes that are no RIFF sfbk file with sdta/smpl and the nine
-    pdta lists, or for a bank that mixes compressed and plain samples."""
+def subset(raw: bytes | bytearray, presets: Iterable[tuple[int, bool]],
+           spans: Mapping[tuple[int, bool], tuple[int, int, int, int]] | None = None) -> bytes:
+    """The SoundFont ``raw`` (.sf2 or .sf3 bytes or bytearray) with only what ``presets`` ((GM
+    program, is drum kit) pairs) play; with ``spans`` ((program, drum) -> (lowest key, highest key,
+    lowest velocity, highest velocity), MIDI numbers, inclusive), only the zones of each preset that
+    a note in its span plays (a preset without a span keeps every zone). Raises ValueError for bytes
+    that are no RIFF sfbk file with sdta/smpl and the nine pdta lists, or for a bank that mixes
+    compressed and plain samples."""
     if raw[:4] != b"RIFF" or raw[8:12] != b"sfbk":
         raise ValueError("not a RIFF sfbk SoundFont")
-    lists = {raw[off:off + 4]: (off, size) for cid, off, size in _chunks(raw, 12, len(raw)) if cid == b"LIST"}
+    lists = {bytes(raw[off:off + 4]): (off, size) for cid, off, size in _chunks(raw, 12, len(raw)) if cid == b"LIST"}
     if not {b"sdta", b"pdta"} <= lists.keys():
         raise ValueError("SoundFont without sdta/pdta lists")
     smpl = {cid: (o, s) for cid, o, s in _sub(raw, lists[b"sdta"])}.get(b"smpl")
@@ -66,16 +82,25 @@ def subset(raw: bytes, presets: Iterable[tuple[int, bool]]) -> bytes:
     rec = {name: _records(raw, *pdta[name], fmt) for name, fmt in FORMATS.items()}
     phdr, pbag, pgen, inst, ibag, igen, shdr = (rec[n] for n in ("phdr", "pbag", "pgen", "inst", "ibag", "igen",
                                                                   "shdr"))
-    keys = _kept_keys(phdr, presets)
+    keys = _kept_keys(phdr, presets, spans)
     kept_presets = [p for p in range(len(phdr) - 1) if (phdr[p][2], phdr[p][1]) in keys]
-    kept_inst = sorted({pgen[g][1] for p in kept_presets for b in range(phdr[p][3], phdr[p + 1][3])
-                        for g in range(pbag[b][0], pbag[b + 1][0]) if pgen[g][0] == GEN_INSTRUMENT
-                        and pgen[g][1] < len(inst) - 1})
+    # per kept preset its kept bags; per instrument the spans (a preset's, within the zone's range) it plays
+    pbags, inst_spans = {}, {}
+    for p in kept_presets:
+        pbags[p] = _kept_bags(pbag, pgen, range(phdr[p][3], phdr[p + 1][3]), GEN_INSTRUMENT,
+                              *keys[(phdr[p][2], phdr[p][1])])
+        for b, span in pbags[p]:
+            i = _link_of(pgen, pbag, b, GEN_INSTRUMENT)
+            if span is not None and i is not None and i < len(inst) - 1:
+                inst_spans.setdefault(i, []).append(span)
+    kept_inst = sorted(inst_spans)
+    ibags = {i: [b for b, _ in _kept_bags(ibag, igen, range(inst[i][1], inst[i + 1][1]), GEN_SAMPLE, *inst_spans[i])]
+             for i in kept_inst}
     reach: dict[int, list[int]] = {}  # sample -> [most frames before start, most after end] an offset reaches
     for i in kept_inst:
         bags = range(inst[i][1], inst[i + 1][1])
         glob = _offsets(igen, ibag, bags[0]) if bags and not _sample_of(igen, ibag, bags[0]) else {}
-        for b in bags:
+        for b in ibags[i]:
             s = _sample_of(igen, ibag, b)
             if s is not None and s < len(shdr) - 1:
                 offs = {**glob, **_offsets(igen, ibag, b)}
@@ -94,19 +119,19 @@ def subset(raw: bytes, presets: Iterable[tuple[int, bool]]) -> bytes:
         kept |= {s + 1 for s in reach if s + 1 < len(shdr) - 1}
         kept |= {s - 1 for s, r in reach.items() if r[0] and s > 0}
     samples = sorted(kept)
-    smpl_data, new_shdr = _samples(raw[smpl[0]:smpl[0] + smpl[1]], shdr, samples, reach, sf3)
+    smpl_data, new_shdr = _samples(memoryview(raw)[smpl[0]:smpl[0] + smpl[1]], shdr, samples, reach, sf3)  # no copy
     inst_map = {old: new for new, old in enumerate(kept_inst)}
     sample_map = {old: new for new, old in enumerate(samples)}
     out = {name: bytearray() for name in FORMATS}
     for p in kept_presets:
         out["phdr"] += struct.pack(FORMATS["phdr"], *phdr[p][:3], len(out["pbag"]) // 4, *phdr[p][4:])
-        _zones(out, rec, "p", range(phdr[p][3], phdr[p + 1][3]), GEN_INSTRUMENT, inst_map)
+        _zones(out, rec, "p", [b for b, _ in pbags[p]], GEN_INSTRUMENT, inst_map)
     end = phdr[-1]
     out["phdr"] += struct.pack(FORMATS["phdr"], *end[:3], len(out["pbag"]) // 4, *end[4:])
     out["pbag"] += struct.pack("<HH", len(out["pgen"]) // 4, len(out["pmod"]) // 10)
     for i in kept_inst:
         out["inst"] += struct.pack("<20sH", inst[i][0], len(out["ibag"]) // 4)
-        _zones(out, rec, "i", range(inst[i][1], inst[i + 1][1]), GEN_SAMPLE, sample_map)
+        _zones(out, rec, "i", ibags[i], GEN_SAMPLE, sample_map)
     out["inst"] += struct.pack("<20sH", inst[-1][0], len(out["ibag"]) // 4)
     out["ibag"] += struct.pack("<HH", len(out["igen"]) // 4, len(out["imod"]) // 10)
     for name in ("pmod", "pgen", "imod", "igen"):
@@ -122,19 +147,21 @@ def subset(raw: bytes, presets: Iterable[tuple[int, bool]]) -> bytes:
     return b"RIFF" + struct.pack("<I", len(body)) + body
 
 
-def cached(path: Path, presets: Iterable[tuple[int, bool]], load: Callable[[], bytes], sha256: str,
-           cache_dir: Path | None = None) -> Path:
+def cached(path: Path, presets: Iterable[tuple[int, bool]], load: Callable[[], bytes | bytearray], sha256: str,
+           cache_dir: Path | None = None,
+           spans: Mapping[tuple[int, bool], tuple[int, int, int, int]] | None = None) -> Path:
     """The file of :func:`subset` of the bank ``load()`` returns (``path``'s bytes, e.g. with its
     modulators baked in; ``sha256`` names those bytes), built once per (``sha256``, preset set,
-    VERSION) in ``cache_dir`` (default CACHE_DIR) and written atomically, so ``load`` only runs on a miss. Raises OSError
-    when unreadable or unwritable, ValueError as :func:`subset`."""
+    ``spans``, VERSION) in ``cache_dir`` (default CACHE_DIR) and written atomically, so ``load`` only runs on a miss.
+    Raises OSError when unreadable or unwritable, ValueError as :func:`subset`."""
     chosen = sorted({(int(p), bool(d)) for p, d in presets})
+    spans = {(int(p), bool(d)): tuple(int(v) for v in s) for (p, d), s in (spans or {}).items()}
     cache_dir = CACHE_DIR if cache_dir is None else cache_dir
-    tag = hashlib.sha256(repr((VERSION, sha256, chosen)).encode()).hexdigest()[:24]
+    tag = hashlib.sha256(repr((VERSION, sha256, chosen, sorted(spans.items()))).encode()).hexdigest()[:24]
     target = cache_dir / f"{sha256[:16]}-{tag}{path.suffix.lower() or '.sf2'}"
     if target.is_file():
         return target
-    data = subset(load(), chosen)
+    data = subset(load(), chosen, spans or None)
     cache_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".part")
     try:
@@ -147,18 +174,58 @@ def cached(path: Path, presets: Iterable[tuple[int, bool]], load: Callable[[], b
     return target
 
 
-def _kept_keys(phdr: list[tuple], presets: Iterable[tuple[int, bool]]) -> set[tuple[int, int]]:
-    """(bank, preset) keys to keep: each chain's keys up to and including the first the bank has."""
+def hull(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """The smallest span holding spans ``a`` and ``b``."""
+    return min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3])
+
+
+def covers(have: Mapping[tuple[int, bool], tuple], need: Mapping[tuple[int, bool], tuple]) -> bool:
+    """Whether spans ``have`` hold every preset of ``need`` with its whole span."""
+    return all(p in have and have[p][0] <= s[0] and s[1] <= have[p][1] and have[p][2] <= s[2] and s[3] <= have[p][3]
+               for p, s in need.items())
+
+
+def _kept_keys(phdr: list[tuple], presets: Iterable[tuple[int, bool]],
+               spans: Mapping[tuple[int, bool], tuple[int, int, int, int]] | None) -> dict[tuple[int, int], list]:
+    """(bank, preset) keys to keep, each chain's first the bank has, -> the spans its notes play
+    (the full span for a program without one in ``spans``)."""
     have = {(h[2], h[1]) for h in phdr[:-1]}
-    keys: set[tuple[int, int]] = set()
+    keys: dict[tuple[int, int], list] = {}
     for program, is_drum in presets:
         found = next((k for k in lookup_chain(int(program), bool(is_drum)) if k in have), None)
         if found is not None:
-            keys.add(found)
+            span = FULL_SPAN if spans is None else spans.get((program, is_drum), FULL_SPAN)
+            keys.setdefault(found, []).append(tuple(span))
     return keys
 
 
-def _zones(out: dict[str, bytearray], rec: dict[str, list[tuple]], p: str, bags: range, link_gen: int,
+def _kept_bags(bag: list[tuple], gen: list[tuple], bags: range, link_gen: int,
+               *spans: tuple[int, int, int, int]) -> list[tuple[int, tuple | None]]:
+    """(bag, the part of ``spans``' hull within its ranges; None for a global zone) of each zone of
+    ``bags`` that a note in one of ``spans`` plays (as tsf.h selects: the zone's own key and
+    velocity ranges, all keys and velocities without), and the first bag when it is a global zone."""
+    kept: list[tuple[int, tuple | None]] = []
+    for b in bags:
+        if _link_of(gen, bag, b, link_gen) is None:
+            if b == bags[0]:
+                kept.append((b, None))  # the global zone; one elsewhere is ignored by the loader
+            continue
+        own = {oper: (amount & 0xFF, amount >> 8) for oper, amount in (gen[g] for g in range(bag[b][0], bag[b + 1][0]))
+               if oper in (GEN_KEY_RANGE, GEN_VEL_RANGE)}
+        key, vel = own.get(GEN_KEY_RANGE, (0, 127)), own.get(GEN_VEL_RANGE, (0, 127))
+        hits = [(max(s[0], key[0]), min(s[1], key[1]), max(s[2], vel[0]), min(s[3], vel[1])) for s in spans]
+        hits = [h for h in hits if h[0] <= h[1] and h[2] <= h[3]]
+        if hits:
+            kept.append((b, (min(h[0] for h in hits), max(h[1] for h in hits), min(h[2] for h in hits),
+                             max(h[3] for h in hits))))
+    return kept
+
+
+def _link_of(gen: list[tuple], bag: list[tuple], b: int, link_gen: int) -> int | None:
+    return next((gen[g][1] for g in range(bag[b][0], bag[b + 1][0]) if gen[g][0] == link_gen), None)
+
+
+def _zones(out: dict[str, bytearray], rec: dict[str, list[tuple]], p: str, bags: Iterable[int], link_gen: int,
            index: dict[int, int]) -> None:
     """Append the bags ``bags`` of the ``p`` ('p' preset or 'i' instrument) lists with their
     modulators and generators, the ``link_gen`` generator's amount re-indexed by ``index``."""
@@ -176,7 +243,7 @@ def _zones(out: dict[str, bytearray], rec: dict[str, list[tuple]], p: str, bags:
             out[p + "gen"] += struct.pack("<HH", oper, amount)
 
 
-def _samples(data: bytes, shdr: list[tuple], samples: list[int], reach: dict[int, list[int]],
+def _samples(data: memoryview, shdr: list[tuple], samples: list[int], reach: dict[int, list[int]],
              sf3: bool) -> tuple[bytes, list[list]]:
     """The new smpl bytes and shdr rows (lists) of ``samples``, in order."""
     blob, rows, placed = bytearray(), [], {}

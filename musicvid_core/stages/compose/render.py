@@ -5,11 +5,11 @@ tinysoundfont (TinySoundFont, a single-file C synthesizer: ~250x real time, samp
 reads .sf3) when a developer install put it there; midirenderer (RustySynth, ~15x, behind an abi3 wheel
 with no dependencies: what ``pip install musicvid[local]`` brings); pyfluidsynth via pretty_midi
 last (needs the system's libfluidsynth). tinysoundfont's parsed SoundFont -- cut down to the
-presets the segments play (fontsubset.py: TinySoundFont decodes every sample it parses, ~1.27 GB
-for MuseScore General) -- is cached once per process; every render works on its own clones (the
-native copy constructor shares the sample data), because a synthesizer's voices are state that
-threads must not share. midirenderer takes a whole MIDI file and the SoundFont's bytes per call:
-each stem becomes a one-instrument file whose ticks are 48 kHz samples.
+presets the segments play and the zones their notes reach (fontsubset.py: TinySoundFont decodes
+every sample it parses, ~1.27 GB for MuseScore General) -- is cached once per process; every
+render works on its own clones (the native copy constructor shares the sample data), because a
+synthesizer's voices are state that threads must not share. midirenderer takes a whole MIDI file
+and the SoundFont's bytes per call: each stem becomes a one-instrument file whose ticks are 48 kHz samples.
 
 Each instrument is rendered as its own stem and mixed here, because GM SoundFonts are not level-
 matched: in TimGM6mb a harp note is ~18 dB louder than a piano note at the same velocity. Each
@@ -45,6 +45,8 @@ from musicvid_core.domain.errors import ConfigurationError, GenerationError
 from musicvid_core.media import resample
 from musicvid_core.stages.compose import fonts
 from musicvid_core.stages.compose.fonts import BUNDLED, FLUID_R3, MUSESCORE  # noqa: F401  (the names callers use)
+from musicvid_core.stages.compose.fontsubset import covers, hull
+from musicvid_core.stages.compose.onsets import onset_time
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +60,6 @@ MAX_VOICES = 256  # per stem; past it the synth drops the voice furthest into it
 MAX_LEAD_S = 0.08  # the longest onset lag compensated (a pad's swell is not a beat anyway)
 ONSET_PRE_S = 0.1  # silence before the measured note ...
 ONSET_SPAN_S = 0.3  # ... and the length measured (a lead is at most MAX_LEAD_S)
-ONSET_WINDOW_S = 0.093  # STFT window of the onset function (librosa's 2048 samples at 22.05 kHz) ...
-ONSET_LAG_S = 0.0116  # ... and the frame distance its flux differences (its 256-sample hop)
-ONSET_HOP_S = 0.002  # this measurement's hop: 2 ms resolution
-ONSET_RANGE_DB = 30.0  # levels more than this below the note's peak count as the peak less this: in a
-# mix a note is heard when it rises out of the rest; from digital silence the log spectrum jumps
-# the moment the window's edge touches the attack, and every sound would measure as a click
-ONSET_BANDS = 40  # log-spaced from 30 Hz to Nyquist
 RENDERERS = ("tinysoundfont", "midirenderer", "fluidsynth")  # the first that imports renders
 READS_SF3 = {"tinysoundfont", "fluidsynth"}  # RustySynth (midirenderer) reads .sf2 only
 RENDERER_FIX = "pip install midirenderer (it comes with musicvid[local])"
@@ -81,10 +76,15 @@ SUBSET_FONTS = True  # tinysoundfont parses a bank cut down to the presets playe
 SUBSET_TEMPLATES = 2  # parsed subsets kept per process (most recently used); clones keep their own alive
 UNION_PRESETS = 8  # a new preset set is merged into the newest subset up to this many presets: one
 # style's roles (<= 6 presets) are merged, two styles' (a long-lived worker's next job) are not
+KEY_MARGIN = 5  # keys kept either side of what a segment's notes (and the reference notes) play, and
+VELOCITY_STEP = 32  # velocities kept in whole steps of this: the next segment of a plan, in another
+# key or louder, mostly stays inside, so a job parses its subset a few times, not once per segment
+# (each key of margin costs ~2 % more samples; MuseScore General's layers are keys, not velocities)
+REFERENCE_VELOCITY = 100  # the velocity of the level and onset measurements' reference notes
 
 _lock = threading.Lock()
 _templates: dict[str, Any] = {}  # SoundFont path -> parsed tinysoundfont SoundFont (never played)
-_subsets: dict[tuple[str, frozenset], Any] = {}  # (path, {(program, drum)}) -> parsed subset, oldest first
+_subsets: dict[tuple[str, frozenset], Any] = {}  # (path, {(program, drum)}) -> (parsed subset, spans) or None, oldest first
 _bank_sha: dict[tuple, str] = {}  # (path, size, mtime) -> SHA-256 of the bank's bytes
 _font_bytes: dict[str, bytes] = {}  # SoundFont path -> its bytes, read once (midirenderer parses per call)
 _preset_gains: dict[tuple, float] = {}  # (renderer, SoundFont, program, drum, rate) -> linear gain
@@ -204,64 +204,102 @@ def _render_stem(inst: pretty_midi.Instrument, sample_rate: int, n_samples: int,
 
 
 def _prepare_subset(path: Path, pm: pretty_midi.PrettyMIDI) -> None:
-    """Parse (once per process) the subset of ``path`` holding the presets ``pm`` plays, which
-    :func:`_synth` then prefers; built from the bank with its modulators baked in, cached on disk by
-    (bank SHA-256, preset set) (fontsubset.cached). A bank the subsetter cannot read is left whole."""
+    """Parse (once per process) the subset of ``path`` holding the presets ``pm`` plays, with the
+    zones its notes and the reference notes reach, which :func:`_synth` then prefers; built from
+    the bank with its modulators baked in, cached on disk by (bank SHA-256, preset set, spans)
+    (fontsubset.cached). A bank the subsetter cannot read is left whole."""
     if not SUBSET_FONTS or not pm.instruments or renderer() != "tinysoundfont":
         return
+    need: dict[tuple[int, bool], tuple[int, int, int, int]] = {}  # (program, drum) -> keys, velocities
+    for inst in pm.instruments:
+        span, preset = _span(inst.program, inst.is_drum, inst.notes), (inst.program, inst.is_drum)
+        need[preset] = hull(need[preset], span) if preset in need else span
+    _prepare(path, need)
+
+
+def _prepare(path: Path, need: dict[tuple[int, bool], tuple[int, int, int, int]]) -> None:
+    """:func:`_prepare_subset` for ``need`` ((program, drum) -> the keys and velocities played): a
+    subset that holds it, else a new one for it widened (KEY_MARGIN, VELOCITY_STEP) and merged with
+    the newest (presets and spans), which it replaces before it is parsed, so the two are never
+    held at once (if it then fails, those presets play the whole bank)."""
     from tinysoundfont import _tinysoundfont as tsf
 
     from musicvid_core.stages.compose import fontsubset
 
     resolved = path.resolve()
-    want = frozenset((inst.program, inst.is_drum) for inst in pm.instruments)
+    want = frozenset(need)
+    spans = {p: (max(0, s[0] - KEY_MARGIN), min(127, s[1] + KEY_MARGIN), s[2] // VELOCITY_STEP * VELOCITY_STEP,
+                 min(127, s[3] // VELOCITY_STEP * VELOCITY_STEP + VELOCITY_STEP - 1)) for p, s in need.items()}
     with _lock:  # one build per preset set, even with segments rendering in parallel threads
         same = [k for k in _subsets if k[0] == str(resolved) and _subsets[k] is not None]
-        have = next((k for k in reversed(same) if want <= k[1]), None)
-        if have is None and (str(resolved), want) in _subsets:
+        have = next((k for k in reversed(same) if want <= k[1] and covers(_subsets[k][1], need)), None)
+        if have is None and _subsets.get((str(resolved), want), 0) is None:
             have = (str(resolved), want)  # a bank the subsetter could not read: tried once
         if have is not None:
             _subsets[have] = _subsets.pop(have)  # most recently used last
             return
         if same and len(same[-1][1] | want) <= UNION_PRESETS:
-            # a plan's segments play overlapping sets (an intro without drums): one subset of their
-            # union, not one per segment, so its samples are held once
+            # a plan's segments play overlapping sets (an intro without drums) and ranges: one subset of
+            # their union, not one per segment
             want |= same[-1][1]
+            old = _subsets[same[-1]][1]
+            spans = {p: hull(old[p], spans[p]) if p in old and p in spans else old.get(p) or spans[p] for p in want}
         key = (str(resolved), want)
+        for k in same:
+            if k[1] <= want and covers(spans, _subsets[k][1]):
+                del _subsets[k]  # the union holds it (clones in use keep the old one alive)
         try:
             stat = resolved.stat()
             ident = (key[0], stat.st_size, stat.st_mtime_ns)
-            raw = None
             if ident not in _bank_sha:
-                raw = resolved.read_bytes()
-                _bank_sha[ident] = hashlib.sha256(raw).hexdigest()
-
-            def baked() -> bytes:
-                return fonts.baked_bytes(resolved, raw)
-
-            sub = fontsubset.cached(resolved, key[1], baked, f"{_bank_sha[ident]}-v{fonts.BAKE_VELOCITY}")
-            _subsets[key] = tsf.SoundFont(sub.read_bytes())  # baked already: not fonts.load_tsf
+                digest = hashlib.sha256()
+                with resolved.open("rb") as f:  # streamed: the bank is read whole only on a miss
+                    for block in iter(lambda: f.read(1 << 20), b""):
+                        digest.update(block)
+                _bank_sha[ident] = digest.hexdigest()
+            sub = fontsubset.cached(resolved, key[1], lambda: fonts.baked_buffer(resolved),
+                                    f"{_bank_sha[ident]}-v{fonts.BAKE_VELOCITY}", spans=spans)
+            _subsets[key] = (tsf.SoundFont(sub.read_bytes()), spans)  # baked already: not fonts.load_tsf
+            log.info("SoundFont %s: subset of %d presets parsed (%s)", path.name, len(spans), sorted(spans.items()))
         except (OSError, ValueError, RuntimeError, struct.error) as exc:
             log.warning("SoundFont %s: no subset (%s); loading the whole bank", path, exc)
             _subsets[key] = None
-        for k in same:
-            if k[1] <= want and _subsets[key] is not None:
-                del _subsets[k]  # the union holds it (clones in use keep the old one alive)
         while len(_subsets) > SUBSET_TEMPLATES:
             _subsets.pop(next(iter(_subsets)))
 
 
-def _synth(path: Path, sample_rate: int, preset: tuple[int, bool] | None = None) -> Any:
-    """A fresh tinysoundfont synthesizer on the cached, parsed SoundFont: the newest prepared
-    subset of it that holds ``preset`` ((program, drum)), else the whole bank."""
+def _span(program: int, is_drum: bool, notes: list) -> tuple[int, int, int, int]:
+    """(lowest key, highest key, lowest velocity, highest velocity) that ``notes`` of the preset and
+    its reference notes (:func:`_preset_gain`'s, :func:`onset_lead`'s for each note) play."""
+    keys = {n.pitch for n in notes} | {_onset_key(n.pitch, is_drum) for n in notes} | set(_gain_keys(program, is_drum))
+    vels = {n.velocity for n in notes} | {REFERENCE_VELOCITY}
+    return min(keys), max(keys), min(vels), max(vels)
+
+
+def _synth(path: Path, sample_rate: int, preset: tuple[int, bool] | None = None,
+           span: tuple[int, int, int, int] | None = None) -> Any:
+    """A fresh tinysoundfont synthesizer on the cached, parsed SoundFont: the newest prepared subset
+    holding ``preset`` ((program, drum)) and ``span`` (its keys and velocities; one holding only the
+    preset is widened to it: a re-parse), else the whole bank."""
     # The public tinysoundfont.Synth re-parses the file for every synth; the binding's SoundFont
     # copy constructor ("load once, use for multiple independent playbacks") does not.
     from tinysoundfont import _tinysoundfont as tsf
 
     key = str(path.resolve())
+    need = {preset: span} if preset is not None and span is not None else {}
+
+    def newest() -> tuple[Any, bool]:  # (the template that plays it, whether a subset holds the preset)
+        held = [entry for (p, presets), entry in reversed(_subsets.items())
+                if entry is not None and p == key and preset in presets]
+        return next((font for font, spans in held if covers(spans, need)), None), bool(held)
+
+    with _lock:
+        template, held = newest()
+    if template is None and held:  # a note outside the kept keys (a caller that prepared no span)
+        _prepare(path, {preset: span})
     with _lock:  # parsing once, and the clone bumps a shared, non-atomic reference count
-        template = next((font for (p, presets), font in reversed(_subsets.items())
-                         if font is not None and p == key and preset in presets), None)
+        if template is None:
+            template = newest()[0]
         if template is None:
             if key not in _templates:
                 _templates[key] = fonts.load_tsf(Path(key))
@@ -272,9 +310,10 @@ def _synth(path: Path, sample_rate: int, preset: tuple[int, bool] | None = None)
     return synth
 
 
-def _preset_synth(path: Path, program: int, is_drum: bool, sample_rate: int) -> tuple[Any, int]:
-    """A fresh synthesizer with the preset selected, and the channel to play it on."""
-    synth = _synth(path, sample_rate, (program, is_drum))
+def _preset_synth(path: Path, program: int, is_drum: bool, sample_rate: int,
+                  span: tuple[int, int, int, int] | None = None) -> tuple[Any, int]:
+    """A fresh synthesizer with the preset selected (for ``span``: :func:`_synth`), and its channel."""
+    synth = _synth(path, sample_rate, (program, is_drum), span)
     ch = DRUM_CHANNEL if is_drum else 0
     synth.channel_set_preset_number(ch, program, is_drum)
     return synth, ch
@@ -282,7 +321,11 @@ def _preset_synth(path: Path, program: int, is_drum: bool, sample_rate: int) -> 
 
 def _render_stem_tsf(inst: pretty_midi.Instrument, sample_rate: int, n_samples: int, path: Path,
                      aligned: bool) -> np.ndarray:
-    synth, ch = _preset_synth(path, inst.program, inst.is_drum, sample_rate)
+    span = None
+    if inst.notes:
+        keys, vels = [n.pitch for n in inst.notes], [n.velocity for n in inst.notes]
+        span = (min(keys), max(keys), min(vels), max(vels))
+    synth, ch = _preset_synth(path, inst.program, inst.is_drum, sample_rate, span)
     out = np.zeros((n_samples, 2), dtype=np.float32)
     pos = 0
     for sample, action in _events(inst, ch, sample_rate, path if aligned else None):
@@ -388,7 +431,7 @@ def _preset_gain(path: Path, program: int, is_drum: bool, sample_rate: int) -> f
         if key in _preset_gains:
             return _preset_gains[key]
     half = sample_rate // 2
-    notes = [(36, 0), (38, half)] if is_drum else [(40 if 32 <= program <= 39 else 60, 0)]
+    notes = list(zip(_gain_keys(program, is_drum), (0, half)))
     out = _reference(path, program, is_drum, notes, sample_rate, 4 * half)
     block = sample_rate // 20
     mono = out[: len(out) // block * block].mean(axis=1).reshape(-1, block)
@@ -400,11 +443,21 @@ def _preset_gain(path: Path, program: int, is_drum: bool, sample_rate: int) -> f
     return gain
 
 
+def _gain_keys(program: int, is_drum: bool) -> tuple[int, ...]:
+    """The keys of :func:`_preset_gain`'s reference: kick then snare, E2 for a bass, middle C."""
+    return (36, 38) if is_drum else (40 if 32 <= program <= 39 else 60,)
+
+
+def _onset_key(pitch: int, is_drum: bool) -> int:
+    """The key :func:`onset_lead` measures for ``pitch``: itself on a kit, else its octave's middle."""
+    return pitch if is_drum else 12 * (pitch // 12) + 6
+
+
 def onset_lead(path: Path, program: int, is_drum: bool, pitch: int, sample_rate: int) -> float:
     """Seconds a note of this preset is heard after its note-on, beyond a click's (0..MAX_LEAD_S):
     measured once per process per preset and octave (per note for a drum kit, whose notes are
     different sounds) on one isolated note at velocity 100, by :func:`onset_time`."""
-    ref = pitch if is_drum else 12 * (pitch // 12) + 6  # the middle of the note's octave
+    ref = _onset_key(pitch, is_drum)
     key = (renderer(), str(path), program, is_drum, ref, sample_rate)
     with _lock:
         if key in _onset_leads:
@@ -425,35 +478,11 @@ def onset_lead(path: Path, program: int, is_drum: bool, pitch: int, sample_rate:
 
 def _reference(path: Path, program: int, is_drum: bool, notes: list[tuple[int, int]], sample_rate: int,
                n_samples: int) -> np.ndarray:
-    """The preset alone playing ``notes`` ((pitch, start sample), velocity 100, held to the end),
-    as written (no onset alignment): what the measurements above listen to."""
+    """The preset alone playing ``notes`` ((pitch, start sample), REFERENCE_VELOCITY, held to the
+    end), as written (no onset alignment): what the measurements above listen to."""
     inst = pretty_midi.Instrument(program, is_drum=is_drum)
-    inst.notes = [pretty_midi.Note(100, pitch, at / sample_rate, n_samples / sample_rate) for pitch, at in notes]
+    inst.notes = [pretty_midi.Note(REFERENCE_VELOCITY, pitch, at / sample_rate, n_samples / sample_rate) for pitch, at in notes]
     return _render_stem(inst, sample_rate, n_samples, path, aligned=False)
-
-
-def onset_time(mono: np.ndarray, sample_rate: int) -> float:
-    """Time (seconds) of the peak of a spectral-flux onset function of ``mono``: log-power spectra
-    (Hann window ONSET_WINDOW_S, ONSET_BANDS bands, floored ONSET_RANGE_DB below the peak) every
-    ONSET_HOP_S, the mean over bands of the rise since ONSET_LAG_S before, half-wave rectified:
-    the standard onset model of music information retrieval (as librosa's onset_strength), at a
-    finer hop."""
-    n_fft = round(ONSET_WINDOW_S * sample_rate)
-    hop = max(1, round(ONSET_HOP_S * sample_rate))
-    x = np.pad(mono.astype(np.float64), n_fft // 2)
-    frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop] * np.hanning(n_fft)
-    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
-    freqs = np.fft.rfftfreq(n_fft, 1 / sample_rate)
-    edges = np.geomspace(30.0, sample_rate / 2, ONSET_BANDS + 1)
-    band = np.digitize(freqs, edges) - 1
-    ok = (band >= 0) & (band < ONSET_BANDS)
-    bands = np.zeros((power.shape[0], ONSET_BANDS))
-    np.add.at(bands.T, band[ok], power[:, ok].T)
-    db = 10 * np.log10(np.maximum(bands, 1e-10))
-    db = np.maximum(db, db.max() - ONSET_RANGE_DB)
-    lag = max(1, round(ONSET_LAG_S / ONSET_HOP_S))
-    flux = np.maximum(0.0, db[lag:] - db[:-lag]).mean(axis=1)
-    return (int(np.argmax(flux)) + lag) * hop / sample_rate
 
 
 def _render_fluidsynth(pm: pretty_midi.PrettyMIDI, sample_rate: int, n_samples: int,

@@ -16,4 +16,5 @@ peak dBTP, LRA in LU, gain and ducking in dB, seconds).
 - ``container``: the output format (.mp4 .m4v .mov .mkv .webm) and what each input stream becomes in
   it (every stream kept, the main audio track replaced); BadInput for what a format cannot carry.
 - ``presets``: loudness presets (web, apple, broadcast) and ``job_options``.
+- ``sizes``: ``work_bytes``, the disk the stage needs (imports nothing: the run's preflight asks).
 """

@@ -50,6 +50,7 @@ from musicvid_core.stages.mix.filtergraph import (
     source_music_spans,
 )
 from musicvid_core.stages.mix.render import duck_music, render_music
+from musicvid_core.stages.mix.sizes import work_bytes  # noqa: F401  (re-exported: the disk this stage needs)
 
 # Output container per extension (container.FORMATS: .mp4 .m4v .mov .mkv .webm).
 MUXERS = {ext: fmt.muxer for ext, fmt in containers.FORMATS.items()}
@@ -248,18 +249,6 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
                              "duck_db": None if source_db == float("inf") else round(source_db, 2),
                              **source}} if music_spans else {}),
     }
-
-
-def work_bytes(duration_s: float, *, sample_rate: int = 48000, stems: bool = False, sound: bool = True,
-               bitrate_bps: int = 256_000) -> dict[str, int]:
-    """Disk (bytes) compose needs for ``duration_s`` seconds of video beside its output: the float
-    stereo WAVs of its temporary folder (the music bus, premaster and master; with ``sound``, the
-    original bus, the ducked music and its tap; with ``stems``, three more that it keeps) and the scored track
-    the output gains (at ``bitrate_bps``). The output's copy of the video is the caller's to count
-    (about the input's size). 2 h at 48 kHz: 2.8 GB per WAV."""
-    wav = round(duration_s * sample_rate) * 2 * 4
-    count = 3 + (3 if sound else 0) + (3 if stems else 0)
-    return {"work_wavs": count * wav, "scored_track": round(duration_s * bitrate_bps / 8)}
 
 
 def source_depth(*, original_lufs: float, music_lufs: float) -> float:

@@ -5,7 +5,8 @@ is how different ``b`` is from the bar that would have followed (``a + 1``), and
 bar ``b`` follows (``b - 1``): chroma (cosine), timbre (MFCC distance) and level, each over its
 median among all bar pairs; plus a phrase term (a jump that moves the bar's place in a 4-bar
 phrase costs more), a base JUMP, so fewer seams win, and the seam's flux excess over the bar
-line it enters (measured per pair by ``seams.py``, else predicted from the bars' spectra).
+line it enters (measured per pair by ``seams.py``; a pair it did not measure, predicted from the
+bars' spectra).
 
 - **Shorter than the track** (and every stretch of exact length between two fixed bars): a
   Viterbi path over (output bar, source bar) from the first bar (or the bar before the stretch)
@@ -60,7 +61,10 @@ def seam_costs(analysis) -> np.ndarray:
         d += part / (med if med > 1e-9 else 1.0)
     d /= 3.0
     measured = getattr(analysis, "seam_z", None)
-    flux = np.asarray(measured, dtype=float) if measured is not None and len(measured) == n else _flux_z(bars)
+    flux = np.asarray(measured, dtype=float) if measured is not None and len(measured) == n else None
+    if flux is None or not np.isfinite(flux).all():  # not measured (a long track's unlikely seams): predicted
+        predicted = _flux_z(bars)
+        flux = predicted if flux is None else np.where(np.isfinite(flux), flux, predicted)
     c = np.zeros((n, n))
     for a in range(n):
         for b in range(n):
@@ -155,7 +159,7 @@ def arrange(analysis, n_bars: int, *, seed: int = 0) -> list[int]:
     costs = seam_costs(analysis)
     real = analysis.ending.kind == "real" and analysis.ending.bar is not None
     after = analysis.ending.bar if real else None
-    ends = None if real else phrase_end_costs(analysis, body)
+    ends = None if real else phrase_end_costs(analysis, body, costs)
     if n_bars <= body:
         return bridge(costs, n_bars, before=None, after=after, body=body, rng=rng, end_costs=ends)
     parts = blocks(analysis, body)
@@ -232,14 +236,18 @@ def _makes_triple(played: list[int], block: tuple[int, int]) -> bool:
     return False
 
 
-def phrase_end_costs(analysis, body: int) -> np.ndarray:
+def phrase_end_costs(analysis, body: int, costs: np.ndarray | None = None) -> np.ndarray:
     """Per bar, the cost of ending the body there (before a made ending): 0 at the end of a
-    4-bar phrase or of a section, 0.3 elsewhere."""
+    4-bar phrase or of a section, 0.3 elsewhere; with the seam ``costs``, plus the seam into the
+    made ending's bar where the body has no next bar to ring out (edit._made_ending_bar then joins
+    the cheapest one: the last body bar's every seam can be loud, and a free end never saw it)."""
     out = np.full(body, 0.3)
     for sec in analysis.sections:
         for i in range(sec.start, min(sec.end, body)):
             if (i - sec.start + 1) % 4 == 0 or i == min(sec.end, body) - 1:
                 out[i] = 0.0
+    if costs is not None and body >= 1:
+        out[body - 1] += float(np.min(costs[body - 1, :body]))
     return out
 
 

@@ -157,10 +157,7 @@ def make_edit(analysis, n_samples: int, sample_rate: int, *, cuts: list[float] =
     anchors = [Anchor(t, bar=round(t, 6) in strong_set) for t in cuts]
     anchors += [Anchor(t, bar=True) for t in strong if round(t, 6) not in {round(c, 6) for c in cuts}]
     anchors += [Anchor(t, bar=True, hit=True) for t in hits]
-    # the grid stretches nominal beats; a recorded bar longer or shorter than nominal adds its own share
-    lengths = np.array([b.end - b.start for b in analysis.bars[:max(1, analysis.body_bars)]])
-    margin = min(0.02, float(np.max(np.abs(lengths / (meter * beat) - 1))))
-    limit = MAX_STRETCH - 0.002 - margin
+    limit = stretch_limit(analysis)
     grid = fit_grid(anchors, beat_s=beat, meter=meter, pickup=pickup, end=end, max_stretch=limit)
     if pickup and any(a.hit and t is None for a, t in zip(grid.anchors, grid.landed)):
         # the pickup fixes where the bar lines can go; without it a hit may be within reach
@@ -175,6 +172,14 @@ def make_edit(analysis, n_samples: int, sample_rate: int, *, cuts: list[float] =
     return _assemble(edit, analysis)
 
 
+def stretch_limit(analysis) -> float:
+    """The most a grid beat may run off the track's nominal beat (a fraction): MAX_STRETCH less a
+    margin for the recording's own bars, which run longer or shorter than nominal by their share."""
+    lengths = np.array([b.end - b.start for b in analysis.bars[:max(1, analysis.body_bars)]])
+    margin = min(0.02, float(np.max(np.abs(lengths / (analysis.meter * analysis.beat_s) - 1))))
+    return MAX_STRETCH - 0.002 - margin
+
+
 def segment_bars(edit: Edit, bounds: list[float]) -> list[tuple[int, int]]:
     """The output bars (first, end) of each plan segment, ``bounds`` = [0, ..., duration] seconds:
     each inner boundary moves to the nearest bar line. The ending belongs to the last segment."""
@@ -187,10 +192,13 @@ def segment_bars(edit: Edit, bounds: list[float]) -> list[tuple[int, int]]:
     return list(zip(idx[:-1], idx[1:]))
 
 
-def reedit_segment(edit: Edit, analysis, bounds: list[float], index: int, *, seed: int) -> Edit:
+def reedit_segment(edit: Edit, analysis, bounds: list[float], index: int, *, seed: int,
+                   beats: list[float] | None = None) -> Edit:
     """The edit with segment ``index``'s bars chosen again (another ``seed``: other seams, other
     blocks), its first bar and everything outside it kept, so its render is bit-identical outside
-    the segment's samples. Raises BadInput for a segment that does not exist."""
+    the segment's samples. ``beats``: the output's beat grid to play instead of the edit's (seconds;
+    as many beats, the same outside the segment: its bars re-timed, e.g. a bar line moved onto a
+    hit). Raises BadInput for a segment that does not exist or a ``beats`` of another length."""
     spans = segment_bars(edit, bounds)
     if not 0 <= index < len(spans):
         raise BadInput(f"segment {index} does not exist: the plan has {len(spans)}")
@@ -203,7 +211,10 @@ def reedit_segment(edit: Edit, analysis, bounds: list[float], index: int, *, see
     new = bridge(seam_costs(analysis), b - a - 1, before=edit.bars[a], after=after, body=body, rng=rng,
                  avoid=edit.bars[a + 1:b])
     seq = edit.bars[:a + 1] + new + edit.bars[b:]
-    return _assemble(edit.model_copy(update={"bars": seq, "pieces": [], "seed": seed}), analysis)
+    if beats is not None and len(beats) != len(edit.beats):  # the ending's ring reads the mean beat
+        raise BadInput(f"a re-timed segment must keep the edit's {len(edit.beats)} beats, got {len(beats)}")
+    grid = list(edit.beats if beats is None else beats)
+    return _assemble(edit.model_copy(update={"bars": seq, "beats": grid, "pieces": [], "seed": seed}), analysis)
 
 
 # ---------------------------------------------------------------------------------------------

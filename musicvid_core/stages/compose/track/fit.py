@@ -14,13 +14,16 @@ Pure: no I/O (the workflow fetches the track, caches its analysis, stores the Ed
 
 from __future__ import annotations
 
+import contextlib
+import math
 from collections.abc import Sequence
 
 from musicvid_core.domain.errors import BadInput
 from musicvid_core.domain.features import VideoFeatures
 from musicvid_core.domain.plan import _KEY_RE, MusicChoice, Plan
 from musicvid_core.stages.compose.track.analysis import TrackAnalysis
-from musicvid_core.stages.compose.track.edit import Edit, make_edit, reedit_segment, segment_bars
+from musicvid_core.stages.compose.track.edit import MAX_STRETCH, Edit, make_edit, reedit_segment, segment_bars, stretch_limit
+from musicvid_core.stages.compose.track.grid import HIT_SYNC_S, Anchor, _span, fit_grid
 from musicvid_core.stages.plan.timing import STRONG_CUT
 
 HIT_TOLERANCE_S = 0.07  # a cut "on" a beat or bar line: within +-70 ms (as metrics/edit.py measures)
@@ -57,7 +60,13 @@ def fit_plan(plan: Plan, features: VideoFeatures | None, analysis: TrackAnalysis
             raise BadInput("a segment re-roll of a recording needs the edit it starts from")
         if previous.track_sha256 != analysis.sha256 or previous.n_samples != n or previous.sample_rate != sample_rate:
             raise BadInput("the previous edit is of another track, length or rate: regenerate the job whole")
-        edit = _reedit(previous, analysis, [0.0, *(s.end for s in plan.segments)], reroll, seed)
+        edit = _reedit(previous, analysis, [0.0, *(s.end for s in plan.segments)], reroll, seed, plan.hits)
+        fitted = snap_plan(plan, edit, analysis, music)
+        if len(fitted.segments) == len(plan.segments):  # the others' clips are copied: so are their hits
+            fitted = fitted.model_copy(update={"segments": [
+                s if s.index == reroll else s.model_copy(update={"hits": old.hits, "accents": old.accents})
+                for s, old in zip(fitted.segments, plan.segments)]})
+        return fitted, edit
     else:
         cuts, strong = picture_cuts(features, plan.duration, [s.start for s in plan.segments[1:]])
         hits = [h for h in plan.hits if 0 <= h <= plan.duration]
@@ -65,9 +74,14 @@ def fit_plan(plan: Plan, features: VideoFeatures | None, analysis: TrackAnalysis
     return snap_plan(plan, edit, analysis, music), edit
 
 
-def _reedit(previous: Edit, analysis: TrackAnalysis, bounds: list[float], index: int, seed: int) -> Edit:
+def _reedit(previous: Edit, analysis: TrackAnalysis, bounds: list[float], index: int, seed: int,
+            hits: Sequence[float] = ()) -> Edit:
     """``previous`` with segment ``index``'s bars chosen again, every sample outside the segment
     unchanged (so its render, and the clips copied from the previous attempt, stay exact).
+    ``hits`` (seconds): those inside the segment get a bar line each (:func:`refit_beats`: the
+    segment's beats re-timed within the stretch limit); those outside it are not used, as the
+    composer's re-roll does (a whole regeneration takes them). Raises BadInput for a hit inside
+    the segment that no bar line can reach.
 
     A piece's samples depend on its neighbours' joins: one that enters at a seam gets a longer
     pre-roll, and a stretched piece on either side of a seam Rubber Band's finer engine, so a new
@@ -87,19 +101,107 @@ def _reedit(previous: Edit, analysis: TrackAnalysis, bounds: list[float], index:
     def reaching(e: Edit) -> list:
         return [p for p in e.pieces if p.out_end <= lo or p.out_start >= hi or p.out_start - p.fade < lo]
 
+    # the composer's rule: only the hits inside the segment (free time aims at no hit, as make_edit)
+    mine = [] if previous.free_time else sorted(h for h in hits if lo / sr - 1e-3 <= h < hi / sr - 1e-3)
     kept = reaching(previous)
+    narrow = []  # (first, last): the bars re-edited, the segment's first two and last kept where it can
     for head, tail in ((1, 1), (0, 1), (1, 0), (0, 0)):
         first, last = a + (head if a > 0 else 0), b - (tail if b < n_bars else 0)
         if last - first < 2:
             continue
+        narrow.append((first, last))
+        beats = refit_beats(previous, analysis, first, last, mine) if mine else None
+        if mine and beats is None:
+            continue
         inner = list(bounds)
         inner[index], inner[index + 1] = (lines[first] if index else 0.0), (lines[last] if last < n_bars else
                                                                                bounds[index + 1])
-        edit = reedit_segment(previous, analysis, inner, index, seed=seed)
-        if edit.bars != previous.bars and reaching(edit) == kept:
-            return edit
+        edit = reedit_segment(previous, analysis, inner, index, seed=seed, beats=beats)
+        if (edit.bars, edit.beats) != (previous.bars, previous.beats) and reaching(edit) == kept:
+            return _with_hits(edit, previous, mine, lo / sr, hi / sr)
+    if mine:  # name the hit that cannot land even alone, and the bar lines around it
+        alone = [h for h in mine if all(refit_beats(previous, analysis, f, z, [h]) is None for f, z in narrow)]
+        h = (alone or mine)[0]
+        below = max((t for t in lines if t <= h), default=0.0)
+        above = min((t for t in lines if t > h), default=previous.duration)
+        what = (f"the hit at {h:.2f} s cannot get a bar line" if alone or len(mine) == 1 else
+                f"the hits at {', '.join(f'{t:.2f}' for t in mine)} s cannot all get bar lines")
+        raise BadInput(f"{what} in segment {index} of this recording within the {MAX_STRETCH:.0%} stretch limit "
+                       f"(bar lines at {below:.2f} and {above:.2f} s): move it nearer one, or regenerate the job "
+                       "whole with --hit")
     note = f"segment {index}: not re-edited (its bars cannot change without changing its neighbours)"
     return previous.model_copy(update={"notes": previous.notes + [note], "seed": seed})
+
+
+def refit_beats(edit: Edit, analysis: TrackAnalysis, first: int, last: int,
+                hits: Sequence[float]) -> list[float] | None:
+    """The edit's beats with output bars [first, last) re-timed so that each of ``hits`` (seconds)
+    is a bar line (within grid.HIT_SYNC_S), or None where the stretch limit does not allow it. The
+    bar lines ``first`` and ``last`` stay, and so does the number of beats between them: the
+    ending's ring-out reads the edit's mean beat (render.py), and the samples outside the segment
+    must not change. A hit already on a bar line needs nothing; one outside the bars, or too near
+    their ends for a bar of its own, cannot be reached. The grid is fitted as make_edit fits it
+    (the edit's cuts inside on beats, its strong ones on bar lines); where that grid has another
+    number of beats, the bars go evenly between the hits (recorded tempo first, the last beats
+    before each hit stretched)."""
+    m, beat = edit.meter, analysis.beat_s
+    i0, i1 = edit.pickup + first * m, edit.pickup + last * m
+    t0, t1 = edit.beats[i0], edit.beats[i1]
+    lines = edit.bar_lines
+    todo = sorted(h for h in hits if min(abs(h - t) for t in lines) > HIT_SYNC_S)
+    if not todo:
+        return list(edit.beats)
+    if not all(t0 < h < t1 for h in todo):
+        return None
+    limit = stretch_limit(analysis)
+    strong = {round(t, 6) for t in edit.strong}
+    anchors = [Anchor(c - t0, bar=round(c, 6) in strong) for c in edit.cuts if t0 < c < t1]
+    anchors += [Anchor(h - t0, bar=True, hit=True) for h in todo]
+    candidates = []
+    with contextlib.suppress(ValueError):
+        candidates.append(list(fit_grid(anchors, beat_s=beat, meter=m, end=(t1 - t0,) * 3, max_stretch=limit).beats))
+    candidates.append(_even_bars([0.0, *(h - t0 for h in todo), t1 - t0], last - first, m, beat, limit))
+    for grid in candidates:
+        if grid is None or len(grid) != i1 - i0 + 1:
+            continue
+        out = [round(t0 + t, 6) for t in grid]
+        out[0], out[-1] = t0, t1
+        bars = out[::m]
+        on = all(min(abs(h - t) for t in bars) <= HIT_SYNC_S + 1e-6 for h in todo)
+        if on and max(abs((y - x) / beat - 1) for x, y in zip(out, out[1:])) <= limit + 1e-9:
+            return [*edit.beats[:i0], *out, *edit.beats[i1 + 1:]]
+    return None
+
+
+def _even_bars(points: list[float], n_bars: int, meter: int, beat: float, limit: float) -> list[float] | None:
+    """Beats (seconds) from points[0] to points[-1] with a bar line on every point and ``n_bars``
+    bars in all, the bars shared out between the points so that the largest stretch is least
+    (each span: recorded tempo first, the last beats stretched, as the grid does); None when no
+    share keeps within ``limit``."""
+    gaps = [y - x for x, y in zip(points, points[1:])]
+    best: dict[int, tuple[float, list[int]]] = {0: (0.0, [])}
+    for gap in gaps:
+        lo = max(1, math.ceil(gap / (meter * beat * (1 + limit)) - 1e-9))
+        hi = math.floor(gap / (meter * beat * (1 - limit)) + 1e-9)
+        nxt: dict[int, tuple[float, list[int]]] = {}
+        for used, (cost, counts) in best.items():
+            for c in range(lo, min(hi, n_bars - used) + 1):
+                worse = max(cost, abs(gap / (c * meter * beat) - 1))
+                if used + c not in nxt or worse < nxt[used + c][0]:
+                    nxt[used + c] = (worse, [*counts, c])
+        best = nxt
+    if n_bars not in best:
+        return None
+    out = [points[0]]
+    for x, y, c in zip(points, points[1:], best[n_bars][1]):
+        out += _span(x, y, c * meter, beat)[1:]
+    return out
+
+
+def _with_hits(edit: Edit, previous: Edit, hits: list[float], start: float, end: float) -> Edit:
+    """``edit`` listing the previous edit's hits outside [start, end) seconds and ``hits`` inside."""
+    kept = [h for h in previous.hits if not start - 1e-3 <= h < end - 1e-3]
+    return edit.model_copy(update={"hits": sorted([*kept, *hits])})
 
 
 def snap_plan(plan: Plan, edit: Edit, analysis: TrackAnalysis, music: MusicChoice) -> Plan:
