@@ -2,6 +2,7 @@
 
     python bench/track_edit.py                      # every library track + altered ones, 15 s / 60 s / 5 min
     python bench/track_edit.py --tracks 6 --targets 60 300
+    python bench/track_edit.py --names tender_electronic_1 energetic_electronic_s411 --targets 300 --altered 0
 
 For every bundled library track (``immich-memories-music``) and for four altered copies of a few of
 them -- tempo x0.92 and x1.08 (Rubber Band, pitch kept), key +3 semitones, resampled to 32 kHz and
@@ -67,6 +68,8 @@ def altered(path: Path, folder: Path) -> list[Path]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tracks", type=int, default=0, help="library tracks to use (0 = all)")
+    ap.add_argument("--names", nargs="+", default=None,
+                    help="only these library tracks (file stems; cuts and seeds as in a full run)")
     ap.add_argument("--altered", type=int, default=3, help="library tracks to alter (tempo, key, rate, offset)")
     ap.add_argument("--targets", type=float, nargs="+", default=[15.0, 60.0, 300.0])
     ap.add_argument("--cache", default=None, help="analysis cache folder (default: a temporary one)")
@@ -75,6 +78,10 @@ def main() -> None:
     cache = Path(args.cache) if args.cache else tmp / "cache"
     paths = [t.path for t in list_tracks() if t.bundled]
     paths = paths[:args.tracks] if args.tracks else paths
+    # a track's cuts and seed are its index in the full list, so a subset reproduces a full run's rows
+    index = {p: k for k, p in enumerate(paths)}
+    if args.names:
+        paths = [p for p in paths if p.stem in set(args.names)]
     step = max(1, len(paths) // max(1, args.altered))
     paths += [p for src in paths[::step][:args.altered] for p in altered(src, tmp)]
     t0 = time.perf_counter()
@@ -82,7 +89,8 @@ def main() -> None:
         analyse_file(p, cache_dir=cache)
     print(f"{len(paths)} tracks analysed in {time.perf_counter() - t0:.1f} s (cached in {cache})")
     rows, speeds, cpus = [], [], []
-    for k, p in enumerate(paths):
+    for j, p in enumerate(paths):
+        k = index.get(p, j)  # an altered copy: its place in the list, as before
         source = load_track(p, SR)
         a = analyse_file(p, cache_dir=cache)
         flux = bar_line_flux(source, SR, [b.start for b in a.bars])

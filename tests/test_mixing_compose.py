@@ -233,3 +233,40 @@ def test_rotation_is_kept(videos, tmp_path):
     info = run_ffmpeg(["-i", str(out)], check=False).stderr
     assert "rotation of 90.00 degrees" in info and "mov," in info
     assert video_packet_hashes(out) == video_packet_hashes(rotated)
+
+
+def test_the_limited_mix_is_mastered_and_metered_inside_the_final_run(videos, tmp_path, monkeypatch):
+    """Issue 18: no master WAV pass and no separate output meter. The limiter feeds the encoder in
+    the final run, and that run meters the encoded track itself (a loopback decoder): the figures
+    returned are the output file's, true peak included, as an independent decode reads them."""
+    calls = []
+
+    def recording(args, **kw):
+        calls.append(kw.get("what"))
+        return run_ffmpeg(args, **kw)
+
+    monkeypatch.setattr(compose_mod, "run_ffmpeg", recording)
+    plan = make_plan([0, 3.0, 6.0])
+    out = tmp_path / "out.mp4"
+    metrics = compose(videos["tone.mp4"], media_of(videos["tone.mp4"], 2), plan,
+                      write_clips(plan, tmp_path / "clips", kind="hits"), out, stems_dir=tmp_path / "stems")
+    assert metrics["passes"] > 1  # the limiter acted
+    assert "master pass" not in calls and calls.count("compose") == metrics["final_runs"]
+    assert_well_formed(out, videos["tone.mp4"], metrics, -14.0)
+    loud = measure_loudness(out)
+    assert metrics["true_peak_dbtp"] == pytest.approx(loud.true_peak_dbtp, abs=0.1)
+    assert metrics["lra_lu"] == pytest.approx(loud.lra_lu, abs=0.1)
+    master, _ = sf.read(tmp_path / "stems" / "master.wav")  # the limiter's output, as encoded
+    assert len(master) == 6 * SR and 20 * np.log10(np.max(np.abs(master))) <= -1.0
+
+
+def test_an_encoded_overshoot_lowers_the_limiter_and_runs_again(videos, tmp_path, monkeypatch):
+    """The ceiling set right at the target: the peaks AAC adds put the encoded track over it, which
+    only a meter of the encoded audio sees; the final run is repeated with a lower ceiling."""
+    monkeypatch.setattr(compose_mod, "LIMITER_MARGIN_DB", 0.0)
+    plan = make_plan([0, 3.0, 6.0])
+    out = tmp_path / "out.mp4"
+    metrics = compose(videos["tone.mp4"], media_of(videos["tone.mp4"], 2), plan,
+                      write_clips(plan, tmp_path / "clips", kind="hits"), out)
+    assert metrics["final_runs"] > 1 and metrics["limit_dbfs"] < -1.0
+    assert measure_loudness(out).true_peak_dbtp <= -1.0

@@ -6,9 +6,10 @@ main audio track replaced by one mastered to a target in LUFS under a true-peak 
 exactly as long as the video, every other stream kept) and a metrics dict (integrated LUFS, true
 peak dBTP, LRA in LU, gain and ducking in dB, seconds).
 
-- ``compose``: ``compose(...)``, the whole mix: a measuring pass under speech, the premaster, the
-  master, one remux. Raises MixError for a missing video or clip, a clip count that does not match
-  the plan, or a failed ffmpeg run (with its reason); MediaToolError past its time budget.
+- ``compose``: ``compose(...)``, the whole mix: a measuring pass under speech, the premaster, then
+  one remux that masters, encodes and meters the encoded track in the same ffmpeg run. Raises
+  MixError for a missing video or clip, a clip count that does not match the plan, or a failed
+  ffmpeg run (with its reason); MediaToolError past its time budget.
 - ``filtergraph``: the ffmpeg ``-filter_complex`` graph as pure strings (clips, ducking, masters).
 - ``render``: the music bus summed in numpy, block by block (each clip added only where it plays),
   and the ducking gain applied in numpy: one music input for every ffmpeg pass, whatever the

@@ -10,18 +10,22 @@ pass below has two inputs (music, the video's sound) whatever the number of segm
 1. Premaster pass, audio only: the mix (music + original sound) through ffmpeg's ebur128 meter into a
    float WAV in a temporary folder next to ``out``. Make-up gain = target - measured; silence (below
    -60 LUFS) gets no gain at all.
-2. Only when the limiter will act (the measured true peak plus the gain reaches its ceiling): master
-   passes read the premaster WAV, apply gain + limiter, meter the result and write it as the master
-   WAV, correcting the gain until it is within 0.2 LU of the target (limiting lowers loudness, so
-   the first correction assumes 1 LU per dB and later ones use the slope measured between passes).
-   Otherwise the chain is linear and the gain is applied in the final run.
-3. Final run: video packets copied, the master (or the premaster with its gain) encoded to AAC (Opus
-   in WebM) in place of the main audio track, every other stream kept (container.py), cut to the
-   video's end, written to a temporary file.
-4. The temporary file is measured (loudness, durations) in one run by the independent meters of
-   :mod:`musicvid_core.metrics`. If AAC encoding pushed the true peak over the target anyway, a
-   master pass with the limiter's ceiling lowered by the overshoot and the final run are repeated.
-   Then it is renamed over ``out`` and the measured figures are returned.
+2. Only when the limiter will act (the measured true peak plus the gain reaches its ceiling): the
+   gain is fitted on cheap probes (the limiter at the mix rate, written nowhere), then the master
+   chain (gain, true-peak limiter at 4x the rate) runs inside the final run, feeding the encoder;
+   when the output is not within 0.2 LU of the target the gain is corrected and the final run
+   repeated (limiting lowers loudness, so the first correction assumes 1 LU per dB and later ones
+   use the slope measured between runs). Otherwise the chain is linear: the gain alone, in the
+   final run. No master WAV is written (issue 18: that pass was a whole read and write of the mix).
+3. Final run: video packets copied, the premaster through its gain (and limiter) encoded to AAC
+   (Opus in WebM) in place of the main audio track, every other stream kept (container.py), cut to
+   the video's end, written to a temporary file. The same run decodes the encoded packets it muxes
+   (a loopback decoder) through the ebur128 meter: the loudness and true peak of the output's
+   audio, not of the signal before the encoder, so the inter-sample peaks AAC adds are seen.
+4. The temporary file's durations are measured (a packet scan, the audio decoded). If AAC encoding
+   pushed the true peak over the target anyway, the final run is repeated with the limiter's
+   ceiling lowered by the overshoot. Then it is renamed over ``out`` and the measured figures are
+   returned.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from musicvid_core.domain.plan import SPEECH_CLEARANCE_LU, Plan
 from musicvid_core.media import PROXY_DECODE_ARGS, run_ffmpeg
 from musicvid_core.metrics.loudness import EBUR128_FILTER, LoudnessReport, parse_ebur128_summary
 from musicvid_core.metrics.speech import loudness_over, speech_music_difference
-from musicvid_core.metrics.streams import framehash, measure_output
+from musicvid_core.metrics.streams import framehash, stream_durations
 from musicvid_core.stages.mix import container as containers
 from musicvid_core.stages.mix.filtergraph import (
     GraphInputs,
@@ -56,12 +60,12 @@ from musicvid_core.stages.mix.sizes import work_bytes  # noqa: F401  (re-exporte
 MUXERS = {ext: fmt.muxer for ext, fmt in containers.FORMATS.items()}
 SILENCE_GATE_LUFS = -60.0  # below this the mix is (near) silence: raising it would only raise noise
 LOUDNESS_TOLERANCE_LU = 0.2
-MAX_CORRECTIONS = 4  # gain corrections after the first master pass; a pass costs ~1% of the duration
+MAX_CORRECTIONS = 4  # gain corrections after the first mastered final run (each an AAC encode)
 MAX_STEP_DB = 12.0  # a single gain correction never moves further than this
 # The limiter's ceiling starts this far under the true-peak target: AAC encoding adds inter-sample
 # peaks the limiter cannot see, and going back from 4x to 1x the rate adds a little more.
 LIMITER_MARGIN_DB = 1.0
-# Master passes are skipped when the peak after gain stays this far under the limiter's ceiling:
+# The limiter is left out when the peak after gain stays this far under the limiter's ceiling:
 # the limiter then never acts, the chain is linear and the premaster pass plus the gain is exact.
 LIMITER_HEADROOM_DB = 0.1
 MAX_PEAK_RETRIES = 2  # final runs repeated with a lower ceiling when the encoded peak overshoots
@@ -124,10 +128,11 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
 
     Returns the output's measured metrics: container (container.StreamPlan.summary: format and each
     stream's fate), duration_s (video stream), audio_duration_s (decoded samples), integrated_lufs,
-    true_peak_dbtp, lra_lu (decoded output, ebur128), gain_db (make-up gain applied),
-    premaster_lufs, target_lufs, passes (audio-only passes run: the premaster pass and the master
-    passes), final_runs (1, more when AAC pushed the true peak over the target and the limiter was
-    lowered), limit_dbfs (the limiter's final ceiling), compose_s (wall seconds), stems (name ->
+    true_peak_dbtp, lra_lu (the encoded audio decoded, ebur128), gain_db (make-up gain applied),
+    premaster_lufs, target_lufs, passes (the premaster pass plus the final runs mastered through the
+    limiter), final_runs (1, more when the limited output missed the loudness target or AAC pushed
+    the true peak over its target and the limiter was lowered), limit_dbfs (the limiter's final
+    ceiling), compose_s (wall seconds), stems (name ->
     path) when asked, and with speech under sound: duck_db (the depth used) and speech_music
     (metrics.speech.speech_music_difference on the bus stems). Raises MixError when an input is
     missing or ffmpeg fails, BadInput when the format cannot carry the video's streams; no partial
@@ -153,7 +158,7 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
         # Everything temporary lives in one hidden folder next to ``out`` (same file system, so the
         # final rename is atomic) and goes with it whatever happens.
         with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as work:
-            premaster_wav, master_wav = Path(work, "premaster.wav"), Path(work, "master.wav")
+            premaster_wav = Path(work, "premaster.wav")
             tmp = Path(work, "out" + out.suffix)
             total = samples(media.duration, sample_rate)
             # The clips summed once, in numpy (render.py): every pass below reads one music input.
@@ -190,43 +195,47 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
                 speech_music = speech_music_difference(dry["original"], bus_stems["music"], plan.speech,
                                                        unducked_music=dry["music"])
 
-            def master(gain_db: float) -> LoudnessReport:
-                return _master_pass(premaster_wav, master_wav, gain_db, limit_db=limit_db,
-                                    total=total, sample_rate=sample_rate, timeout=remaining())
-
             def probe(gain_db: float) -> LoudnessReport:
                 return _probe_pass(premaster_wav, gain_db, limit_db=limit_db, total=total,
                                    sample_rate=sample_rate, timeout=remaining())
 
+            offset, runs = _landing(video, media, streams, timeout=remaining()), []
+
+            def final(gain_db: float, limiter: bool = True) -> LoudnessReport:
+                """One final run, the premaster through ``gain_db`` (and the limiter at the ceiling
+                of the moment, ``limit_db``); the output's audio as metered in that run."""
+                chain = master_chain(gain_db, limit_db=limit_db, sample_rate=sample_rate, total=total) if limiter else None
+                runs.append(_final_run(video, premaster_wav, tmp, gain_db=None if limiter else gain_db, chain=chain,
+                                       master_stem=stems.get("master"), media=media, streams=streams,
+                                       timeout=remaining(), offset=offset,
+                                       audio_bitrate=PREVIEW_AUDIO_BITRATE if preview else audio_bitrate,
+                                       preview=preview, picture=picture))
+                return runs[-1]
+
             if preview:
-                # One estimate, no metered master pass: the gain from the premaster's loudness and the
-                # limiter run inside the final encode. Off by what the limiter takes (a few tenths of
-                # a LU on a music mix); the output is metered below all the same.
+                # One estimate, no gain fitting: the gain from the premaster's loudness and the limiter
+                # run inside the final encode. Off by what the limiter takes (a few tenths of a LU on a
+                # music mix); the output is metered all the same.
                 gain = 0.0 if premaster.integrated_lufs <= SILENCE_GATE_LUFS else target_lufs - premaster.integrated_lufs
-                passes, limited = 1, False
+                passes = 1
+                final(gain)
             else:
-                gain, passes = _fit_gain(master, premaster, target_lufs=target_lufs, limit_db=limit_db,
+                # ``final`` is the metered master: each of _fit_gain's calls is a final run, the last
+                # one with the gain returned. A linear chain needs none of them: one run, gain only.
+                gain, passes = _fit_gain(final, premaster, target_lufs=target_lufs, limit_db=limit_db,
                                          probe=probe)
-                limited = passes > 1  # the master WAV holds the mastered mix at ``gain``
-            final_runs, offset = 0, _landing(video, media, streams, timeout=remaining())
-            while True:
-                inline = master_chain(gain, limit_db=limit_db, sample_rate=sample_rate, total=total) if preview else None
-                _final_run(video, master_wav if limited else premaster_wav, tmp,
-                           gain_db=None if limited else gain, chain=inline, master_stem=stems.get("master"),
-                           media=media, streams=streams, timeout=remaining(), offset=offset,
-                           audio_bitrate=PREVIEW_AUDIO_BITRATE if preview else audio_bitrate,
-                           preview=preview, picture=picture)
-                final_runs += 1
-                loudness, durations = measure_output(tmp, timeout=remaining(),
-                                                     audio=streams.mix_audio_ordinal)
-                overshoot = loudness.true_peak_dbtp - true_peak_dbtp
-                if overshoot <= 0 or final_runs > MAX_PEAK_RETRIES:
+                if passes == 1:
+                    final(gain, limiter=False)
+            for _ in range(MAX_PEAK_RETRIES):
+                overshoot = runs[-1].true_peak_dbtp - true_peak_dbtp
+                if overshoot <= 0:
                     break
                 limit_db -= overshoot + PEAK_RETRY_EXTRA_DB
-                if not preview:
-                    master(gain)
-                    passes += 1
-                    limited = True
+                final(gain)
+                passes += 0 if preview else 1
+            loudness = runs[-1]
+            durations = stream_durations(tmp, timeout=remaining(), audio=streams.mix_audio_ordinal)
+            final_runs = len(runs)
             os.replace(tmp, out)
     except MediaToolError as exc:
         raise MixError(f"mixing failed: {exc.message}", **{"video": str(video), **exc.context}) from exc
@@ -286,10 +295,11 @@ def _check_inputs(video: Path, plan: Plan, clips: list[Path]) -> None:
 def _fit_gain(meter: Callable[[float], LoudnessReport], premaster: LoudnessReport, *, target_lufs: float,
               limit_db: float, probe: Callable[[float], LoudnessReport] | None = None) -> tuple[float, int]:
     """The make-up gain in dB that brings the mastered mix to ``target_lufs``, and the number of
-    audio-only passes run (premaster pass included). ``meter(gain)`` masters the mix with ``gain``
-    and meters it; when it ran, its last call was with the gain returned. ``probe(gain)``, when
-    given, is a cheap estimate of the same (the limiter at the mix rate, ~4x cheaper): the gain is
-    fitted on it first, so ``meter`` usually runs once, to write and check (issue 18)."""
+    passes run (premaster pass included). ``meter(gain)`` masters the mix with ``gain`` and meters
+    it (compose: a final run, metered on its encoded output); when it ran, its last call was with
+    the gain returned. ``probe(gain)``, when given, is a cheap estimate of the same (the limiter at
+    the mix rate, ~4x cheaper): the gain is fitted on it first, so ``meter`` usually runs once, to
+    write and check (issue 18)."""
     if premaster.integrated_lufs <= SILENCE_GATE_LUFS:
         return 0.0, 1
     gain = target_lufs - premaster.integrated_lufs
@@ -358,21 +368,13 @@ def _premaster_pass(video: Path, media: MediaInfo, plan: Plan, music: Path, dest
     return parse_ebur128_summary(proc.stderr)
 
 
-def _master_pass(premaster: Path, dest: Path, gain_db: float, *, limit_db: float, total: int,
-                 sample_rate: int, timeout: float) -> LoudnessReport:
-    """Master the premaster WAV (gain, true-peak limiter) into ``dest`` and meter the result."""
-    chain = master_chain(gain_db, limit_db=limit_db, sample_rate=sample_rate, total=total)
-    proc = run_ffmpeg(["-y", "-i", str(premaster), "-af", f"{chain},{EBUR128_FILTER}",
-                       *_wav_args(dest)], timeout=timeout, what="master pass")
-    return parse_ebur128_summary(proc.stderr)
-
-
 def _probe_pass(premaster: Path, gain_db: float, *, limit_db: float, total: int, sample_rate: int,
                 timeout: float) -> LoudnessReport:
     """The master chain's loudness, cheaply: the limiter at the mix rate (sample peaks, not 4x
     oversampled) and a meter without true peak, written nowhere. Measured on 15 minutes of pink
-    noise: 1.5 s of CPU against 7.4 for a master pass, its loudness 0.1 LU above the oversampled
-    chain's (which then corrects it, when it must, by one more pass)."""
+    noise: 1.5 s of CPU against 7.4 for the oversampled chain with its meter, its loudness 0.1 LU
+    above the oversampled chain's (which the final run then corrects, when it must, by one more
+    run)."""
     chain = master_chain(gain_db, limit_db=limit_db, sample_rate=sample_rate, total=total, limiter_rate=sample_rate)
     proc = run_ffmpeg(["-nostats", "-i", str(premaster), "-af", f"{chain},ebur128", "-f", "null", "-"],
                       timeout=timeout, what="gain probe")
@@ -409,14 +411,19 @@ def _landing(video: Path, media: MediaInfo, streams: containers.StreamPlan, *, t
 def _final_run(video: Path, audio: Path, dest: Path, *, gain_db: float | None, master_stem: Path | None,
                media: MediaInfo, streams: containers.StreamPlan, audio_bitrate: str, timeout: float,
                offset: float = 0.0, preview: bool = False, picture: Path | None = None,
-               chain: str | None = None) -> None:
+               chain: str | None = None) -> LoudnessReport:
     """Mux: every stream of ``video`` as ``streams`` plans it (the picture's packets copied), the WAV
     ``audio`` encoded in place of the main audio track (with ``gain_db`` applied first when given:
-    the linear case, where no master WAV was written; or the filter ``chain``, a preview's whole
-    mastering, instead). The WAV's sample 0 is placed ``offset`` seconds into the output (where
-    the first shown frame lands: ``media.start``) and everything ends with the last frame. No
-    mixing happens here. A stream the muxer still refuses is BadInput (one line), like the formats
-    container.choose refuses."""
+    the linear case; or the filter ``chain``, the whole mastering, instead). The WAV's sample 0 is
+    placed ``offset`` seconds into the output (where the first shown frame lands: ``media.start``)
+    and everything ends with the last frame. No mixing happens here.
+
+    Returns the loudness (LUFS, LU) and true peak (dBTP) of the encoded track: a loopback decoder
+    (``-dec``) decodes the very packets the muxer writes and feeds them to ebur128 in the same run,
+    so the check sees what AAC did to the peaks (the decoder drops the encoder's priming; it keeps
+    the last frame's padding, a few ms past the end: a peak there counts too). Raises
+    MediaToolError when ffmpeg fails; a stream the muxer still refuses is BadInput (one line), like
+    the formats container.choose refuses."""
     chain = [chain] if chain else [f"volume={db(gain_db)}"] if gain_db is not None else []
     filters: list[str] = []
     mix = "1:a:0"
@@ -435,14 +442,19 @@ def _final_run(video: Path, audio: Path, dest: Path, *, gain_db: float | None, m
                                       bitrate=audio_bitrate, fast=preview, reencode=reencode,
                                       end_s=offset + media.duration)
     stem_args = ["-map", "[stem_master]", *_wav_args(master_stem)] if master_stem is not None else []
+    # Output 0's scored track, decoded again as it was encoded, metered into a null output.
+    meter = ["-dec", f"0:{streams.mix_position}", "-filter_complex", f"[dec:0]{EBUR128_FILTER}[meter]",
+             "-map", "[meter]", "-f", "null", "-"]
     try:
-        run_ffmpeg(["-y", *inputs, *filters, *out_args, str(dest), *stem_args], timeout=timeout, what="compose")
+        proc = run_ffmpeg(["-y", *inputs, *filters, *out_args, str(dest), *stem_args, *meter], timeout=timeout,
+                          what="compose")
     except MediaToolError as exc:
         tail = str(exc.context.get("stderr_tail", ""))
         if any(marker in tail for marker in _REFUSED_BY_MUXER):
             raise BadInput(f"{streams.format.label} ({streams.format.ext}) cannot carry one of the video's streams "
                            f"({exc.message.split(': ', 1)[-1]}): write .mkv or .mov instead") from None
         raise
+    return parse_ebur128_summary(proc.stderr)
 
 
 # What a muxer says of a stream it cannot hold (container.py's tables missed it).
