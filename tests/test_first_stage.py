@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -169,13 +168,15 @@ def _copy_first(monkeypatch) -> list:
     """The copy made in full before the checks begin (it runs beside them; this makes it certain),
     one entry a copy in the list returned."""
     started = []
+    real = preflight._copy_beside
 
-    def start(self):
-        threading.Thread.start(self)
-        self.join()
-        started.append(self.uri)
+    def copy_beside(*args):
+        copy = real(*args)
+        copy.exception()  # waits for it
+        started.append(copy.result() if copy.exception() is None else None)
+        return copy
 
-    monkeypatch.setattr(preflight._Copy, "start", start)
+    monkeypatch.setattr(preflight, "_copy_beside", copy_beside)
     return started
 
 
@@ -215,7 +216,7 @@ def test_the_copy_in_flight_is_not_counted_against_the_free_disk(services, trimm
 
 
 def test_what_needs_no_probe_is_refused_before_any_copy(services, trimmed, tmp_path, monkeypatch):
-    monkeypatch.setattr(preflight._Copy, "start", lambda self: pytest.fail("copied before an instant refusal"))
+    monkeypatch.setattr(preflight, "_copy_beside", lambda *a: pytest.fail("copied before an instant refusal"))
     with pytest.raises(BadInput, match="is the input itself"):
         check_and_upload(services, trimmed.path, trimmed.path, options=JobOptions(), user=services.settings.user)
     with pytest.raises(BadInput, match="no such file"):
@@ -228,7 +229,7 @@ def test_what_needs_no_probe_is_refused_before_any_copy(services, trimmed, tmp_p
 
 def test_a_copy_that_would_not_fit_waits_for_the_checks(services, trimmed, tmp_path, monkeypatch):
     monkeypatch.setattr(preflight.shutil, "disk_usage", lambda path: type("Usage", (), {"free": 1000})())
-    monkeypatch.setattr(preflight._Copy, "start", lambda self: pytest.fail("copied before the checks"))
+    monkeypatch.setattr(preflight, "_copy_beside", lambda *a: pytest.fail("copied before the checks"))
     with pytest.raises(BadInput, match="not enough free disk space"):
         check_and_upload(services, trimmed.path, tmp_path / "o.mp4", options=JobOptions(container="mp4"),
                          user=services.settings.user)

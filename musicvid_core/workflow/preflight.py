@@ -20,8 +20,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from musicvid_core.domain.errors import BadInput, MediaToolError, UnsupportedMedia
@@ -96,12 +96,12 @@ def check_and_upload(services: Services, video: Path, out: Path | None, *, optio
 
     local = _check_paths(services, video, out)
     free = _free_for_copy(services, video)
-    copy = _Copy(services, upload_file, video, user) if free is not None else None
+    copy = _copy_beside(services, upload_file, video, user) if free is not None else None
     try:
         need = _check_media(services, local, out, options, free or {})
     except BaseException:
         if copy is not None:
-            copy.discard()
+            _discard(services, copy)
         raise
     return (copy.result() if copy is not None else upload_file(services, video, user)), need
 
@@ -125,32 +125,20 @@ def _free_for_copy(services: Services, video: Path) -> dict[int, int] | None:
     return {store.stat().st_dev: free} if size * DISK_MARGIN <= free else None
 
 
-class _Copy(threading.Thread):
-    """``upload(services, video, user)`` in a thread: its URI, or the error it raised, once joined."""
+def _copy_beside(services: Services, upload: Callable[..., str], video: Path, user: str) -> Future:
+    """``upload(services, video, user)`` started in a thread: its URI, or the error it raised, from the
+    future's result()."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="musicvid-input-copy")
+    try:
+        return pool.submit(upload, services, video, user)
+    finally:
+        pool.shutdown(wait=False)  # the one task runs on; nothing else is queued
 
-    def __init__(self, services: Services, upload: Callable[..., str], video: Path, user: str) -> None:
-        super().__init__(name="musicvid-input-copy", daemon=True)
-        self.services, self.upload, self.video, self.user = services, upload, video, user
-        self.uri: str | None = None
-        self.error: BaseException | None = None
-        self.start()
 
-    def run(self) -> None:
-        try:
-            self.uri = self.upload(self.services, self.video, self.user)
-        except BaseException as exc:  # raised in the caller's thread by result()
-            self.error = exc
-
-    def result(self) -> str:
-        self.join()
-        if self.error is not None:
-            raise self.error
-        return self.uri
-
-    def discard(self) -> None:
-        self.join()
-        if self.uri is not None:
-            self.services.objects.delete(self.services.objects.key_from_uri(self.uri))
+def _discard(services: Services, copy: Future) -> None:
+    """Wait for the copy and delete what it stored (nothing when it failed: the refusal is the error)."""
+    if copy.exception() is None:
+        services.objects.delete(services.objects.key_from_uri(copy.result()))
 
 
 def _check_out(services: Services, video: Path, out: Path | None) -> None:

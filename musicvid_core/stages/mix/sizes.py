@@ -7,10 +7,11 @@ from __future__ import annotations
 def work_bytes(duration_s: float, *, sample_rate: int = 48000, stems: bool = False, sound: bool = True,
                bitrate_bps: int = 256_000) -> dict[str, int]:
     """Disk (bytes) compose needs for ``duration_s`` seconds of video beside its output: the float
-    stereo WAVs of its temporary folder (the music bus, premaster and master; with ``sound``, the
+    stereo WAVs of its temporary folder (the music bus and the premaster: the master is no file, it
+    streams into the encoder; with ``sound``, the
     original bus, the ducked music and its tap; with ``stems``, three more that it keeps) and the scored track
     the output gains (at ``bitrate_bps``). The output's copy of the video is the caller's to count
     (about the input's size). 2 h at 48 kHz: 2.8 GB per WAV."""
     wav = round(duration_s * sample_rate) * 2 * 4
-    count = 3 + (3 if sound else 0) + (3 if stems else 0)
+    count = 2 + (3 if sound else 0) + (3 if stems else 0)
     return {"work_wavs": count * wav, "scored_track": round(duration_s * bitrate_bps / 8)}

@@ -15,7 +15,6 @@ Pure: no I/O (the workflow fetches the track, caches its analysis, stores the Ed
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Sequence
 
 from musicvid_core.domain.errors import BadInput
@@ -23,7 +22,7 @@ from musicvid_core.domain.features import VideoFeatures
 from musicvid_core.domain.plan import _KEY_RE, MusicChoice, Plan
 from musicvid_core.stages.compose.track.analysis import TrackAnalysis
 from musicvid_core.stages.compose.track.edit import MAX_STRETCH, Edit, make_edit, reedit_segment, segment_bars, stretch_limit
-from musicvid_core.stages.compose.track.grid import HIT_SYNC_S, Anchor, _span, fit_grid
+from musicvid_core.stages.compose.track.grid import HIT_SYNC_S, Anchor, even_bars, fit_grid
 from musicvid_core.stages.plan.timing import STRONG_CUT
 
 HIT_TOLERANCE_S = 0.07  # a cut "on" a beat or bar line: within +-70 ms (as metrics/edit.py measures)
@@ -160,7 +159,7 @@ def refit_beats(edit: Edit, analysis: TrackAnalysis, first: int, last: int,
     candidates = []
     with contextlib.suppress(ValueError):
         candidates.append(list(fit_grid(anchors, beat_s=beat, meter=m, end=(t1 - t0,) * 3, max_stretch=limit).beats))
-    candidates.append(_even_bars([0.0, *(h - t0 for h in todo), t1 - t0], last - first, m, beat, limit))
+    candidates.append(even_bars([0.0, *(h - t0 for h in todo), t1 - t0], last - first, m, beat, limit))
     for grid in candidates:
         if grid is None or len(grid) != i1 - i0 + 1:
             continue
@@ -171,31 +170,6 @@ def refit_beats(edit: Edit, analysis: TrackAnalysis, first: int, last: int,
         if on and max(abs((y - x) / beat - 1) for x, y in zip(out, out[1:])) <= limit + 1e-9:
             return [*edit.beats[:i0], *out, *edit.beats[i1 + 1:]]
     return None
-
-
-def _even_bars(points: list[float], n_bars: int, meter: int, beat: float, limit: float) -> list[float] | None:
-    """Beats (seconds) from points[0] to points[-1] with a bar line on every point and ``n_bars``
-    bars in all, the bars shared out between the points so that the largest stretch is least
-    (each span: recorded tempo first, the last beats stretched, as the grid does); None when no
-    share keeps within ``limit``."""
-    gaps = [y - x for x, y in zip(points, points[1:])]
-    best: dict[int, tuple[float, list[int]]] = {0: (0.0, [])}
-    for gap in gaps:
-        lo = max(1, math.ceil(gap / (meter * beat * (1 + limit)) - 1e-9))
-        hi = math.floor(gap / (meter * beat * (1 - limit)) + 1e-9)
-        nxt: dict[int, tuple[float, list[int]]] = {}
-        for used, (cost, counts) in best.items():
-            for c in range(lo, min(hi, n_bars - used) + 1):
-                worse = max(cost, abs(gap / (c * meter * beat) - 1))
-                if used + c not in nxt or worse < nxt[used + c][0]:
-                    nxt[used + c] = (worse, [*counts, c])
-        best = nxt
-    if n_bars not in best:
-        return None
-    out = [points[0]]
-    for x, y, c in zip(points, points[1:], best[n_bars][1]):
-        out += _span(x, y, c * meter, beat)[1:]
-    return out
 
 
 def _with_hits(edit: Edit, previous: Edit, hits: list[float], start: float, end: float) -> Edit:

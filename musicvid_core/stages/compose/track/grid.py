@@ -125,6 +125,31 @@ def _span(t0: float, t1: float, k: int, beat_s: float) -> list[float]:
     return out
 
 
+def even_bars(points: list[float], n_bars: int, meter: int, beat: float, limit: float) -> list[float] | None:
+    """Beats (seconds) from points[0] to points[-1] with a bar line on every point and ``n_bars``
+    bars in all, the bars shared out between the points so that the largest stretch is least
+    (each span: recorded tempo first, the last beats stretched, as the grid does); None when no
+    share keeps within ``limit``."""
+    gaps = [y - x for x, y in zip(points, points[1:])]
+    best: dict[int, tuple[float, list[int]]] = {0: (0.0, [])}
+    for gap in gaps:
+        nxt: dict[int, tuple[float, list[int]]] = {}
+        for used, (cost, counts) in best.items():
+            for c in _beat_counts(gap, meter * beat, limit):  # bars in this gap, fewest first
+                if used + c > n_bars:
+                    break
+                worse = max(cost, abs(gap / (c * meter * beat) - 1))
+                if used + c not in nxt or worse < nxt[used + c][0]:
+                    nxt[used + c] = (worse, [*counts, c])
+        best = nxt
+    if n_bars not in best:
+        return None
+    out = [points[0]]
+    for x, y, c in zip(points, points[1:], best[n_bars][1]):
+        out += _span(x, y, c * meter, beat)[1:]
+    return out
+
+
 def _beat_counts(gap: float, beat_s: float, max_stretch: float, gap_hi: float | None = None) -> range:
     """Whole beat counts that a gap of ``gap`` seconds (or any gap up to ``gap_hi``) can hold."""
     lo = max(1, math.ceil(gap / (beat_s * (1 + max_stretch)) - 1e-9))
