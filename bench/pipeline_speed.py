@@ -113,6 +113,7 @@ class TreeRSS(threading.Thread):
 
         self.root, self.every, self.peak, self.done = psutil.Process(pid), every, 0.0, threading.Event()
         self.pss, self.peak_pss = pss, 0.0
+        self.stage, self.by_stage = "start", {}  # the stage the reader last saw, and each one's peak
 
     def run(self) -> None:
         import psutil
@@ -139,6 +140,7 @@ class TreeRSS(threading.Thread):
             except psutil.Error:
                 break
             self.peak = max(self.peak, total / 2**20)
+            self.by_stage[self.stage] = max(self.by_stage.get(self.stage, 0.0), total / 2**20)
             self.peak_pss = max(self.peak_pss, shared / 2**20)
             time.sleep(self.every)
 
@@ -158,6 +160,7 @@ def run_cli(video: Path, out: Path, home: str, pss: bool = False) -> dict:
         for label, name in STAGES.items():
             if line.rstrip().endswith(f"{label} …") and name not in dict(marks):
                 marks.append((name, time.perf_counter() - t0))
+                rss.stage = name
     proc.wait()
     wall = time.perf_counter() - t0
     rss.done.set()
@@ -170,7 +173,7 @@ def run_cli(video: Path, out: Path, home: str, pss: bool = False) -> dict:
     if marks and marks[0][0] == "start":
         stages["start"] = ends[0]
     return {"wall_s": wall, "first_stage_s": marks[0][1], "stages_s": stages, "peak_rss_mb": rss.peak,
-            "peak_pss_mb": rss.peak_pss}
+            "peak_pss_mb": rss.peak_pss, "stage_rss_mb": rss.by_stage}
 
 
 def help_s() -> float:
@@ -188,7 +191,10 @@ def bench(seconds: float, runs: int, rss_only: bool) -> dict:
             results.append(run_cli(video, out, home, pss=rss_only))
         if rss_only:
             return {"input_s": seconds, "peak_rss_mb": max(r["peak_rss_mb"] for r in results),
-                    "peak_pss_mb": max(r["peak_pss_mb"] for r in results)}
+                    "peak_pss_mb": max(r["peak_pss_mb"] for r in results),
+                    "runs_rss_mb": [r["peak_rss_mb"] for r in results],
+                    "stage_rss_mb": {k: max(r["stage_rss_mb"].get(k, 0.0) for r in results)
+                                     for k in STAGES.values()}}
         aac = statistics.median(aac_s(out) for _ in range(runs))
     decode = statistics.median(decode_s(video) for _ in range(runs))
     limit = decode if seconds <= 120 else decode + aac
@@ -213,7 +219,8 @@ def main() -> None:
     if args.rss_only:
         for r in rows:
             print(f"{r['input_s']:>6.0f} s input: peak of the process tree: RSS {r['peak_rss_mb']:.0f} MB, "
-                  f"PSS {r['peak_pss_mb']:.0f} MB")
+                  f"PSS {r['peak_pss_mb']:.0f} MB; runs {', '.join(f'{x:.0f}' for x in r['runs_rss_mb'])} MB; "
+                  "by stage " + ", ".join(f"{k} {v:.0f}" for k, v in r["stage_rss_mb"].items()))
     else:
         print(f"{'input':>7} {'decode':>7} {'aac':>6} {'limit':>6} {'start':>6} {'analyse':>8} {'compose':>8} "
               f"{'mix':>6} {'exit':>5} {'e2e':>7} {'ratio':>6} {'1st stage':>9} {'peak RSS':>9}")

@@ -324,6 +324,11 @@ class MusicGenerator(Protocol):
         exactly ``plan.clip_samples(index, sample_rate)`` long. Raises GenerationError or
         TransientBackendError."""
 
+    def release(self) -> None:
+        """Let go of what is kept for the next ``generate`` (a parsed SoundFont, a plan's cached
+        clips), which builds it again. The mix step calls this, so the mixer does not run beside the
+        composer's working set (issue 18)."""
+
 
 class AsyncMusicGenerator(Protocol):
     """Renders segments on a queue the workflow polls (SageMaker async inference): ``submit`` once,

@@ -63,6 +63,15 @@ class Services:
                 self._cache[key] = load_plugin(registry, kind, name)(self.settings)
             return self._cache[key]
 
+    def release_generators(self) -> None:
+        """:meth:`MusicGenerator.release` on every synchronous generator built so far (none is built
+        for this): the mix step calls it once the segments are rendered."""
+        with self._lock:
+            built = [backend for (kind, _name), backend in self._cache.items() if kind == "generator"]
+        for backend in built:
+            if not getattr(backend, "is_async", False):
+                backend.release()
+
     def warm(self) -> None:
         """Import and build the configured backends now. The embedded runner calls this in a
         background thread while the analysis decodes the video, so the generator's imports

@@ -219,7 +219,7 @@ def test_fifty_tokens_per_second_plus_the_delay_pattern_gives_exact_seconds(tiny
 
 
 @pytest.mark.slow
-def test_pipeline_with_the_local_musicgen_generator(services, short_video, tiny, tmp_path):
+def test_pipeline_with_the_local_musicgen_generator(services, short_video, tiny, tmp_path, monkeypatch):
     """The real workflow with --generator musicgen-local built by the registry from a saved folder:
     every segment from one batched call, the Map's iterations served from it, a mastered output."""
     from musicvid_core.domain import Status
@@ -232,10 +232,17 @@ def test_pipeline_with_the_local_musicgen_generator(services, short_video, tiny,
     services.settings = services.settings.model_copy(update={
         "generator": "musicgen-local", "musicgen_model_dir": tmp_path / "m", "musicgen_device": "cpu",
         "musicgen_threads": 1})
+    from musicvid_core.adapters.model.musicgen_local import LocalMusicGenGenerator
+
+    batches = []
+    batch = LocalMusicGenGenerator.generate_all
+    monkeypatch.setattr(LocalMusicGenGenerator, "generate_all",
+                        lambda self, plan, seed: batches.append(len(plan.segments)) or batch(self, plan, seed))
     uri = service.upload_file(services, short_video.path, "tester")
     job = service.run(services, service.submit_new(services, uri, "calm piano", "tester"))
     assert job.status == Status.COMPLETED, job.error
     gen = services.generator
     plan = services.objects.get_json(services.objects.key_from_uri(job.plan_url))
-    assert gen.name == "musicgen-local" and len(gen._cache[1]) == len(plan["segments"])
+    # every segment came from one batch, and the mix step let the batch go (MusicGenerator.release)
+    assert gen.name == "musicgen-local" and batches == [len(plan["segments"])] and gen._cache is None
     assert abs(measure_loudness(service.output_path(services, job)).integrated_lufs + 14) <= 1.0

@@ -3,6 +3,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
+import pytest
+
 from musicvid_core.settings import Settings
 from musicvid_core.workflow import runner
 
@@ -36,3 +42,82 @@ def test_a_map_without_a_limit_gets_the_cap():
     assert states["M"]["MaxConcurrency"] == 3
     assert states["M"]["ItemProcessor"]["States"]["Inner"]["MaxConcurrency"] == 3
     assert states["P"]["Branches"][0]["States"]["B"]["MaxConcurrency"] == 3
+
+
+_HEAP = """
+import sys, numpy as np
+from musicvid_core.bootstrap import build_services
+build_services()
+def rss():
+    return int(open("/proc/self/status").read().split("VmRSS:")[1].split()[0]) // 1024
+big = np.ones(8 << 20, np.uint8); del big   # a freed 8 MB block: glibc's own threshold slides up to it
+base = rss()
+keep, arrays = [], []
+for _ in range(60):
+    arrays.append(np.ones(2 << 20, np.uint8))  # 120 MB in 2 MB blocks
+    keep.append(np.ones(64 << 10, np.uint8))   # smaller blocks between them pin the heap
+arrays.clear()
+print(rss() - base)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+@pytest.mark.parametrize("threshold_kb,given_back", [(None, True), ("0", False)])
+def test_freed_buffers_go_back_to_the_system(tmp_path, threshold_kb, given_back):
+    """The composition root fixes glibc's mmap threshold (Settings.mmap_threshold_kb, 256 KiB): a
+    segment's freed multi-MB buffers leave the process instead of staying in malloc's arenas (peak RSS
+    433-469 -> 309-332 MB on 1 and 15 minutes; docs/speed.md). With 0, glibc's sliding threshold
+    keeps them: the test can tell the two apart."""
+    if not (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc"):
+        pytest.skip("not glibc")
+    env = {**os.environ, "MUSICVID_HOME": str(tmp_path)}
+    env.pop("MUSICVID_MMAP_THRESHOLD_KB", None)
+    if threshold_kb is not None:
+        env["MUSICVID_MMAP_THRESHOLD_KB"] = threshold_kb
+    kept = int(subprocess.run([sys.executable, "-c", _HEAP], env=env, capture_output=True, text=True,
+                              check=True).stdout.split()[-1])
+    assert (kept < 20) == given_back, f"{kept} MB of 120 MB freed still resident"
+
+
+def test_the_mix_step_lets_the_composer_s_soundfont_go(services, short_video, monkeypatch):
+    """The segments are rendered before the mix: the mix step asks the generators to release what
+    they keep (MusicGenerator.release), so the mixer and ffmpeg do not run beside ~90 MB of parsed
+    samples (issue 18: the 60-minute peak was the mix stage's)."""
+    from musicvid_core.domain import Status
+    from musicvid_core.stages.compose import render
+    from musicvid_core.workflow import submit as service
+
+    released = []
+    real = render.release_fonts
+
+    def release():
+        released.append(len([entry for entry in render._subsets.values() if entry is not None]))
+        real()
+
+    monkeypatch.setattr("musicvid_core.stages.compose.procedural.release_fonts", release)
+    uri = service.upload_file(services, short_video.path, "tester")
+    job = service.run(services, service.submit_new(services, uri, "warm acoustic", "tester"))
+    assert job.status == Status.COMPLETED, job.error
+    if render.renderer() == "tinysoundfont":
+        assert released and released[0] >= 1 and not render._subsets  # a subset was held, and let go
+    else:
+        assert released
+
+
+def test_only_synchronous_generators_are_released(services):
+    calls = []
+
+    class Sync:
+        is_async = False
+
+        def release(self):
+            calls.append("sync")
+
+    class Async:
+        is_async = True
+
+    services._cache[("generator", "a")] = Sync()
+    services._cache[("generator", "b")] = Async()
+    services._cache[("planner", "c")] = Sync()
+    services.release_generators()
+    assert calls == ["sync"]

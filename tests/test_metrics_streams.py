@@ -14,7 +14,7 @@ from musicvid_core.metrics import (
     video_packet_hashes,
     video_packet_pts,
 )
-from musicvid_core.metrics.streams import measure_output, parse_framemd5
+from musicvid_core.metrics.streams import StreamTimes, measure_output, parse_framemd5
 
 FRAMEMD5 = """#format: frame checksums
 #version: 2
@@ -43,6 +43,21 @@ def test_parse_framemd5():
     assert audio.packets[0].md5 == "386f8e2a2b239bb8080caa5663289302"  # side data ignored
     assert audio.start_s == pytest.approx(-1024 / 48000)
     assert audio.total_duration_s == pytest.approx(1280 / 48000)
+
+
+def test_the_duration_columns_read_what_the_packets_read():
+    """stream_durations keeps two int64 columns per stream instead of every Packet (issue 18: ~150 MB
+    of objects for a 60-minute output); start, span and total read the same from either, an edit
+    list's hidden packet (F=0x4) included, and lines read from a file (with their newlines) parse
+    as the text does."""
+    hidden = FRAMEMD5 + "0,        512,       -512,      512,      900, 0a0a, F=0x4\n"
+    full, cols = parse_framemd5(hidden), parse_framemd5(hidden.splitlines(keepends=True), StreamTimes)
+    for i in (0, 1):
+        for prop in ("start_s", "span_s", "total_duration_s"):
+            assert getattr(cols[i], prop) == getattr(full[i], prop), (i, prop)
+        assert cols[i].media_type == full[i].media_type and cols[i].time_base == full[i].time_base
+    assert cols[0].hidden == full[0].hidden == 1 and list(cols[0].pts) == [0, 1024, 512]
+    assert cols[0].start_s == 0.0 and full[0].total_duration_s == pytest.approx(1536 / 12800)
 
 
 @pytest.fixture(scope="module")

@@ -195,3 +195,42 @@ def test_musescore_piano_is_not_muffled_under_tinysoundfont():
     audio = render._render_stem(inst, 48000, 4 * 48000, fonts.MUSESCORE, aligned=False)
     # its 2-6 kHz band read -50 dB (re the whole band) with the modulators ignored; FluidR3's piano -9
     assert region_levels(spectral_balance(audio, 48000))["presence"] > -25
+
+
+class _Reads(dict):
+    """A stem mapping that counts how often each stem is read and how many are out at once."""
+
+    def __init__(self, stems):
+        super().__init__(stems)
+        self.reads: dict[str, int] = {}
+
+    def __getitem__(self, name):
+        self.reads[name] = self.reads.get(name, 0) + 1
+        return super().__getitem__(name)
+
+
+def test_the_mix_reads_each_stem_once_in_name_order():
+    """render.lazy_stems renders a stem when it is read (issue 18: one stem held at a time), so the
+    mix must read each stem exactly once; the result is the one a plain dict gives."""
+    stems = {"snare": clicks(every=1.0), "bass": noise(seed=1), "kick": clicks(every=0.5), "pad": noise(seed=4)}
+    counted = _Reads(stems)
+    a = production.produce(counted, SR, mix_for("rock"), bpm=100, kicks=[0.25, 0.75], seed=3)
+    assert counted.reads == dict.fromkeys(stems, 1)
+    assert a.tobytes() == production.produce(dict(stems), SR, mix_for("rock"), bpm=100, kicks=[0.25, 0.75],
+                                             seed=3).tobytes()
+
+
+def test_lazy_stems_render_what_render_stems_renders():
+    if render.renderer() != "tinysoundfont":
+        pytest.skip("per-stem rendering is tinysoundfont's or midirenderer's")
+    pm = pretty_midi.PrettyMIDI()
+    for program, drum, name in ((0, False, "chords"), (33, False, "bass"), (0, True, "drums"), (4, False, "chords")):
+        inst = pretty_midi.Instrument(program, is_drum=drum, name=name)
+        inst.notes = [pretty_midi.Note(90, (36 + 2 * i) if drum else 48 + i, 0.25 * i, 0.25 * i + 0.3) for i in range(6)]
+        pm.instruments.append(inst)
+    eager = render.render_stems(pm, SR, SR * 2, fonts.BUNDLED)
+    lazy = render.lazy_stems(pm, SR, SR * 2, fonts.BUNDLED)
+    assert list(lazy) == list(eager) and "chords" in lazy and "kick" in lazy  # two instruments in one stem
+    for name in eager:
+        assert lazy[name].dtype == np.float32 and lazy[name].tobytes() == eager[name].tobytes()
+    assert lazy["chords"] is not lazy["chords"]  # rendered on each read, held by nobody

@@ -198,6 +198,9 @@ def test_the_check_fails_for_an_adapter_that_breaks_its_port():
         def generate(self, plan, index, seed):
             return None
 
+        def release(self):
+            return None
+
     class NoTag:
         name, is_async, sample_rate, poll_s = "y", True, 48000, 5
 

@@ -18,8 +18,10 @@ timestamps and durations).
 from __future__ import annotations
 
 import itertools
-import subprocess
+import tempfile
+from array import array
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -63,11 +65,13 @@ class StreamScan:
         """How many packets an edit list hides."""
         return sum(1 for p in self.packets if not p.shown)
 
+    def add(self, dts: int, pts: int, duration: int, size: int, md5: str, flags: int) -> None:
+        self.packets.append(Packet(dts=dts, pts=pts, duration=duration, size=size, md5=md5, flags=flags))
+
     @property
     def start_s(self) -> float:
         """Seconds: the earliest presentation time of a shown packet."""
-        shown = self.shown
-        return float(min(p.pts for p in shown) * self.time_base) if shown else 0.0
+        return _start_s([p.pts for p in self.shown], self.time_base)
 
     @property
     def span_s(self) -> float:
@@ -78,11 +82,7 @@ class StreamScan:
         stream's most common pts step, i.e. one frame.
         """
         shown = self.shown
-        if not shown:
-            return 0.0
-        step = _typical_step(shown)
-        end = max(p.pts + (p.duration or step) for p in shown)
-        return float((end - min(p.pts for p in shown)) * self.time_base)
+        return _span_s([p.pts for p in shown], [p.duration for p in shown], self.time_base)
 
     @property
     def total_duration_s(self) -> float:
@@ -90,40 +90,90 @@ class StreamScan:
         return float(sum(p.duration for p in self.packets) * self.time_base)
 
 
-def _typical_step(packets: list[Packet]) -> int:
-    pts = sorted(p.pts for p in packets)
-    steps = Counter(b - a for a, b in itertools.pairwise(pts) if b > a)
+@dataclass
+class StreamTimes:
+    """What :class:`StreamScan`'s start_s, span_s and total_duration_s read, without the packets: the
+    shown packets' pts and durations as two int64 columns and the sum of every packet's duration.
+    A 60-minute file has ~260,000 packets; as Packet objects with their text they held ~150 MB during
+    the output's duration scan (issue 18), as columns 4 MB."""
+
+    media_type: str
+    time_base: Fraction
+    pts: array = field(default_factory=lambda: array("q"))
+    durations: array = field(default_factory=lambda: array("q"))
+    total: int = 0
+    hidden: int = 0
+
+    def add(self, dts: int, pts: int, duration: int, size: int, md5: str, flags: int) -> None:
+        self.total += duration
+        if flags & DISCARD:
+            self.hidden += 1
+        else:
+            self.pts.append(pts)
+            self.durations.append(duration)
+
+    @property
+    def start_s(self) -> float:
+        return _start_s(self.pts, self.time_base)
+
+    @property
+    def span_s(self) -> float:
+        return _span_s(self.pts, self.durations, self.time_base)
+
+    @property
+    def total_duration_s(self) -> float:
+        return float(self.total * self.time_base)
+
+
+def _start_s(pts: Sequence[int], time_base: Fraction) -> float:
+    return float(min(pts) * time_base) if len(pts) else 0.0
+
+
+def _span_s(pts: Sequence[int], durations: Sequence[int], time_base: Fraction) -> float:
+    """StreamScan.span_s over the shown packets' ``pts`` and ``durations`` (0: one typical step)."""
+    if not len(pts):
+        return 0.0
+    step = _typical_step(pts)
+    end = max(p + (d or step) for p, d in zip(pts, durations))
+    return float((end - min(pts)) * time_base)
+
+
+def _typical_step(pts: Iterable[int]) -> int:
+    ordered = sorted(pts)
+    steps = Counter(b - a for a, b in itertools.pairwise(ordered) if b > a)
     return steps.most_common(1)[0][0] if steps else 0
 
 
-def parse_framemd5(text: str) -> dict[int, StreamScan]:
-    """Parse ffmpeg framemd5 (version 2) output into one StreamScan per output stream index."""
-    streams: dict[int, StreamScan] = {}
-    for line in text.splitlines():
+def parse_framemd5(text: str | Iterable[str], scan: type = StreamScan) -> dict:
+    """Parse ffmpeg framemd5 (version 2) output (the text, or its lines) into one ``scan`` per output
+    stream index: a StreamScan (every packet), or StreamTimes (only what durations need)."""
+    streams: dict = {}
+    for line in text.splitlines() if isinstance(text, str) else text:
+        line = line.rstrip("\r\n")
         if line.startswith("#tb "):
             idx, tb = line[4:].split(":", 1)
-            streams.setdefault(int(idx), StreamScan("", Fraction(0))).time_base = Fraction(tb.strip())
+            streams.setdefault(int(idx), scan("", Fraction(0))).time_base = Fraction(tb.strip())
         elif line.startswith("#media_type "):
             idx, kind = line[12:].split(":", 1)
-            streams.setdefault(int(idx), StreamScan("", Fraction(0))).media_type = kind.strip()
+            streams.setdefault(int(idx), scan("", Fraction(0))).media_type = kind.strip()
         elif line and not line.startswith("#"):
             # stream, dts, pts, duration, size, hash[, side data ...]
             f = [x.strip() for x in line.split(",")]
             dts, pts = int(f[1]), int(f[2])
             flags = next((int(x[4:], 16) for x in f[6:] if x.startswith("F=0x")), 0)
-            streams[int(f[0])].packets.append(
-                Packet(dts=dts, pts=dts if pts == _NOPTS else pts, duration=int(f[3]), size=int(f[4]),
-                       md5=f[5], flags=flags))
+            streams[int(f[0])].add(dts, dts if pts == _NOPTS else pts, int(f[3]), int(f[4]), f[5], flags)
     return streams
 
 
 def framehash(path: str | Path, args: list[str], timeout: float, what: str,
-              muxer: str = "framemd5") -> tuple[dict[int, StreamScan], str]:
+              muxer: str = "framemd5", scan: type = StreamScan) -> tuple[dict, str]:
     """Run a framehash muxer (framemd5, or framecrc: same lines, a cheaper checksum) over ``path``;
-    returns the parsed scans and ffmpeg's stderr."""
-    proc = run_ffmpeg(["-i", str(path), *args, "-f", muxer, "-"], timeout=timeout, what=what,
-                      stdout=subprocess.PIPE)
-    return parse_framemd5(proc.stdout.decode("utf-8", "replace")), proc.stderr
+    returns the parsed scans (``scan``: as :func:`parse_framemd5`) and ffmpeg's stderr. The lines
+    go to a temporary file and are parsed one at a time: never the whole text in memory."""
+    with tempfile.TemporaryFile() as out:
+        proc = run_ffmpeg(["-i", str(path), *args, "-f", muxer, "-"], timeout=timeout, what=what, stdout=out)
+        out.seek(0)
+        return parse_framemd5((line.decode("utf-8", "replace") for line in out), scan), proc.stderr
 
 
 def scan_video_packets(path: str | Path, *, timeout: float = DEFAULT_TIMEOUT_S) -> StreamScan:
@@ -159,7 +209,7 @@ def stream_durations(path: str | Path, *, timeout: float = DEFAULT_TIMEOUT_S, au
     """
     # The trailing "?" makes each map optional, so one run serves files without either stream.
     scans, _ = framehash(path, ["-map", "0:v:0?", "-map", f"0:a:{audio}?", *_DURATION_CODECS], timeout,
-                          "stream duration scan", muxer="framecrc")
+                          "stream duration scan", muxer="framecrc", scan=StreamTimes)
     return _durations(scans)
 
 
@@ -173,7 +223,8 @@ def measure_output(path: str | Path, *, timeout: float = DEFAULT_TIMEOUT_S,
     Raises MediaToolError when the file cannot be read or has no such audio stream.
     """
     scans, stderr = framehash(path, ["-map", "0:v:0?", "-map", f"0:a:{audio}", "-af", EBUR128_FILTER,
-                                      *_DURATION_CODECS], timeout, "output meter", muxer="framecrc")
+                                      *_DURATION_CODECS], timeout, "output meter", muxer="framecrc",
+                          scan=StreamTimes)
     return parse_ebur128_summary(stderr), _durations(scans)
 
 
@@ -182,7 +233,7 @@ def measure_output(path: str | Path, *, timeout: float = DEFAULT_TIMEOUT_S,
 _DURATION_CODECS = ["-c:v", "copy", "-c:a", "pcm_s16le"]
 
 
-def _durations(scans: dict[int, StreamScan]) -> dict:
+def _durations(scans: dict[int, StreamTimes]) -> dict:
     by_type = {s.media_type: s for s in scans.values()}
     video, audio = by_type.get("video"), by_type.get("audio")
     return {

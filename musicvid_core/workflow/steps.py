@@ -274,6 +274,7 @@ def av_operator(event: dict, services: Services) -> dict:
     from musicvid_core.stages.mix.compose import PREVIEW_SAMPLE_RATE, compose
 
     job = _enter(services, _job_for(event, services), Stage.MIX)
+    services.release_generators()  # the segments are rendered: the composer's SoundFont is not needed here
     settings = services.settings
     plan = load_plan(services, job)
     media = load_features(services, job).media

@@ -110,6 +110,11 @@ class LocalMusicGenGenerator:
                 self._cache = (digest, self.generate_all(plan, seed))
             return self._cache[1][index]
 
+    def release(self) -> None:
+        """Let go of the plan's cached clips (the model stays loaded: it is what is slow to build)."""
+        with self._lock:
+            self._cache = None
+
     def generate_all(self, plan: Plan, seed: int) -> list[np.ndarray]:
         """Every segment's clip from one batched ``generate`` call (pieces of long segments
         included), in segment order."""

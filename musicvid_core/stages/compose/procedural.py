@@ -16,7 +16,7 @@ from musicvid_core.stages.compose.composer import compose_arranged
 from musicvid_core.stages.compose.fx import finish
 from musicvid_core.stages.compose.mixes import mix_for
 from musicvid_core.stages.compose.production import produce
-from musicvid_core.stages.compose.render import find_soundfont, render_stems
+from musicvid_core.stages.compose.render import find_soundfont, lazy_stems, release_fonts
 from musicvid_core.stages.plan.prompt import resolve_style
 
 KICKS = (35, 36)  # GM drum notes of the kick: the house pump's key
@@ -47,11 +47,16 @@ class ProceduralGenerator:
         """The segment's MIDI rendered as stems and produced by its style's mix (production.py),
         float32 (n, 2) at ``rate`` Hz, unnormalised. ``noise_seed`` seeds the vinyl noise;
         ``sections`` ((start s, end s, Section) per bar) set the fader rides."""
-        stems = render_stems(midi, rate, n, self.soundfont)
+        stems = lazy_stems(midi, rate, n, self.soundfont)  # rendered as the mix reads them
         kicks = [note.start for inst in midi.instruments if inst.is_drum for note in inst.notes
                  if note.pitch in KICKS]
         return produce(stems, rate, mix_for(resolve_style(seg.style, seg.prompt).name), bpm=seg.bpm,
                        kicks=kicks, seed=noise_seed, ride=ride_gain(list(sections), n, rate) if sections else None)
+
+    def release(self) -> None:
+        """Let go of the parsed SoundFont subsets (render.release_fonts); the next segment parses
+        its subset again from the disk cache."""
+        release_fonts()
 
     def generate(self, plan: Plan, index: int, seed: int) -> np.ndarray:
         """Segment ``index`` of ``plan`` as float32 (samples, 2) at ``sample_rate`` Hz, exactly

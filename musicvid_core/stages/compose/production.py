@@ -67,23 +67,33 @@ def produce(stems: Mapping[str, np.ndarray], sample_rate: int, mix: Mix, *, bpm:
     time, the pump's release); ``kicks``: kick times, seconds (the pump's key); ``seed``: the vinyl
     noise; ``ride``: a linear gain per sample (n) applied to the mix before the master bus (the
     arrangement's fader rides). Returns float32 (n, 2), unnormalised (fx.finish sets the level).
-    Raises ValueError for stems of different lengths."""
-    lengths = {a.shape[0] for a in stems.values()}
-    if len(lengths) > 1:
-        raise ValueError(f"stems of different lengths: {sorted(lengths)}")
-    n = lengths.pop() if lengths else 0
-    if n == 0:
+    Raises ValueError for stems of different lengths.
+
+    Each stem is read once, in name order, and let go once its strip has played: ``stems`` may render
+    on read (render.lazy_stems), so one stem is held at a time; the buses are let go as they are
+    summed (issue 18: a 16-second segment's peak fell from 72 to ~35 MB)."""
+    names = sorted(stems)  # a fixed order: float sums are order-dependent
+    if not names:
         return np.zeros((0, 2), np.float32)
     sr = sample_rate
     beat_s = 60.0 / bpm
-    music = np.zeros((2, n), np.float32)
-    drums = np.zeros((2, n), np.float32)
-    reverb_send = np.zeros((2, n), np.float32)
-    delay_send = np.zeros((2, n), np.float32)
-    pump = _pump(kicks, n, sr, mix.pump_db, beat_s) if mix.pump_db > 0 and len(kicks) else None
-    for name in sorted(stems):  # a fixed order: float sums are order-dependent
+    n = music = drums = reverb_send = delay_send = pump = None
+    for name in names:
+        stem = stems[name]
+        if n is None:
+            n = stem.shape[0]
+            if n == 0:
+                return np.zeros((0, 2), np.float32)
+            music = np.zeros((2, n), np.float32)
+            drums = np.zeros((2, n), np.float32)
+            reverb_send = np.zeros((2, n), np.float32)
+            delay_send = np.zeros((2, n), np.float32)
+            pump = _pump(kicks, n, sr, mix.pump_db, beat_s) if mix.pump_db > 0 and len(kicks) else None
+        elif stem.shape[0] != n:
+            raise ValueError(f"stems of different lengths: {sorted({n, stem.shape[0]})}")
         strip = mix.strips.get(name) or BASE.get(name) or Strip()
-        y = _strip(np.ascontiguousarray(stems[name].T, dtype=np.float32), sr, strip)
+        y = _strip(np.ascontiguousarray(stem.T, dtype=np.float32), sr, strip)
+        del stem
         if strip.pump and pump is not None:
             y *= pump
         (drums if name in DRUM_STEMS else music)[:] += y
@@ -91,13 +101,19 @@ def produce(stems: Mapping[str, np.ndarray], sample_rate: int, mix: Mix, *, bpm:
             reverb_send += y * np.float32(strip.reverb)
         if strip.delay:
             delay_send += y * np.float32(strip.delay)
+        del y
+    del pump
     if mix.glue is not None and drums.any():
         drums = _board([_compressor(mix.glue)])(drums, sr)
-    out = music + drums
+    out = music
+    out += drums
+    del music, drums
     if reverb_send.any():
         out += _reverb(reverb_send, sr, mix) * np.float32(mix.reverb_return)
+    del reverb_send
     if delay_send.any():
         out += _delay(delay_send, sr, mix, beat_s)
+    del delay_send
     if ride is not None:
         out *= ride[:n]
     if mix.exciter_db is not None:

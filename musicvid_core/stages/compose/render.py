@@ -35,6 +35,7 @@ import logging
 import struct
 import threading
 import wave
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -161,20 +162,49 @@ def render_stems(pm: pretty_midi.PrettyMIDI, sample_rate: int, n_samples: int,
     kit comes as one stem per DRUM_GROUPS group (``kick``, ``snare``, ...; ``perc`` for the rest),
     so each can be placed and processed. Without a per-stem renderer (pyfluidsynth) there is one
     stem, ``mix``. Raises as :func:`render_midi`."""
+    return dict(lazy_stems(pm, sample_rate, n_samples, soundfont).items())
+
+
+def lazy_stems(pm: pretty_midi.PrettyMIDI, sample_rate: int, n_samples: int,
+               soundfont: str | Path) -> Mapping[str, np.ndarray]:
+    """:func:`render_stems` as a mapping that renders a stem when it is read and keeps none: a mixer
+    that reads each stem once holds one at a time, not all of them (issue 18: a 16-second segment's
+    six stems are 24 MB at 32 kHz, and two segments render at once). The same samples as
+    :func:`render_stems` (the same parts, summed in the same order)."""
     if renderer() in (None, "fluidsynth"):
         return {"mix": _render_fluidsynth(pm, sample_rate, n_samples, soundfont)}
     path = Path(soundfont)
-    stems: dict[str, np.ndarray] = {}
     _prepare_subset(path, pm)
-    try:
-        for inst in pm.instruments:
-            gain = np.float32(_cc7_gain(inst) * _preset_gain(path, inst.program, inst.is_drum, sample_rate))
+    return _LazyStems(pm, sample_rate, n_samples, path)
+
+
+class _LazyStems(Mapping):
+    """Stem name -> float32 (n, 2), rendered on each read (:func:`lazy_stems`)."""
+
+    def __init__(self, pm: pretty_midi.PrettyMIDI, sample_rate: int, n_samples: int, path: Path) -> None:
+        self.sample_rate, self.n_samples, self.path = sample_rate, n_samples, path
+        self.parts: dict[str, list[tuple[pretty_midi.Instrument, pretty_midi.Instrument]]] = {}
+        for inst in pm.instruments:  # instrument order: a stem's parts are summed as render_stems did
             for name, part in _parts(inst):
-                audio = _render_stem(part, sample_rate, n_samples, path) * gain
-                stems[name] = stems[name] + audio if name in stems else audio
-    except (RuntimeError, ValueError, OSError) as exc:
-        raise GenerationError(f"SoundFont rendering failed: {exc}", soundfont=str(soundfont)) from exc
-    return stems
+                self.parts.setdefault(name, []).append((inst, part))
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        path, sr, n = self.path, self.sample_rate, self.n_samples
+        stem = None
+        try:
+            for inst, part in self.parts[name]:
+                gain = np.float32(_cc7_gain(inst) * _preset_gain(path, inst.program, inst.is_drum, sr))
+                audio = _render_stem(part, sr, n, path) * gain
+                stem = audio if stem is None else stem + audio
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise GenerationError(f"SoundFont rendering failed: {exc}", soundfont=str(path)) from exc
+        return stem
+
+    def __iter__(self):
+        return iter(self.parts)
+
+    def __len__(self) -> int:
+        return len(self.parts)
 
 
 def _parts(inst: pretty_midi.Instrument) -> list[tuple[str, pretty_midi.Instrument]]:
@@ -266,6 +296,16 @@ def _prepare(path: Path, need: dict[tuple[int, bool], tuple[int, int, int, int]]
             _subsets[key] = None
         while len(_subsets) > SUBSET_TEMPLATES:
             _subsets.pop(next(iter(_subsets)))
+
+
+def release_fonts() -> None:
+    """Drop the parsed SoundFonts this process keeps (subsets and whole banks): ~90 MB of samples
+    for a plan's subset, freed once the synthesizers cloned from them are gone. The presets' gains
+    and onset lags stay cached; the next render parses its subset again (from fontsubset's disk
+    cache: no rebuild)."""
+    with _lock:
+        _subsets.clear()
+        _templates.clear()
 
 
 def _span(program: int, is_drum: bool, notes: list) -> tuple[int, int, int, int]:
