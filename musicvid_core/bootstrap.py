@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 
+from musicvid_core import heap
 from musicvid_core.adapters.aws.client import aws_client, s3_client
 from musicvid_core.domain.errors import ConfigurationError
 from musicvid_core.ports import Launcher, Links
@@ -19,7 +20,7 @@ from musicvid_core.settings import Settings
 
 def build_services(settings: Settings | None = None) -> Services:
     settings = settings or Settings()
-    _tune_heap(settings.mmap_threshold_kb)
+    heap.set_mmap_threshold(settings.mmap_threshold_kb)
     if settings.object_store == "local":
         from musicvid_core.adapters.local import FolderObjectStore
 
@@ -46,31 +47,6 @@ def build_services(settings: Settings | None = None) -> Services:
 
         leases = LeaseStore(jobs.path, settings.lease_ttl_s)
     return Services(settings=settings, objects=objects, jobs=jobs, leases=leases)
-
-
-@functools.cache
-def _tune_heap(threshold_kb: int) -> bool:
-    """Fix glibc's mmap threshold at ``threshold_kb`` for this process (once): every block from that
-    size on is its own mapping, given back to the system when freed. glibc's default threshold slides
-    up to the largest block freed so far (to 32 MB), so after the first few-MB numpy arrays every
-    later one comes from the arenas, which keep it once freed: peak RSS 433-469 -> 309-332 MB on
-    1 and 15 minutes of input (issue 18; docs/speed.md, "The heap"). False where there is no glibc
-    (musl, macOS) or ``threshold_kb`` is 0: the allocator's own behaviour stands."""
-    if threshold_kb <= 0:
-        return False
-    import ctypes
-    import os
-
-    try:
-        if not (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc"):
-            return False
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError, ValueError):  # no confstr (Windows), an unknown name (macOS)
-        return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, threshold_kb * 1024))
-
-
-_M_MMAP_THRESHOLD = -3  # glibc's malloc.h
 
 
 def build_launcher(services: Services) -> Launcher:

@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from musicvid_core import heap
 from musicvid_core.domain.errors import ConfigurationError
 from musicvid_core.ports import JobStore, LeaseStore, MusicGenerator, ObjectStore, Planner, Summarizer
 from musicvid_core.settings import Settings
@@ -71,6 +72,7 @@ class Services:
         for backend in built:
             if not getattr(backend, "is_async", False):
                 backend.release()
+        heap.trim()  # what the segments and the SoundFont freed leaves the process, not only the heap
 
     def warm(self) -> None:
         """Import and build the configured backends now. The embedded runner calls this in a

@@ -60,9 +60,9 @@ class Settings(BaseSettings):
     source_music: Literal["keep", "duck", "replace"] = "duck"
 
     map_concurrency: int = Field(default=2, ge=1, le=64, description="parallel segment renders")
-    mmap_threshold_kb: int = Field(default=256, ge=0, le=32768,
-                                   description="glibc: blocks from this size are mapped and given back when "
-                                               "freed (0: glibc's own sliding threshold); docs/speed.md")
+    mmap_threshold_kb: int = Field(default=0, ge=0, le=32768,
+                                   description="glibc: blocks from this size are mapped, given back when freed "
+                                               "(less memory, more CPU; 0: glibc's own); heap.py")
     retry_time_scale: float = Field(default=1.0, ge=0, description="local runner: x ASL delays")
     ffmpeg_timeout_s: float = 1800.0
     # Crash recovery on one machine (adapters/local/leases.py, workflow/recovery.py): a job's runner

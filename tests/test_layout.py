@@ -20,7 +20,7 @@ FLOORS = {
     "adapters": 5,
     "stages": 4,
     "services": 3, "metrics": 3,
-    "ports": 2, "media": 2, "logs": 2,
+    "ports": 2, "media": 2, "logs": 2, "heap": 2,
     "domain": 1, "settings": 1, "asl": 1,
     "__init__": 0,
 }

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from musicvid_core import heap
 from musicvid_core.domain.errors import BadInput, InvalidTransition, MusicVidError, NotFound
 from musicvid_core.domain.features import MediaInfo, VideoFeatures
 from musicvid_core.domain.job import Job, JobError, Stage, Status
@@ -262,6 +263,8 @@ def audio_generator(event: dict, services: Services) -> dict:
         path = tmp / "clip.wav"
         write_float_wav(path, audio, gen.sample_rate)  # same samples, same bytes
         uri = services.objects.put_file(key, path, "audio/wav")
+    del audio
+    heap.trim()  # the segment's stems and buses leave the process before the next segment's grow
     # "pending" is always present: Step Functions' Choice fails on a missing path (no short-circuit)
     return {"index": index, "clip_url": uri, "pending": False}
 
