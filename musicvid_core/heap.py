@@ -1,4 +1,4 @@
-"""The C heap of this process (glibc's malloc), for peak memory (issue 18; docs/speed.md, "The heap").
+"""The C heap of this process (glibc's malloc), for peak memory (issue 18; docs/speed.md, "Memory, fourth pass").
 
 glibc keeps freed memory in its arenas for reuse: fast (no page faults), but a process that once held
 a few hundred MB of numpy buffers goes on holding them. Two levers, both no-ops without glibc (musl,
