@@ -56,13 +56,24 @@ class Services:
     leases: LeaseStore | None = None
     _cache: dict = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _building: dict = field(default_factory=dict)  # (kind, name) -> the lock its one build holds
 
     def _plugin(self, registry, kind, name):
         key = (kind, name)
-        with self._lock:  # Map iterations ask concurrently; build each backend once
-            if key not in self._cache:
-                self._cache[key] = load_plugin(registry, kind, name)(self.settings)
-            return self._cache[key]
+        backend = self._cache.get(key)
+        if backend is not None:
+            return backend
+        with self._lock:
+            building = self._building.setdefault(key, threading.Lock())
+        # One lock per backend: Map iterations asking at once build it once, and the planner is
+        # not held up while warm() builds the generator (its imports: ~0.6 s the analysis waited).
+        with building:
+            backend = self._cache.get(key)
+            if backend is None:
+                backend = load_plugin(registry, kind, name)(self.settings)
+                with self._lock:  # release_generators reads the cache under it
+                    self._cache[key] = backend
+            return backend
 
     def release_generators(self) -> None:
         """:meth:`MusicGenerator.release` on every synchronous generator built so far (none is built

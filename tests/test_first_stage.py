@@ -234,3 +234,52 @@ def test_a_copy_that_would_not_fit_waits_for_the_checks(services, trimmed, tmp_p
         check_and_upload(services, trimmed.path, tmp_path / "o.mp4", options=JobOptions(container="mp4"),
                          user=services.settings.user)
     assert _uploads(services) == []
+
+
+class _SlowBackend:
+    """A backend whose build waits until the test lets it go (a generator's imports)."""
+
+    started = None
+    release = None
+
+    def __init__(self, settings) -> None:
+        type(self).started.set()
+        assert type(self).release.wait(10)
+
+
+class _QuickBackend:
+    def __init__(self, settings) -> None:
+        self.settings = settings
+
+
+def test_a_backend_is_not_held_up_while_another_is_built(services, monkeypatch):
+    """Services.warm builds the generator in a thread while the analysis starts; the analyzer's
+    planner must not wait for that build (it waited ~0.6 s of the 60 s run's imports)."""
+    import threading
+
+    from musicvid_core import services as services_mod
+
+    _SlowBackend.started, _SlowBackend.release = threading.Event(), threading.Event()
+    registry = {"slow": f"{__name__}:_SlowBackend", "quick": f"{__name__}:_QuickBackend"}
+    monkeypatch.setattr(services_mod, "load_plugin", lambda reg, kind, name: getattr(sys.modules[__name__],
+                                                                                       reg[name].split(":")[1]))
+    built, quick, again = [], [], []
+    slow = threading.Thread(target=lambda: built.append(services._plugin(registry, "generator", "slow")))
+    waiter = threading.Thread(target=lambda: again.append(services._plugin(registry, "generator", "slow")))
+    slow.start()
+    try:
+        assert _SlowBackend.started.wait(10)
+        asker = threading.Thread(target=lambda: quick.append(services._plugin(registry, "planner", "quick")))
+        asker.start()
+        asker.join(5)  # returns while the slow build still runs
+        assert not asker.is_alive() and isinstance(quick[0], _QuickBackend) and not built
+        # Asked again while building, the slow one is built once: the second caller waits for the first.
+        waiter.start()
+        waiter.join(0.2)
+        assert waiter.is_alive()
+    finally:
+        _SlowBackend.release.set()
+        slow.join(10)
+        if waiter.ident is not None:
+            waiter.join(10)
+    assert built[0] is again[0] and services._plugin(registry, "planner", "quick") is quick[0]

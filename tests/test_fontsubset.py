@@ -194,6 +194,42 @@ def test_a_plans_segments_share_one_subset(tmp_path, monkeypatch):
     assert [presets for _path, presets in render._subsets] == [frozenset(PLAN)]
 
 
+
+def test_a_plan_parses_one_subset_before_its_first_segment(settings, tmp_path, monkeypatch, caplog):
+    """ProceduralGenerator parses the subset of the whole plan (every segment's presets, keys and
+    velocities) once, before the first segment renders: not a wider one each time a segment reaches
+    past the last (five parses for the 60 s bench's five segments, issue 18). The bytes then do not
+    depend on the order the segments render in."""
+    import logging
+
+    from musicvid_core.domain.plan import Plan, Segment
+    from musicvid_core.stages.compose import render
+    from musicvid_core.stages.compose.composer import compose_arranged
+    from musicvid_core.stages.compose.procedural import ProceduralGenerator
+
+    if render.renderer() != "tinysoundfont":
+        pytest.skip("the subset is tinysoundfont's")
+    monkeypatch.setattr(fontsubset, "CACHE_DIR", tmp_path)
+    monkeypatch.setattr(render, "_subsets", {})
+    # Another key, register and energy in every segment: each one alone would widen the subset.
+    segs = [Segment(index=i, start=4.0 * i, end=4.0 * (i + 1), prompt="pop", style="pop", mood="neutral",
+                    bpm=110.0, key=key, energy=energy)
+            for i, (key, energy) in enumerate([("C major", 0.2), ("F# major", 0.6), ("A minor", 1.0)])]
+    plan = Plan(duration=12.0, prompt="pop", segments=segs)
+    gen = ProceduralGenerator(settings)
+    with caplog.at_level(logging.INFO, logger=render.__name__):
+        forward = [gen.generate(plan, i, 3) for i in range(3)]
+    assert sum("subset of" in r.getMessage() for r in caplog.records) == 1
+    gen.release()
+    assert not render._subsets
+    backward = [gen.generate(plan, i, 3) for i in reversed(range(3))][::-1]
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(forward, backward))
+    # One segment's needs alone fit in a narrower subset than the plan's (what the test guards).
+    alone = render._need([compose_arranged(plan, 0, 3)[0]])
+    whole = render._need([compose_arranged(plan, i, 3)[0] for i in range(3)])
+    assert alone != whole
+
+
 def _zone_counts(raw: bytes) -> tuple[int, int]:
     """(instrument zones, samples) of a bank."""
     chunks = fonts._pdta(raw)

@@ -48,6 +48,10 @@ MOTION_REF_FPS = 30.0
 # Cut strength = content score / (4 x the minimum): a barely-detected cut 0.25, a change between
 # unrelated shots (scores 60..130 typical) 1.
 STRENGTH_FULL = 4 * MIN_CONTENT_VAL
+# The decoder skips its deblocking filter: at ANALYSIS_LONG_SIDE px a frame's area average does not
+# see it, and it is ~10 % of an H.264 decode's CPU (0.9 of 8.7 CPU-s on the bench's 60 s 720p input,
+# docs/speed.md). The proxy decodes the same way on its own (media.PROXY_DECODE_ARGS).
+DECODE_ARGS = ["-skip_loop_filter", "all"]
 
 _STATS_FILE = "frames.txt"
 _LOUDNESS_FILE = "loudness.txt"
@@ -124,7 +128,7 @@ def _command(path: Path, media: MediaInfo, width: int, height: int,
         vf = f"fps={analysis_fps},{vf}"
     args = ["-nostats", "-v", "error",
             # Rotation does not change these statistics, and turning full-size frames costs time.
-            "-noautorotate", "-i", str(path),
+            "-noautorotate", *DECODE_ARGS, "-i", str(path),
             "-map", VIDEO_STREAM, "-vf", vf, "-fps_mode", "passthrough",
             # Keep the demuxer's time base so the logged pts are the frames' exact timestamps.
             "-enc_time_base:v", "demux", "-stats_enc_pre", _STATS_FILE, "-stats_enc_pre_fmt", "{pts} {tb}",

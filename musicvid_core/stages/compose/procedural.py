@@ -6,6 +6,9 @@ Royalty-free, offline, deterministic per seed and fast (see docs/music.md for th
 
 from __future__ import annotations
 
+import hashlib
+import threading
+
 import numpy as np
 
 from musicvid_core.domain.errors import GenerationError
@@ -16,7 +19,7 @@ from musicvid_core.stages.compose.composer import compose_arranged
 from musicvid_core.stages.compose.fx import finish
 from musicvid_core.stages.compose.mixes import mix_for
 from musicvid_core.stages.compose.production import produce
-from musicvid_core.stages.compose.render import find_soundfont, lazy_stems, release_fonts
+from musicvid_core.stages.compose.render import find_soundfont, lazy_stems, prepare_fonts, release_fonts
 from musicvid_core.stages.plan.prompt import resolve_style
 
 KICKS = (35, 36)  # GM drum notes of the kick: the house pump's key
@@ -42,6 +45,8 @@ class ProceduralGenerator:
         # resample: a third less work than at 48 kHz (see docs/music.md, "Speed").
         self.synth_rate = min(self.sample_rate, SYNTH_RATE)
         self.soundfont = find_soundfont(settings)  # ConfigurationError now, not mid-pipeline
+        self._prepared: set[tuple[str, int]] = set()  # (plan digest, seed) whose SoundFont subset is parsed
+        self._preparing = threading.Lock()
 
     def mixdown(self, midi, seg, rate: int, n: int, noise_seed: int, sections=()) -> np.ndarray:
         """The segment's MIDI rendered as stems and produced by its style's mix (production.py),
@@ -56,7 +61,20 @@ class ProceduralGenerator:
     def release(self) -> None:
         """Let go of the parsed SoundFont subsets (render.release_fonts); the next segment parses
         its subset again from the disk cache."""
-        release_fonts()
+        with self._preparing:
+            self._prepared.clear()
+            release_fonts()
+
+    def _prepare(self, plan: Plan, seed: int) -> None:
+        """Once per plan and seed: the SoundFont subset of every segment's presets and spans
+        (render.prepare_fonts), parsed before the first segment renders. Each segment's MIDI is
+        composed for it (~1 ms a segment); the segment rendering in parallel waits for it."""
+        key = (hashlib.sha256(plan.model_dump_json().encode()).hexdigest(), seed)
+        with self._preparing:
+            if key not in self._prepared:
+                prepare_fonts([compose_arranged(plan, i, seed)[0] for i in range(len(plan.segments))],
+                              self.soundfont)
+                self._prepared.add(key)
 
     def generate(self, plan: Plan, index: int, seed: int) -> np.ndarray:
         """Segment ``index`` of ``plan`` as float32 (samples, 2) at ``sample_rate`` Hz, exactly
@@ -68,6 +86,7 @@ class ProceduralGenerator:
                                   f"(0..{len(plan.segments) - 1})", index=index)
         seg = plan.segments[index]
         n = plan.clip_samples(index, self.sample_rate)
+        self._prepare(plan, seed)
         midi, sections = compose_arranged(plan, index, seed)
         rate = self.synth_rate
         m = plan.clip_samples(index, rate)
