@@ -6,12 +6,15 @@ input)."""
 from __future__ import annotations
 
 import functools
+import json
 import math
 import os
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from musicvid_core.domain.errors import ConfigurationError, MediaToolError, UnsupportedMedia
 
@@ -56,15 +59,56 @@ def find_ffmpeg(settings=None) -> str:
     configured = settings.ffmpeg
     if configured:
         return str(configured)
+    explicit = os.environ.get("IMAGEIO_FFMPEG_EXE")  # imageio-ffmpeg's own setting, returned unchecked
+    record = Path(settings.home) / "cache" / "ffmpeg.json"
+    found = None if explicit else _remembered_ffmpeg(record)
+    if found is not None:
+        return found
     try:
         import imageio_ffmpeg
 
-        return imageio_ffmpeg.get_ffmpeg_exe()
+        found = imageio_ffmpeg.get_ffmpeg_exe()
     except (ImportError, RuntimeError):
         found = shutil.which("ffmpeg")
-        if found:
-            return found
-    raise ConfigurationError("ffmpeg not found: install the [local] extra (imageio-ffmpeg)")
+        if not found:
+            raise ConfigurationError("ffmpeg not found: install the [local] extra (imageio-ffmpeg)") from None
+    if not explicit:
+        _remember_ffmpeg(record, found)
+    return found
+
+
+# imageio-ffmpeg checks its binary by running `ffmpeg -version` in every process that asks: with its
+# import, ~35 ms of each `musicvid run` before the first stage (issue 18). The path it found is kept
+# in HOME/cache/ffmpeg.json per Python environment, with the binary's size and mtime; while the file
+# there is the same one, it is used unchecked, as any other run's check already passed it.
+def _remembered_ffmpeg(record: Path) -> str | None:
+    try:
+        entry = json.loads(record.read_text())[sys.prefix]
+        if not isinstance(entry["path"], str):
+            return None
+        st = os.stat(entry["path"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if [st.st_size, st.st_mtime_ns] != [entry.get("size"), entry.get("mtime_ns")] or not os.access(entry["path"], os.X_OK):
+        return None
+    return str(entry["path"])
+
+
+def _remember_ffmpeg(record: Path, path: str) -> None:
+    try:
+        st = os.stat(path)
+        try:
+            known = json.loads(record.read_text())
+            known = known if isinstance(known, dict) else {}
+        except (OSError, ValueError):
+            known = {}
+        known[sys.prefix] = {"path": path, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+        record.parent.mkdir(parents=True, exist_ok=True)
+        part = record.with_name(f"{record.name}.{os.getpid()}.part")
+        part.write_text(json.dumps(known))
+        os.replace(part, record)  # a reader sees the old record or the new one, never half of one
+    except OSError:
+        pass  # a read-only home: the next run checks again
 
 
 def run_ffmpeg(args: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT_S, what: str = "ffmpeg",

@@ -187,3 +187,87 @@ def test_motion_scale_is_frame_rate_independent(media):
         values.append(float(np.median(analyze(path).motion.values)))
     assert values[0] > 0.1
     assert abs(values[0] - values[1]) < 0.25 * values[0]
+
+
+def _library_adaptive(frames, fps):
+    """PySceneDetect's own AdaptiveDetector, as cuts.py used to feed it: (scores, cut frames)."""
+    from scenedetect.common import FrameTimecode
+    from scenedetect.detectors import AdaptiveDetector
+
+    detector = AdaptiveDetector(adaptive_threshold=cuts_module.ADAPTIVE_THRESHOLD, min_scene_len=cuts_module.MIN_SCENE_S,
+                                min_content_val=cuts_module.MIN_CONTENT_VAL)
+    scores, found = [], []
+    for n, frame in enumerate(frames):
+        found += [tc.frame_num for tc in detector.process_frame(FrameTimecode(n, fps=fps), frame)]
+        scores.append(float(detector._frame_score))
+    return scores, found
+
+
+def _own_adaptive(frames, fps):
+    detector = cuts_module._Adaptive(fps)
+    scores, found = [], []
+    for n, frame in enumerate(frames):
+        index = detector.add(n, frame)
+        found += [] if index is None else [index]
+        scores.append(detector.score)
+    return scores, found
+
+
+def _shots(rng, fps, seconds=12.0, size=(90, 160)):
+    """Frames of shots 0.2-2 s long (some shorter than the minimum scene), each a drifting noisy
+    colour field, with a flash, a fade through black and a run of identical frames."""
+    frames, n = [], int(seconds * fps)
+    base, drift = rng.integers(0, 256, (*size, 3)), rng.normal(0, 2, 3)
+    change = set(np.cumsum(rng.integers(max(2, int(0.2 * fps)), int(2 * fps), 40)).tolist())
+    for i in range(n):
+        if i in change:
+            base, drift = rng.integers(0, 256, (*size, 3)), rng.normal(0, 2, 3)
+        frame = base + drift * (i % 50) + rng.normal(0, 6, (*size, 3))
+        if i == n // 3:
+            frame = np.full((*size, 3), 250.0)  # a flash
+        if n // 2 <= i < n // 2 + 8:
+            frame = frame * abs(i - n // 2 - 4) / 4  # a fade through black
+        if 2 * n // 3 <= i < 2 * n // 3 + 5:
+            frame = np.full((*size, 3), 40.0)  # identical frames: a zero average
+        frames.append(np.clip(frame, 0, 255).astype(np.uint8))
+    return frames
+
+
+@pytest.mark.parametrize("fps", [24.0, 25.0, NTSC, 30.0, 59.94, 12.5])
+def test_the_adaptive_detector_is_the_librarys_to_the_bit(fps):
+    """cuts.py runs PySceneDetect's AdaptiveDetector's algorithm itself (its per-frame objects cost a
+    third of a long input's analysis): the same score for every frame, bit for bit, and the same cuts
+    as the library's on shots of every length, flashes, fades and frozen frames, at common rates."""
+    frames = _shots(np.random.default_rng(int(fps * 100)), fps)
+    library_scores, library_cuts = _library_adaptive(frames, fps)
+    own_scores, own_cuts = _own_adaptive(frames, fps)
+    assert len(library_cuts) >= 5
+    assert own_cuts == library_cuts
+    assert own_scores == library_scores
+
+
+def test_the_adaptive_detector_matches_the_library_on_decoded_footage(media):
+    """The same on frames decoded from generated footage of each kind of cut (lab.realworld)."""
+    from musicvid_core.lab.realworld import CUT_KINDS, make_cut_video
+
+    for kind in CUT_KINDS:
+        video = make_cut_video(kind, media)
+        info = probe(video.path)
+        width, height = analysis_size(info.width, info.height)
+        raw = media / f"{kind}.rgb"
+        run_ffmpeg(["-y", "-i", str(video.path), "-vf", f"scale={width}:{height}:flags=area",
+                    "-pix_fmt", "bgr24", "-f", "rawvideo", str(raw)])
+        data = np.fromfile(raw, np.uint8).reshape(-1, height, width, 3)
+        assert _own_adaptive(data, info.fps) == _library_adaptive(data, info.fps), kind
+
+
+def test_the_analysis_does_not_import_the_library(short_video):
+    """Nothing in the analysis imports PySceneDetect (25 MB of imports, moviepy's among them)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom musicvid_core.stages.analyse.features import analyze\n"
+            f"analyze({str(short_video.path)!r})\nprint('scenedetect' in sys.modules, 'moviepy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "False"]

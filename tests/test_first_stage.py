@@ -283,3 +283,56 @@ def test_a_backend_is_not_held_up_while_another_is_built(services, monkeypatch):
         if waiter.ident is not None:
             waiter.join(10)
     assert built[0] is again[0] and services._plugin(registry, "planner", "quick") is quick[0]
+
+
+def test_the_checked_ffmpeg_is_remembered_while_its_file_is_the_same(settings, tmp_path, monkeypatch):
+    """imageio-ffmpeg runs `ffmpeg -version` to check its binary in every process (~35 ms before the
+    first stage); the path it found is kept under HOME/cache with the file's size and mtime and used
+    unchecked while they hold. Another file there, or imageio-ffmpeg's own setting, is asked again."""
+    import shutil as shutil_mod
+    import types
+
+    from musicvid_core import media
+
+    binary = tmp_path / "ffmpeg"
+    binary.write_bytes(b"#!/bin/sh\n")
+    binary.chmod(0o755)
+    asked = []
+
+    def get_ffmpeg_exe():
+        asked.append(1)
+        return str(binary)
+
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", types.SimpleNamespace(get_ffmpeg_exe=get_ffmpeg_exe))
+    monkeypatch.delenv("IMAGEIO_FFMPEG_EXE", raising=False)
+    assert media.find_ffmpeg(settings) == str(binary) and len(asked) == 1
+    assert (settings.home / "cache" / "ffmpeg.json").is_file()
+    assert media.find_ffmpeg(settings) == str(binary) and len(asked) == 1  # remembered: not asked again
+    binary.write_bytes(b"#!/bin/sh\n# another build\n")  # replaced: another size
+    assert media.find_ffmpeg(settings) == str(binary) and len(asked) == 2
+    binary.unlink()  # gone: asked, and what imageio-ffmpeg then says is what counts
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", types.SimpleNamespace(
+        get_ffmpeg_exe=lambda: (_ for _ in ()).throw(RuntimeError("none"))))
+    monkeypatch.setattr(shutil_mod, "which", lambda name: None)
+    with pytest.raises(media.ConfigurationError, match="ffmpeg not found"):
+        media.find_ffmpeg(settings)
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", "/opt/ffmpeg")  # explicit: taken as given, never recorded
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", types.SimpleNamespace(get_ffmpeg_exe=lambda: "/opt/ffmpeg"))
+    assert media.find_ffmpeg(settings) == "/opt/ffmpeg"
+    assert "/opt/ffmpeg" not in (settings.home / "cache" / "ffmpeg.json").read_text()
+
+
+def test_a_record_that_cannot_be_read_or_written_is_no_error(settings, tmp_path, monkeypatch):
+    import types
+
+    from musicvid_core import media
+
+    monkeypatch.delenv("IMAGEIO_FFMPEG_EXE", raising=False)
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", types.SimpleNamespace(get_ffmpeg_exe=lambda: sys.executable))
+    record = settings.home / "cache" / "ffmpeg.json"
+    record.parent.mkdir(parents=True)
+    record.write_text("{not json")
+    assert media.find_ffmpeg(settings) == sys.executable  # rewritten
+    assert json.loads(record.read_text())[sys.prefix]["path"] == sys.executable
+    record.write_text(json.dumps({sys.prefix: {"path": 3}}))
+    assert media.find_ffmpeg(settings) == sys.executable
