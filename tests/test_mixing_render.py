@@ -119,3 +119,67 @@ def test_the_gain_is_fitted_on_the_cheap_probe_then_written_once():
     gain, passes = _fit_gain(master, premaster, target_lufs=-14.0, limit_db=-2.0, probe=probe)
     assert len(mastered) >= 2 and passes == 1 + len(mastered)
     assert abs(-16 + 0.3 * (gain - 24 + 16) - 1.0 - -14.0) <= 0.2
+
+
+def test_the_premasters_true_peak_is_metered_only_when_its_sample_peak_leaves_the_limiter_open():
+    """The premaster pass meters the sample peak (the 4x true peak was 1.5 of its ~3.8 s on 15
+    minutes). Over the ceiling, the limiter is needed: no true peak. INTERSAMPLE_MARGIN_DB or more
+    under it, it is not: none either. In between the true peak is metered and decides."""
+    from musicvid_core.metrics.loudness import report
+    from musicvid_core.stages.mix.compose import INTERSAMPLE_MARGIN_DB, LIMITER_HEADROOM_DB, _fit_gain
+
+    ceiling = -2.0 - LIMITER_HEADROOM_DB  # limit_db -2, gain +10 (premaster -24 LUFS, target -14)
+
+    def fit(sample_peak, true_peak_db):
+        metered, mastered = [], []
+
+        def true_peak():
+            metered.append(1)
+            return true_peak_db
+
+        def master(gain):
+            mastered.append(gain)
+            return report(-24.0 + gain, -1.5, 5.0)
+
+        gain, passes = _fit_gain(master, report(-24.0, sample_peak - 10.0, 5.0), target_lufs=-14.0,
+                                 limit_db=-2.0, probe=master, true_peak=true_peak)
+        return len(metered), passes, gain
+
+    assert fit(ceiling + 0.5, None) == (0, 2, 10.0)  # over: limited, no true peak metered
+    assert fit(ceiling - INTERSAMPLE_MARGIN_DB - 0.5, None) == (0, 1, 10.0)  # far under: linear
+    assert fit(ceiling - 1.0, ceiling - 0.8 - 10.0)[:2] == (1, 1)  # between, the true peak under: linear
+    assert fit(ceiling - 1.0, ceiling + 0.3 - 10.0)[:2] == (1, 2)  # between, the true peak over: limited
+
+
+def test_the_premaster_reads_the_measuring_passs_original_bus_sample_for_sample(tmp_path):
+    """With speech or the source's own music to duck, the measuring pass writes the original bus; the
+    premaster pass reads it instead of decoding the video's sound a second time (~0.9 s on 15
+    minutes) and mixes the same samples, the source-music ducking included, as from the video."""
+    import soundfile as sf
+
+    from musicvid_core.domain.features import Region
+    from musicvid_core.lab.samples import make_video
+    from musicvid_core.stages.analyse.probe import probe
+    from musicvid_core.stages.mix.compose import _bus_pass, _premaster_pass
+    from tests.test_mixing_compose import make_plan
+
+    sample = make_video(tmp_path / "v.mp4", (3, 3), audio="tone")
+    media = probe(sample.path)
+    plan = make_plan([0, media.duration], speech=[Region(start=1.0, end=2.5)],
+                     source_music=[Region(start=3.5, end=5.0)])
+    total = round(media.duration * SR)
+    t = np.arange(total) / SR
+    music = tmp_path / "music.wav"
+    sf.write(music, np.stack([0.2 * np.sin(2 * np.pi * 220 * t)] * 2, axis=1).astype(np.float32), SR, subtype="FLOAT")
+    original = tmp_path / "original.wav"
+    _bus_pass(sample.path, media, plan, music, {"original": original}, sample_rate=SR, timeout=120)
+    got = {}
+    for name, bus in (("video", None), ("bus", original)):
+        stems = {"original": tmp_path / f"orig_{name}.wav", "music": tmp_path / f"music_{name}.wav"}
+        report = _premaster_pass(sample.path, media, plan, music, tmp_path / f"pm_{name}.wav", stems,
+                                 sample_rate=SR, timeout=120, source_db=9.0, original=bus)
+        got[name] = (report, sf.read(tmp_path / f"pm_{name}.wav")[0], sf.read(stems["original"])[0])
+    (r1, pm1, o1), (r2, pm2, o2) = got["video"], got["bus"]
+    assert pm1.shape == pm2.shape == (total, 2) and np.array_equal(pm1, pm2) and np.array_equal(o1, o2)
+    assert r1 == r2
+    assert np.abs(o1[round(4.2 * SR):round(4.8 * SR)]).max() < 0.5 * np.abs(o1[round(0.2 * SR):round(0.8 * SR)]).max()

@@ -68,6 +68,11 @@ LIMITER_MARGIN_DB = 1.0
 # The limiter is left out when the peak after gain stays this far under the limiter's ceiling:
 # the limiter then never acts, the chain is linear and the premaster pass plus the gain is exact.
 LIMITER_HEADROOM_DB = 0.1
+# The premaster pass meters the sample peak (the true peak's 4x oversampling was 1.5 of its ~3.8 s
+# on 15 minutes, issue 18). A true peak lies over the sample peak by the inter-sample overshoot:
+# over the ceiling already, the limiter is needed; this far under it, it is not; in between, the
+# premaster's true peak is metered (a pass over its WAV) and decides, as it did before.
+INTERSAMPLE_MARGIN_DB = 3.0
 MAX_PEAK_RETRIES = 2  # final runs repeated with a lower ceiling when the encoded peak overshoots
 PEAK_RETRY_EXTRA_DB = 0.2  # lower the ceiling by the overshoot plus this
 # A margin over SPEECH_CLEARANCE_LU (domain/plan.py) for what the measurement cannot see: the
@@ -167,7 +172,7 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
             spans = duck_spans(plan) if media.has_audio else []  # no sound, no speech to protect
             policy = plan.source_music_policy
             music_spans = source_music_spans(plan) if media.has_audio and policy != "keep" else []
-            duck_db, bus_stems, source_db, source = 0.0, stems, 0.0, {}
+            duck_db, bus_stems, source_db, source, dry = 0.0, stems, 0.0, {}, {}
             if spans or (music_spans and policy == "duck"):
                 # Speech and music are metered on their own buses: first unducked, to set the depth,
                 # then (tapped from the premaster pass) ducked, for the report. Without stems_dir
@@ -190,7 +195,8 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
             ducked = duck_music(plan, music, Path(work, "music_ducked.wav"), depth_db=duck_db,
                                 sample_rate=sample_rate)
             premaster = _premaster_pass(video, media, plan, ducked, premaster_wav, bus_stems,
-                                        sample_rate=sample_rate, timeout=remaining(), source_db=source_db)
+                                        sample_rate=sample_rate, timeout=remaining(), source_db=source_db,
+                                        original=dry.get("original"))
             if spans:
                 speech_music = speech_music_difference(dry["original"], bus_stems["music"], plan.speech,
                                                        unducked_music=dry["music"])
@@ -223,7 +229,8 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
                 # ``final`` is the metered master: each of _fit_gain's calls is a final run, the last
                 # one with the gain returned. A linear chain needs none of them: one run, gain only.
                 gain, passes = _fit_gain(final, premaster, target_lufs=target_lufs, limit_db=limit_db,
-                                         probe=probe)
+                                         probe=probe, true_peak=lambda: _true_peak_pass(premaster_wav,
+                                                                                        timeout=remaining()))
                 if passes == 1:
                     final(gain, limiter=False)
             for _ in range(MAX_PEAK_RETRIES):
@@ -293,17 +300,23 @@ def _check_inputs(video: Path, plan: Plan, clips: list[Path]) -> None:
 
 
 def _fit_gain(meter: Callable[[float], LoudnessReport], premaster: LoudnessReport, *, target_lufs: float,
-              limit_db: float, probe: Callable[[float], LoudnessReport] | None = None) -> tuple[float, int]:
+              limit_db: float, probe: Callable[[float], LoudnessReport] | None = None,
+              true_peak: Callable[[], float] | None = None) -> tuple[float, int]:
     """The make-up gain in dB that brings the mastered mix to ``target_lufs``, and the number of
     passes run (premaster pass included). ``meter(gain)`` masters the mix with ``gain`` and meters
     it (compose: a final run, metered on its encoded output); when it ran, its last call was with
     the gain returned. ``probe(gain)``, when given, is a cheap estimate of the same (the limiter at
     the mix rate, ~4x cheaper): the gain is fitted on it first, so ``meter`` usually runs once, to
-    write and check (issue 18)."""
+    write and check (issue 18). ``premaster``'s peak is its true peak (dBTP); with ``true_peak`` it
+    is the sample peak (dBFS), and ``true_peak()`` meters the true peak when the sample peak leaves
+    open whether the limiter acts (INTERSAMPLE_MARGIN_DB)."""
     if premaster.integrated_lufs <= SILENCE_GATE_LUFS:
         return 0.0, 1
     gain = target_lufs - premaster.integrated_lufs
-    if premaster.true_peak_dbtp + gain <= limit_db - LIMITER_HEADROOM_DB:
+    ceiling, peak = limit_db - LIMITER_HEADROOM_DB, premaster.true_peak_dbtp
+    if true_peak is not None and ceiling - INTERSAMPLE_MARGIN_DB < peak + gain <= ceiling:
+        peak = true_peak()
+    if peak + gain <= ceiling:
         return gain, 1
     if probe is not None:
         gain, _ = _secant(probe, gain, target_lufs=target_lufs)
@@ -336,16 +349,23 @@ def _wav_args(dest: Path) -> list[str]:
 
 
 def _graph_args(video: Path, media: MediaInfo, plan: Plan, music: Path, stems: dict[str, Path], *,
-                sample_rate: int, meter: bool, duck_db: float, source_db: float = 0.0) -> list[str]:
+                sample_rate: int, meter: bool, duck_db: float, source_db: float = 0.0,
+                sample_peak: bool = False, original: Path | None = None) -> list[str]:
     """ffmpeg inputs and the mix graph, plus the outputs of the bus stems named in ``stems``. ``music``
     is the music bus rendered by render.render_music (one input, however many segments). The video
-    file is opened audio-only (-vn) and only when it has sound to mix: no video is decoded."""
-    video_args = ["-vn", "-sn", "-dn", "-i", str(video)] if media.has_audio else []
+    file is opened audio-only (-vn) and only when it has sound to mix: no video is decoded.
+    ``original``: the original bus a measuring pass wrote, read instead of decoding the video's
+    sound again (the same samples; GraphInputs.original_bus)."""
+    if original is not None:
+        video_args = ["-i", str(original)]
+    else:
+        video_args = ["-vn", "-sn", "-dn", "-i", str(video)] if media.has_audio else []
     inputs = GraphInputs(clips=(), music=1 if media.has_audio else 0,
-                         original=0 if media.has_audio else None, track=media.main_track, lead_s=media.start)
+                         original=0 if media.has_audio else None, track=media.main_track, lead_s=media.start,
+                         original_bus=original is not None)
     bus_stems = {name: path for name, path in stems.items() if name != "master"}
     graph = build_graph(plan, duration=media.duration, sample_rate=sample_rate, inputs=inputs, meter=meter,
-                        stems=set(bus_stems), duck_db=duck_db, source_db=source_db)
+                        stems=set(bus_stems), duck_db=duck_db, source_db=source_db, sample_peak=sample_peak)
     stem_args = [arg for name, path in bus_stems.items() for arg in ("-map", f"[stem_{name}]", *_wav_args(path))]
     return ["-y", *video_args, "-i", str(music), "-filter_complex", graph, *stem_args]
 
@@ -359,13 +379,23 @@ def _bus_pass(video: Path, media: MediaInfo, plan: Plan, music: Path, stems: dic
 
 def _premaster_pass(video: Path, media: MediaInfo, plan: Plan, music: Path, dest: Path,
                     stems: dict[str, Path], *, sample_rate: int, timeout: float,
-                    duck_db: float = 0.0, source_db: float = 0.0) -> LoudnessReport:
+                    duck_db: float = 0.0, source_db: float = 0.0, original: Path | None = None) -> LoudnessReport:
     """Mix the premaster (music ducked by ``duck_db`` dB under speech) into ``dest`` (float WAV) and
-    meter it, without touching the video stream. The bus stems are tapped here too."""
+    meter it, without touching the video stream: its loudness and its SAMPLE peak (dBFS, in the
+    report's peak field; :func:`_true_peak_pass` when the true peak is needed). The bus stems are
+    tapped here too. ``original``: the measuring pass's original bus, when it ran (no second decode of
+    the video's sound: ~0.9 s on 15 minutes)."""
     args = _graph_args(video, media, plan, music, stems, sample_rate=sample_rate, meter=True, duck_db=duck_db,
-                       source_db=source_db)
+                       source_db=source_db, sample_peak=True, original=original)
     proc = run_ffmpeg([*args, "-map", "[out]", *_wav_args(dest)], timeout=timeout, what="premaster pass")
     return parse_ebur128_summary(proc.stderr)
+
+
+def _true_peak_pass(premaster: Path, *, timeout: float) -> float:
+    """The true peak (dBTP, 4x oversampled) of the premaster WAV."""
+    proc = run_ffmpeg(["-nostats", "-i", str(premaster), "-af", EBUR128_FILTER, "-f", "null", "-"],
+                      timeout=timeout, what="true-peak meter")
+    return parse_ebur128_summary(proc.stderr).true_peak_dbtp
 
 
 def _probe_pass(premaster: Path, gain_db: float, *, limit_db: float, total: int, sample_rate: int,

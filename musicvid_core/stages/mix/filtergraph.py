@@ -24,7 +24,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from musicvid_core.domain.plan import Plan
-from musicvid_core.metrics.loudness import EBUR128_FILTER
+from musicvid_core.metrics.loudness import EBUR128_FILTER, SAMPLE_PEAK_FILTER
 
 # Fade-in at internal segment boundaries: long enough to avoid a click, short enough that the
 # downbeat a clip starts on stays crisp. Also the shortest fade anywhere (first clip, clip ends).
@@ -58,6 +58,10 @@ class GraphInputs:
     # scaled, the global fade-out applied, exactly the video's length): then ``clips`` is unused
     # and only the ducking is applied here.
     music: int | None = None
+    # ``original`` is the original bus a measuring pass wrote (stereo at the mix rate, sample 0 at the
+    # first shown frame, at plan.original_gain_db, exactly the video's length), not the video: only
+    # the source-music chain is applied (``track`` and ``lead_s`` are unused).
+    original_bus: bool = False
 
 
 def samples(seconds: float, sample_rate: int) -> int:
@@ -228,7 +232,7 @@ def music_bus(plan: Plan, *, total: int, sample_rate: int, clip_inputs: Sequence
 
 
 def original_chain(plan: Plan, *, total: int, sample_rate: int, input_index: int,
-                   source_db: float = 0.0, track: int = 0, lead_s: float = 0.0) -> str:
+                   source_db: float = 0.0, track: int = 0, lead_s: float = 0.0, bus: bool = False) -> str:
     """The video's own sound (its audio track ``track``, the main one) into ``[orig]``: stereo at
     the mix rate, at plan.original_gain_db, exactly ``total`` samples long, sample 0 at the first
     shown frame (``lead_s`` seconds after the container's start, which is the track's sample 0).
@@ -237,14 +241,18 @@ def original_chain(plan: Plan, *, total: int, sample_rate: int, input_index: int
     dropped); mono goes to both sides at -3 dB. ``async=1:first_pts=0`` pads a late-starting or
     gappy track with silence so it stays in sync with the video instead of sliding earlier.
     During the original's own music (plan.source_music) it is lowered by ``source_db`` dB (infinite:
-    muted), see :func:`source_music_chain`.
+    muted), see :func:`source_music_chain`. ``bus``: the input is that chain's output already (a
+    measuring pass's original bus, GraphInputs.original_bus): only the source-music chain is applied.
     """
+    source = source_music_chain(plan, source_db)
+    if bus:
+        chain = [stereo_format(sample_rate), sample_clock(), pad_trim(total), *([source] if source else [])]
+        return f"[{input_index}:a]" + ",".join(chain) + "[orig]"
     resample = (f"aresample=osr={sample_rate}:ochl=stereo:clev=0.7071:slev=0.7071:lfe_mix_level=0"
                 f":async=1:first_pts=0")
     lead = samples(lead_s, sample_rate)
     skip = [f"atrim=start_sample={lead}", sample_clock()] if lead > 0 else []
     chain = [resample, stereo_format(sample_rate), *skip, f"volume={db(plan.original_gain_db)}", pad_trim(total)]
-    source = source_music_chain(plan, source_db)
     if source:
         chain.append(source)
     return f"[{input_index}:a:{track}]" + ",".join(chain) + "[orig]"
@@ -269,12 +277,14 @@ def master_chain(gain_db: float, *, limit_db: float, sample_rate: int, total: in
 
 
 def build_graph(plan: Plan, *, duration: float, sample_rate: int, inputs: GraphInputs, meter: bool = False,
-                stems: Collection[str] = (), duck_db: float = 0.0, source_db: float = 0.0) -> str:
+                stems: Collection[str] = (), duck_db: float = 0.0, source_db: float = 0.0,
+                sample_peak: bool = False) -> str:
     """The whole ``-filter_complex`` graph of the premaster mix, ending in ``[out]``.
 
     ``duration`` is the video stream's duration in seconds: every bus is exactly that long, rounded to
     whole samples. ``meter`` appends ffmpeg's ebur128 meter (its summary goes to stderr; the audio
-    passes through unchanged). ``stems`` names the buses tapped to ``[stem_*]`` (module docstring).
+    passes through unchanged), with the true peak, or with ``sample_peak`` the sample peak.
+    ``stems`` names the buses tapped to ``[stem_*]`` (module docstring).
     ``duck_db`` is the depth (dB) of the music's ducking under the plan's speech regions (0: none);
     ``source_db`` the original's, during its own music (0: none, infinite: muted).
     """
@@ -293,12 +303,13 @@ def build_graph(plan: Plan, *, duration: float, sample_rate: int, inputs: GraphI
         mix = music
     else:
         parts.append(original_chain(plan, total=total, sample_rate=sample_rate, input_index=inputs.original,
-                                    source_db=source_db, track=inputs.track, lead_s=inputs.lead_s))
+                                    source_db=source_db, track=inputs.track, lead_s=inputs.lead_s,
+                                    bus=inputs.original_bus))
         if "original" in stems:
             parts.append("[orig]asplit=2[orig_mix][stem_original]")
             orig = "[orig_mix]"
         # Gains are applied on each bus (in dB, readable); the weights stay explicit at unity.
         parts.append(f"{music}{orig}" + amix(2, ":weights='1 1':duration=first") + "[mix]")
         mix = "[mix]"
-    parts.append(mix + (EBUR128_FILTER if meter else "anull") + "[out]")
+    parts.append(mix + ((SAMPLE_PEAK_FILTER if sample_peak else EBUR128_FILTER) if meter else "anull") + "[out]")
     return ";".join(parts)
