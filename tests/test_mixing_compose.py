@@ -3,6 +3,7 @@
 import itertools
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -270,3 +271,30 @@ def test_an_encoded_overshoot_lowers_the_limiter_and_runs_again(videos, tmp_path
                       write_clips(plan, tmp_path / "clips", kind="hits"), out)
     assert metrics["final_runs"] > 1 and metrics["limit_dbfs"] < -1.0
     assert measure_loudness(out).true_peak_dbtp <= -1.0
+
+
+def test_the_premasters_true_peak_is_metered_when_its_sample_peak_leaves_it_open(videos, tmp_path, monkeypatch):
+    """The wiring of compose.INTERSAMPLE_MARGIN_DB: with a margin so wide that every mix falls in it,
+    the premaster WAV's true peak is metered (once) and decides; the output is the one the sample
+    peak alone gives when it decides (the -14 LUFS chord mix is linear either way)."""
+    from musicvid_core.stages.mix import compose as compose_module
+
+    plan = make_plan([0, 2.0, 4.0, 6.0])
+    clips = write_clips(plan, tmp_path / "clips")
+    metered = []
+    real = compose_module.measure_loudness
+
+    def counting(path, **kw):
+        metered.append(Path(path).name)
+        return real(path, **kw)
+
+    monkeypatch.setattr(compose_module, "measure_loudness", counting)
+    results = {}
+    for margin in (0.0, 100.0):
+        monkeypatch.setattr(compose_module, "INTERSAMPLE_MARGIN_DB", margin)
+        out = tmp_path / f"out{margin:.0f}.mp4"
+        results[margin] = compose(videos["tone.mp4"], media_of(videos["tone.mp4"], 2), plan, clips, out)
+        assert_well_formed(out, videos["tone.mp4"], results[margin], -14.0)
+    assert metered == ["premaster.wav"]  # only where the margin left it open
+    keys = ("gain_db", "passes", "final_runs", "integrated_lufs", "true_peak_dbtp")
+    assert [results[0.0][k] for k in keys] == [results[100.0][k] for k in keys]

@@ -40,7 +40,7 @@ from musicvid_core.domain.errors import BadInput, MediaToolError, MixError
 from musicvid_core.domain.features import MediaInfo
 from musicvid_core.domain.plan import SPEECH_CLEARANCE_LU, Plan
 from musicvid_core.media import PROXY_DECODE_ARGS, run_ffmpeg
-from musicvid_core.metrics.loudness import EBUR128_FILTER, LoudnessReport, parse_ebur128_summary
+from musicvid_core.metrics.loudness import EBUR128_FILTER, LoudnessReport, measure_loudness, parse_ebur128_summary
 from musicvid_core.metrics.speech import loudness_over, speech_music_difference
 from musicvid_core.metrics.streams import framehash, stream_durations
 from musicvid_core.stages.mix import container as containers
@@ -229,8 +229,8 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
                 # ``final`` is the metered master: each of _fit_gain's calls is a final run, the last
                 # one with the gain returned. A linear chain needs none of them: one run, gain only.
                 gain, passes = _fit_gain(final, premaster, target_lufs=target_lufs, limit_db=limit_db,
-                                         probe=probe, true_peak=lambda: _true_peak_pass(premaster_wav,
-                                                                                        timeout=remaining()))
+                                         probe=probe, true_peak=lambda: measure_loudness(
+                                             premaster_wav, timeout=remaining()).true_peak_dbtp)
                 if passes == 1:
                     final(gain, limiter=False)
             for _ in range(MAX_PEAK_RETRIES):
@@ -382,20 +382,13 @@ def _premaster_pass(video: Path, media: MediaInfo, plan: Plan, music: Path, dest
                     duck_db: float = 0.0, source_db: float = 0.0, original: Path | None = None) -> LoudnessReport:
     """Mix the premaster (music ducked by ``duck_db`` dB under speech) into ``dest`` (float WAV) and
     meter it, without touching the video stream: its loudness and its SAMPLE peak (dBFS, in the
-    report's peak field; :func:`_true_peak_pass` when the true peak is needed). The bus stems are
+    report's peak field; metrics.loudness.measure_loudness when the true peak is needed). The bus stems are
     tapped here too. ``original``: the measuring pass's original bus, when it ran (no second decode of
     the video's sound: ~0.9 s on 15 minutes)."""
     args = _graph_args(video, media, plan, music, stems, sample_rate=sample_rate, meter=True, duck_db=duck_db,
                        source_db=source_db, sample_peak=True, original=original)
     proc = run_ffmpeg([*args, "-map", "[out]", *_wav_args(dest)], timeout=timeout, what="premaster pass")
     return parse_ebur128_summary(proc.stderr)
-
-
-def _true_peak_pass(premaster: Path, *, timeout: float) -> float:
-    """The true peak (dBTP, 4x oversampled) of the premaster WAV."""
-    proc = run_ffmpeg(["-nostats", "-i", str(premaster), "-af", EBUR128_FILTER, "-f", "null", "-"],
-                      timeout=timeout, what="true-peak meter")
-    return parse_ebur128_summary(proc.stderr).true_peak_dbtp
 
 
 def _probe_pass(premaster: Path, gain_db: float, *, limit_db: float, total: int, sample_rate: int,
