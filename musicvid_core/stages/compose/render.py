@@ -243,19 +243,15 @@ def _prepare_subset(path: Path, pm: pretty_midi.PrettyMIDI) -> None:
     _prepare(path, _need([pm]))
 
 
-def prepare_fonts(pms: list[pretty_midi.PrettyMIDI], soundfont: str | Path) -> bool:
+def prepare_fonts(pms: list[pretty_midi.PrettyMIDI], soundfont: str | Path) -> None:
     """Parse now one subset holding every preset and span ``pms`` play (a plan's segments), so that
     rendering them parses nothing more. Without it each segment that reaches past the subset before
     it parses a wider one: a 60 s plan's five segments parsed five, ~0.1 s of CPU each (issue 18).
-    Left to the segments (False) when the union has more than UNION_PRESETS presets: a plan that
-    changes style holds its styles' subsets in turn, not all at once."""
-    if not SUBSET_FONTS or renderer() != "tinysoundfont":
-        return False
-    need = _need(pms)
-    if not need or len(need) > UNION_PRESETS:
-        return False
-    _prepare(Path(soundfont), need)
-    return True
+    Left to the segments when the union has more than UNION_PRESETS presets: a plan that changes
+    style holds its styles' subsets in turn, not all at once."""
+    need = _need(pms) if SUBSET_FONTS and renderer() == "tinysoundfont" else {}
+    if need and len(need) <= UNION_PRESETS:
+        _prepare(Path(soundfont), need)
 
 
 def _need(pms: list[pretty_midi.PrettyMIDI]) -> dict[tuple[int, bool], tuple[int, int, int, int]]:
