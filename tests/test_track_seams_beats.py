@@ -1,6 +1,7 @@
 """The editor's seams are predicted on the scale the metric measures them on (long tracks too), a
 made ending is entered through a quiet seam, and tracks whose beat holds two or three equally
-strong events (a triplet feel) are detected and ranked lower (issue 15; docs/tracks.md)."""
+strong events are detected and ranked lower, and a pulse of even sixteenths that a tracker grouped by
+three is tracked again grouped by two (issue 15; docs/tracks.md)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,9 @@ import numpy as np
 import pytest
 
 from musicvid_core.lab.tracks import irregular_cuts
-from musicvid_core.metrics.bars import ONSET_DELAY_S
+from musicvid_core.metrics.bars import FASTEST_BPM, ONSET_DELAY_S, _binary_pulse, _bpm, beat_events, track_beats
 from musicvid_core.metrics.edit import bar_line_flux, edit_report
 from musicvid_core.metrics.music import ANALYSIS_SR, HOP
-from musicvid_core.stages.compose.track.analysis import beat_events
 from musicvid_core.stages.compose.track.choose import choose_track
 from musicvid_core.stages.compose.track.edit import Edit, _assemble, make_edit
 from musicvid_core.stages.compose.track.render import render_edit
@@ -41,21 +41,92 @@ def test_beat_events_counts_the_equally_strong_events_of_a_beat():
     assert beat_events(_envelope(beats[:5], {0: 1.0, 1 / 3: 1.0, 2 / 3: 1.0}), beats[:5]) == (1, 0.0)
 
 
+def _pulse(accents: dict[int, float], bpm: float = 84.0, seconds: float = 40.0) -> np.ndarray:
+    """An onset envelope (over a floor of 0.1) of equally strong events, four a beat at ``bpm``
+    (sixteenths) from 0.2 s, plus ``accents``: {every n events: extra weight}."""
+    fps, e = ANALYSIS_SR / HOP, 60.0 / bpm / 4
+    env = np.full(int((seconds + 1) * fps), 0.1)
+    for k in range(int(seconds / e)):
+        env[int(round((0.2 + k * e + ONSET_DELAY_S) * fps))] += 1.0 + sum(w for n, w in accents.items() if k % n == 0)
+    return env
+
+
+def test_even_sixteenths_grouped_by_three_are_tracked_again_grouped_by_two():
+    # nine library tracks: ACE-Step asked for 68-99 bpm, they play even sixteenths, and the tracker
+    # (its tempo prior near 120 bpm) took three of them a beat -- a beat no accent marks
+    env = _pulse({16: 0.5, 8: 0.3})  # a 4/4 bar of sixteenths: the bar and its half accented
+    e = 60.0 / 84.0 / 4
+    three = np.arange(0.2, 38.0, 3 * e)
+    assert beat_events(env, three)[0] == 3
+    beats, _ = _binary_pulse(env, three, 0.0)
+    assert abs(_bpm(beats) / 168.0 - 1) < 0.01  # two sixteenths a beat: the listed tempo's double
+    bars = np.arange(0.2, 38.0, 16 * e)
+    assert all(np.min(np.abs(beats - t)) < 0.03 for t in bars[1:-1])  # on the accents
+    # the same pulse at a tempo where two a beat would pass FASTEST_BPM: grouped by four
+    fast = _pulse({16: 0.5, 8: 0.3}, bpm=123.0)
+    e = 60.0 / 123.0 / 4
+    beats, _ = _binary_pulse(fast, np.arange(0.2, 38.0, 3 * e), 0.0)
+    assert 1.5 * 4 / 3 * 123.0 > FASTEST_BPM and abs(_bpm(beats) / 123.0 - 1) < 0.01
+
+
+def test_a_real_compound_meter_keeps_its_three_events_a_beat():
+    # 12/8: three even eighths a beat, the bar (12 of them) accented: the onsets recur over 12, not 16
+    env = _pulse({12: 0.4})
+    e = 60.0 / 84.0 / 4
+    three = np.arange(0.2, 38.0, 3 * e)
+    assert beat_events(env, three)[0] == 3
+    beats, jitter = _binary_pulse(env, three, 0.5)
+    assert beats is three and jitter == 0.5
+    # a beat with one event (or two) is never regrouped
+    plain = _envelope(three, {0: 1.0})
+    assert _binary_pulse(plain, three, 0.0)[0] is three
+    assert abs(_bpm(track_beats(plain)[0]) / _bpm(three) - 1) < 0.01
+
+
 # --- on the bundled library (real recordings) ------------------------------------------------
 @pytest.fixture(scope="module")
 def library(tmp_path_factory):
     pytest.importorskip("immich_memories_music")
     from musicvid_core.stages.compose.track.library import build_index, list_tracks
 
-    wanted = ("calm_acoustic_s522", "energetic_acoustic_1", "nostalgic_electronic_2", "tender_acoustic_1")
+    wanted = ("calm_acoustic_s522", "energetic_acoustic_1", "nostalgic_electronic_2", "tender_acoustic_1",
+              "happy_electronic_2")
     tracks = [t for t in list_tracks() if t.path.stem in wanted]
     return {e.name: e for e in build_index(tracks, tmp_path_factory.mktemp("track-cache"))}
 
 
-def test_triplet_feel_tracks_are_found(library):
-    for name in ("calm_acoustic_s522", "nostalgic_electronic_2", "tender_acoustic_1"):
-        assert library[name].analysis.beat_events == 3, name
+def _listed_bpm() -> dict[str, float]:
+    """The tempo ACE-Step was asked for, per bundled track (the package's LICENSE-MUSIC)."""
+    import re
+    from importlib.metadata import distribution
+
+    text = next(f for f in distribution("immich-memories-music").files if f.name == "LICENSE-MUSIC").read_text()
+    return {name: float(bpm) for name, bpm in re.findall(r"(\w+)\.opus\s+(\d+) bpm", text)}
+
+
+def test_sixteenth_note_tracks_are_tracked_at_their_tempo_not_four_thirds_of_it(library):
+    # these were tracked at 4/3 of the listed tempo, three even sixteenths a beat ("triplet feel")
+    listed = _listed_bpm()
+    for name, level in (("calm_acoustic_s522", 2), ("nostalgic_electronic_2", 2), ("tender_acoustic_1", 2),
+                        ("happy_electronic_2", 1)):  # 2 x 123 would pass FASTEST_BPM
+        a = library[name].analysis
+        assert abs(a.bpm / (level * listed[name]) - 1) < 0.025, (name, a.bpm, listed[name])
+        assert a.beat_events != 3 and a.beat_agreement >= 0.9, name
     assert library["energetic_acoustic_1"].analysis.beat_events == 1
+
+
+def test_every_shipped_analysis_has_the_listed_tempo_or_its_double():
+    pytest.importorskip("immich_memories_music")
+    from musicvid_core.stages.compose.track.analysis import ANALYSIS_VERSION
+    from musicvid_core.stages.compose.track.shipped import _records
+
+    listed = _listed_bpm()
+    version, records = _records()  # what a fresh machine's library jobs read (test_track_shipped: current)
+    assert version == ANALYSIS_VERSION and len(records) == len(listed) == 28
+    for r in records.values():
+        name = r["name"].removesuffix(".opus")
+        ratio = r["bpm"] / listed[name]
+        assert min(abs(ratio - 1), abs(ratio - 2)) < 0.03 * ratio, (name, r["bpm"], listed[name])
 
 
 def test_a_triplet_track_ranks_below_one_that_fits_about_as_well_and_the_why_says_so(library):
@@ -77,8 +148,10 @@ def test_a_triplet_track_ranks_below_one_that_fits_about_as_well_and_the_why_say
     assert "off-beats as strong as the beat" in less.why
     # the plain track alone says nothing of it; a far better fit still wins despite its triplet feel
     assert "triplet" not in choose_track([plain], prompt="energetic", duration=30.0).why
-    calm = choose_track([library["calm_acoustic_s522"], plain], prompt="calm and peaceful", duration=30.0,
-                        energy=[0.1] * 10)
+    calm_entry = library["calm_acoustic_s522"]
+    calm_entry = calm_entry.__class__(track=calm_entry.track,
+                                      analysis=calm_entry.analysis.model_copy(update={"beat_events": 3}))
+    calm = choose_track([calm_entry, plain], prompt="calm and peaceful", duration=30.0, energy=[0.1] * 10)
     assert calm.track.name == "calm_acoustic_s522" and "triplet feel" in calm.why
 
 

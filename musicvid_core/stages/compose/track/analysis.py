@@ -38,13 +38,13 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from musicvid_core.metrics.bars import ONSET_DELAY_S, Spectra, find_bars, spectra
+from musicvid_core.metrics.bars import ONSET_DELAY_S, Spectra, beat_events, find_bars, spectra
 from musicvid_core.metrics.music import ANALYSIS_SR, HOP, _librosa, key_of_chroma
 from musicvid_core.stages.compose.track.arrange import seam_costs
 from musicvid_core.stages.compose.track.audio import check_audio, decode, file_sha256
 from musicvid_core.stages.compose.track.seams import MAX_PAIRS, seam_matrix
 
-ANALYSIS_VERSION = 6  # bump when the analysis changes: cached records of other versions are redone
+ANALYSIS_VERSION = 7  # bump when the analysis changes: cached records of other versions are redone
 SECTION_BARS = 8
 REAL_ENDING_DB = -24.0  # the last 0.25 s this far under the body level: the track ends by itself
 SILENT_DB = -50.0  # under the body level by this much counts as silence (where a ring-out ends)
@@ -52,7 +52,6 @@ PICKUP_DB = (-40.0, -3.0)  # a lead-in before the first bar line sits this far u
 ENERGY_RANGE_DB = 24.0
 PHRASE_S = (2.5, 8.0)  # free time: phrase lengths
 TAIL_FRAMES = 4  # a bar's "tail" spectrum: this many frames (~46 ms) before the next bar line
-EVENT_RATIO = 0.75  # an event within the beat this strong (over the profile's median) against the beat's: alike
 
 
 class Bar(BaseModel):
@@ -215,38 +214,6 @@ def analyse_audio(y: np.ndarray, *, name: str = "", sha256: str = "") -> TrackAn
 
 
 # ---------------------------------------------------------------------------------------------
-def beat_events(onset: np.ndarray, beats) -> tuple[int, float]:
-    """How many equally strong onset events each beat holds, and how alike they are: the onset
-    envelope (ANALYSIS_SR / HOP frames) at twelve points of every beat period (``beats``, seconds;
-    the largest value within a frame either side, so a few ms of jitter do not miss the event),
-    averaged over the beats, less the profile's median (what sounds everywhere). (3, r): the events
-    at 1/3 and 2/3 of the beat reach EVENT_RATIO of the beat's (r: the weaker one's ratio); (2, r):
-    the half-beat one does; (1, r): neither (r: the strongest point off the beat). On the library
-    the thirds are 0.87-1.02 of the beat on nine tracks and under 0 on the rest; (1, 0.0) for fewer
-    than 8 beats."""
-    b = np.asarray(beats, dtype=float)
-    if b.size < 9:
-        return 1, 0.0
-    points = b[:-1, None] + np.diff(b)[:, None] * np.arange(12)[None, :] / 12
-    idx = np.rint((points + ONSET_DELAY_S) * ANALYSIS_SR / HOP).astype(int)
-    keep = (idx[:, 0] >= 1) & (idx[:, -1] + 1 < onset.size)
-    if keep.sum() < 8:
-        return 1, 0.0
-    idx = idx[keep]
-    near = np.maximum(np.maximum(onset[idx - 1], onset[idx]), onset[idx + 1])
-    profile = near.mean(axis=0)
-    rise = profile - float(np.median(profile))
-    if rise[0] <= 1e-9:
-        return 1, 0.0
-    ratio = rise / rise[0]
-    thirds, half = float(min(ratio[4], ratio[8])), float(ratio[6])
-    if thirds >= EVENT_RATIO:
-        return 3, round(thirds, 2)
-    if half >= EVENT_RATIO:
-        return 2, round(half, 2)
-    return 1, round(float(ratio[1:].max()), 2)
-
-
 def _frame(t: float, feats: Spectra) -> int:
     return int(np.clip(round((t + ONSET_DELAY_S) * ANALYSIS_SR / HOP), 0, feats.frames - 1))
 
