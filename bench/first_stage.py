@@ -9,13 +9,17 @@ for one or more source trees launched alternately (the machine is shared: compar
 Each run is a fresh process launched as the console script does (``from musicvid_core.cli import
 main``), its tree first on PYTHONPATH, with a fresh MUSICVID_HOME copied from one a first command
 made (an existing store and job database, as a user has). The run is killed at its first stage line
-(``start …``, the time measured), so nothing else runs meanwhile. Prints each tree's median and
-runs, with the load average before and after. A benchmark: it asserts nothing.
+(``start …``, the time measured), so nothing else runs meanwhile. Each tree's ``musicvid_core`` is
+byte-compiled first, as ``pip install`` does: a source tree under PYTHONDONTWRITEBYTECODE (set on
+the project's build machines) otherwise compiles every module it imports again in every launch
+(measured: 0.312 s median with 46 of 139 modules cached, 0.274 s with all). Prints each tree's
+median and runs, with the load average before and after. A benchmark: it asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import shutil
 import signal
@@ -68,6 +72,8 @@ def main() -> None:
     args = ap.parse_args()
     trees = {name: Path(path).resolve() for name, path in (t.split("=", 1) for t in args.trees)}
     video = make_input(args.input)
+    for tree in trees.values():  # as installed: bytecode cached (pip compiles at install)
+        compileall.compile_dir(str(tree / "musicvid_core"), quiet=1)
     firsts: dict[str, list[float]] = {name: [] for name in trees}
     helps: dict[str, list[float]] = {name: [] for name in trees}
     with tempfile.TemporaryDirectory() as template:
