@@ -82,3 +82,16 @@ def test_seed_breaks_near_ties(index):
                                      analysis=entries[1].analysis)]
     names = {choose_track(twin, prompt="energetic", duration=30.0, seed=s).track.name for s in range(8)}
     assert names == {"energetic_electronic_2", "twin"}
+
+
+def test_a_tempo_word_matches_a_track_read_at_double_time_at_a_cost(index):
+    # a 68 bpm ballad of even sixteenths is tracked (and edited) at 136: "slow" still fits it,
+    # less than a track read at its own slow tempo, more than a fast one
+    from musicvid_core.stages.compose.track.choose import _tempo_score
+    from musicvid_core.stages.plan.prompt import parse_prompt
+
+    slow = parse_prompt("slow")
+    assert slow.tempo_hint == "slow"
+    at, double, fast = _tempo_score(68.0, slow)[0], _tempo_score(136.0, slow)[0], _tempo_score(250.0, slow)[0]
+    assert at == 1.0 and 0.3 < double < at and fast < double
+    assert _tempo_score(136.0, parse_prompt("fast"))[0] == 1.0

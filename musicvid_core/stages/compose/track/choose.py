@@ -10,6 +10,8 @@ Every indexed track gets a score in 0..1, a weighted sum of:
   pace word (slow / medium / fast), else neutral;
 - **cutting rate** (W_PACE): the picture's median gap between cuts wants about PACE_BEATS beats
   per shot: the tempo that gives it (within 70-160 bpm) against the track's;
+- **tempo** (W_TEMPO): a bpm asked, or a tempo word's range (TEMPO_RANGES), against the track's
+  tempo, its half or its double at a cost (a tracker's metrical level is ambiguous by an octave);
 - **energy** (W_ENERGY): the picture's mean energy (0..1) against the track's intensity, and the
   shape of its energy curve (rising or falling) against the track's bar energies;
 - **beat** (W_BEAT): how clear the track's beat is (analysis.beat_agreement): cuts land on beats
@@ -168,6 +170,11 @@ def _octave_distance(bpm: float, target: float) -> float:
     return best[0]
 
 
+def _range_distance(bpm: float, lo: float, hi: float) -> float:
+    """log2 distance from ``bpm`` to the range [lo, hi] (0 inside it)."""
+    return 0.0 if lo <= bpm <= hi else min(abs(math.log2(bpm / lo)), abs(math.log2(bpm / hi)))
+
+
 def _tempo_score(bpm: float, intent) -> tuple[float, str]:
     if not bpm:
         return 0.3, ""
@@ -175,7 +182,10 @@ def _tempo_score(bpm: float, intent) -> tuple[float, str]:
         d = _octave_distance(bpm, intent.bpm)
         return max(0.0, 1 - d / 0.2), f"{bpm:.0f} bpm for {intent.bpm:.0f} asked"
     if intent.tempo_hint in TEMPO_RANGES:
+        # the metrical level a tracker reads is ambiguous by an octave (a 68 bpm ballad of even
+        # sixteenths is edited at 136: metrics.bars._binary_pulse), so half and double count too,
+        # at the cost _octave_distance gives them
         lo, hi = TEMPO_RANGES[intent.tempo_hint]
-        d = 0.0 if lo <= bpm <= hi else min(abs(math.log2(bpm / lo)), abs(math.log2(bpm / hi)))
+        d = min(_range_distance(bpm * k, lo, hi) + (0.0 if k == 1 else 0.15) for k in (0.5, 1.0, 2.0))
         return max(0.0, 1 - d / 0.3), f"{bpm:.0f} bpm, {intent.tempo_hint}"
     return 0.5, ""
