@@ -244,7 +244,7 @@ def _recurrence(onset: np.ndarray, beats: np.ndarray, n: int) -> float:
     the accents (a bar's kick, its chord) recur."""
     points = (beats[:-1, None] + np.diff(beats)[:, None] * np.arange(3)[None, :] / 3).ravel()
     idx = np.clip(np.rint((points + ONSET_DELAY_S) * ANALYSIS_SR / HOP).astype(int), 1, onset.size - 2)
-    a = _z(np.maximum(np.maximum(onset[idx - 1], onset[idx]), onset[idx + 1]))
+    a = _z(_peak_near(onset, idx))
     return float(np.mean(a[:-n] * a[n:])) if a.size > 2 * n else 0.0
 
 
@@ -381,7 +381,7 @@ def beat_events(onset: np.ndarray, beats) -> tuple[int, float]:
     if keep.sum() < 8:
         return 1, 0.0
     idx = idx[keep]
-    near = np.maximum(np.maximum(onset[idx - 1], onset[idx]), onset[idx + 1])
+    near = _peak_near(onset, idx)
     profile = near.mean(axis=0)
     rise = profile - float(np.median(profile))
     if rise[0] <= 1e-9:
@@ -454,10 +454,16 @@ def _adopt_phase(beats: np.ndarray, heard: np.ndarray, end_s: float) -> np.ndarr
     return moved[(moved >= 0) & (moved <= end_s)]
 
 
+def _peak_near(onset: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """The onset envelope's largest value within a frame either side of each of the frames ``idx``
+    (all in 1 .. size - 2): a few ms of jitter do not miss the event."""
+    return np.maximum(np.maximum(onset[idx - 1], onset[idx]), onset[idx + 1])
+
+
 def _salience(beats: np.ndarray, onset: np.ndarray) -> float:
     """Mean onset strength at the beats (the peak within +-1 frame)."""
     f = np.clip(np.round((beats + ONSET_DELAY_S) * ANALYSIS_SR / HOP).astype(int), 1, onset.size - 2)
-    return float(np.mean(np.maximum(np.maximum(onset[f - 1], onset[f]), onset[f + 1])))
+    return float(np.mean(_peak_near(onset, f)))
 
 
 def _on_the_beat(beats: np.ndarray, onset: np.ndarray) -> np.ndarray:

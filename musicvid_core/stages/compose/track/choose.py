@@ -50,6 +50,7 @@ MOOD_MAP = {
 }
 ACOUSTIC_STYLES = {"acoustic", "piano", "jazz", "orchestral", "cinematic"}
 ELECTRONIC_STYLES = {"electronic", "lofi", "ambient", "corporate"}
+OCTAVE_COST = 0.15  # log2 distance added for a track's half or double tempo (the tracker's level is ambiguous)
 TEMPO_RANGES = {"slow": (50.0, 95.0), "medium": (90.0, 125.0), "fast": (120.0, 190.0)}
 
 
@@ -165,8 +166,8 @@ def _genre(intent) -> str | None:
 
 
 def _octave_distance(bpm: float, target: float) -> float:
-    """log2 distance to the nearest of target/2, target, target*2, plus 0.15 when not target itself."""
-    best = min((abs(math.log2(bpm / (target * k))) + (0.0 if k == 1 else 0.15), k) for k in (0.5, 1.0, 2.0))
+    """log2 distance to the nearest of target/2, target, target*2, plus OCTAVE_COST when not target itself."""
+    best = min((abs(math.log2(bpm / (target * k))) + (0.0 if k == 1 else OCTAVE_COST), k) for k in (0.5, 1.0, 2.0))
     return best[0]
 
 
@@ -184,8 +185,8 @@ def _tempo_score(bpm: float, intent) -> tuple[float, str]:
     if intent.tempo_hint in TEMPO_RANGES:
         # the metrical level a tracker reads is ambiguous by an octave (a 68 bpm ballad of even
         # sixteenths is edited at 136: metrics.bars._binary_pulse), so half and double count too,
-        # at the cost _octave_distance gives them
+        # at OCTAVE_COST
         lo, hi = TEMPO_RANGES[intent.tempo_hint]
-        d = min(_range_distance(bpm * k, lo, hi) + (0.0 if k == 1 else 0.15) for k in (0.5, 1.0, 2.0))
+        d = min(_range_distance(bpm * k, lo, hi) + (0.0 if k == 1 else OCTAVE_COST) for k in (0.5, 1.0, 2.0))
         return max(0.0, 1 - d / 0.3), f"{bpm:.0f} bpm, {intent.tempo_hint}"
     return 0.5, ""
