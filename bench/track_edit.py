@@ -12,7 +12,8 @@ with known irregular cuts (shots of 2-8 s, seeded; the first cut at least 12 s a
 strong one is strong), rendered, and measured on the rendered audio by ``metrics.edit``:
 
 - exact length (samples), cut-beat and strong-cut-downbeat hit rates (pooled over all cuts; beats
-  re-detected at the edit's tempo, and in brackets with the tempo left to the tracker),
+  re-detected at the edit's tempo, and in brackets with the tempo left to the tracker, and as the
+  edit planned them: its own beats and bar lines, what the audio is measured against),
   seam z-scores (median, largest, share above 2.5), largest stretch, most back-to-back repeats;
 - the same pooled per ``beat_events`` (one event a beat, two alike, a triplet feel: analysis.py);
 - speed: analysis (cached) + decode + edit + render of each 5-minute result, as a multiple of real
@@ -39,6 +40,7 @@ from musicvid_core.metrics.edit import bar_line_flux, edit_report
 from musicvid_core.stages.compose.track.analysis import analyse_file
 from musicvid_core.stages.compose.track.audio import load_track
 from musicvid_core.stages.compose.track.edit import make_edit
+from musicvid_core.stages.compose.track.fit import edl_figures
 from musicvid_core.stages.compose.track.library import list_tracks
 from musicvid_core.stages.compose.track.render import render_edit
 
@@ -108,8 +110,10 @@ def main() -> None:
                 cpus.append(cpu)
             r = edit_report(out, SR, expected_samples=n, cuts=cuts, strong=strong, seams_s=edit.seams,
                             seam_bars=edit.seam_bars, reference_flux=flux, edit=edit)
+            plan = edl_figures(edit, cuts=cuts, strong=strong)  # the grid's own rates, before any audio
             r.update(track=p.stem, target=dur, rtf=dur / wall, bpm=a.bpm, free=a.free_time, agree=a.beat_agreement,
-                     events=a.beat_events)
+                     events=a.beat_events, planned_beat=plan["planned_cut_beat_hit_rate"],
+                     planned_bar=plan["planned_strong_downbeat_hit_rate"])
             rows.append(r)
             print(f"{p.stem:36s} {dur:5.0f}s exact {r['exact_length']!s:5s} beat {r['cut_beat_hit_rate'] or 0:5.2f} "
                   f"bar {r['strong_downbeat_hit_rate'] or 0:5.2f} seams {r['seams']:3d} z~ {r['seam_z_median'] or 0:5.2f} "
@@ -147,7 +151,8 @@ def report(label: str, rows: list[dict]) -> None:
           f"cuts on beats {pooled('cut_beat_hit_rate', 'cuts') * 100:5.1f} % | "
           f"strong on bar lines {pooled('strong_downbeat_hit_rate', 'strong_cuts') * 100:5.1f} % "
           f"(tempo left free: {pooled('cut_beat_hit_rate_free', 'cuts') * 100:4.1f} / "
-          f"{pooled('strong_downbeat_hit_rate_free', 'strong_cuts') * 100:4.1f} %) | "
+          f"{pooled('strong_downbeat_hit_rate_free', 'strong_cuts') * 100:4.1f} %; planned: "
+          f"{pooled('planned_beat', 'cuts') * 100:4.1f} / {pooled('planned_bar', 'strong_cuts') * 100:4.1f} %) | "
           f"seam z median {np.median(z) if z else 0:5.2f}, max {max(z) if z else 0:5.2f}, "
           f"> 2.5: {np.mean(np.asarray(z) > 2.5) * 100 if z else 0:4.1f} % | "
           f"stretch max {max(r['max_stretch'] for r in rows) * 100:4.2f} % | "
