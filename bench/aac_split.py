@@ -149,7 +149,8 @@ def main() -> None:
             t0 = time.perf_counter()
             a = encode(ff, pcm, 0, split + p, Path(tmp, "a.aac"))
             b = encode(ff, pcm, split - p, n, Path(tmp, "b.aac"))
-            a.wait(), b.wait()
+            a.wait()
+            b.wait()
             both_s = time.perf_counter() - t0
             fa = adts_frames(Path(tmp, "a.aac").read_bytes())
             fb = adts_frames(Path(tmp, "b.aac").read_bytes())
@@ -185,7 +186,7 @@ def main() -> None:
                 part = Path(tmp, "part.aac")
                 lo = at // FRAME - 8  # a few frames of the single before the splice suffice to decode it
                 part.write_bytes(b"".join(single_frames[lo:at // FRAME + 1] + fb[skip_b:skip_b + 16]))
-                got = decode(ff, part, 0 + (at // FRAME + 1 - lo + 16) * FRAME)
+                got = decode(ff, part, (at // FRAME + 1 - lo + 16) * FRAME)
                 # block j of ``part`` (after the priming the decoder drops) is input block lo + j
                 base = lo * FRAME
                 seg = got[:min(got.shape[0], n - base)]
