@@ -70,6 +70,13 @@ def encode(ff: str, pcm: Path, start: int, stop: int, dest: Path) -> subprocess.
                              "-c:a", "aac", "-b:a", BITRATE, "-f", "adts", "-y", str(dest)])
 
 
+def finish(*procs: subprocess.Popen) -> None:
+    """Wait for the encodes; a failed one stops the bench (a stale file would be measured instead)."""
+    for proc in procs:
+        if proc.wait():
+            raise SystemExit(f"an encode failed: {' '.join(map(str, proc.args))}")
+
+
 def adts_frames(data: bytes) -> list[bytes]:
     out, i = [], 0
     while i + 7 <= len(data):
@@ -130,7 +137,7 @@ def main() -> None:
         pcm = Path(tmp, "in.f32")
         x.tofile(pcm)
         t0 = time.perf_counter()
-        encode(ff, pcm, 0, n, Path(tmp, "single.aac")).wait()
+        finish(encode(ff, pcm, 0, n, Path(tmp, "single.aac")))
         single_s = time.perf_counter() - t0
         single_frames = adts_frames(Path(tmp, "single.aac").read_bytes())
         ref = decode(ff, Path(tmp, "single.aac"), n)
@@ -149,8 +156,7 @@ def main() -> None:
             t0 = time.perf_counter()
             a = encode(ff, pcm, 0, split + p, Path(tmp, "a.aac"))
             b = encode(ff, pcm, split - p, n, Path(tmp, "b.aac"))
-            a.wait()
-            b.wait()
+            finish(a, b)
             both_s = time.perf_counter() - t0
             fa = adts_frames(Path(tmp, "a.aac").read_bytes())
             fb = adts_frames(Path(tmp, "b.aac").read_bytes())
@@ -180,7 +186,7 @@ def main() -> None:
             ranks, excess = [], []
             for at in points:
                 start = max(0, at - p)
-                encode(ff, pcm, start, min(n, at + 4 * SR), Path(tmp, "b.aac")).wait()
+                finish(encode(ff, pcm, start, min(n, at + 4 * SR), Path(tmp, "b.aac")))
                 fb = adts_frames(Path(tmp, "b.aac").read_bytes())
                 skip_b = (at - start) // FRAME + 1
                 part = Path(tmp, "part.aac")

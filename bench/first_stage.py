@@ -19,7 +19,6 @@ median and runs, with the load average before and after. A benchmark: it asserts
 from __future__ import annotations
 
 import argparse
-import compileall
 import os
 import shutil
 import signal
@@ -30,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipeline_speed import PROMPT, ROOT, make_input
+from pipeline_speed import PROMPT, ROOT, as_installed, make_input
 
 LAUNCH = "import sys; from musicvid_core.cli import main; sys.argv[0] = 'musicvid'; sys.exit(main())"
 
@@ -72,8 +71,8 @@ def main() -> None:
     args = ap.parse_args()
     trees = {name: Path(path).resolve() for name, path in (t.split("=", 1) for t in args.trees)}
     video = make_input(args.input)
-    for tree in trees.values():  # as installed: bytecode cached (pip compiles at install)
-        compileall.compile_dir(str(tree / "musicvid_core"), quiet=1)
+    for tree in trees.values():
+        as_installed(tree)
     firsts: dict[str, list[float]] = {name: [] for name in trees}
     helps: dict[str, list[float]] = {name: [] for name in trees}
     with tempfile.TemporaryDirectory() as template:

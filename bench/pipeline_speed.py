@@ -49,6 +49,13 @@ STAGES = {"start": "start", "analyse video + plan": "analyse", "compose music": 
           "mix + master": "mix", "summary": "summary"}
 
 
+def as_installed(tree: Path) -> None:
+    """Byte-compile ``tree``'s musicvid_core, as pip does at install: under PYTHONDONTWRITEBYTECODE
+    (set on the project's build machines) a source tree otherwise compiles every module it imports
+    again in every launch (docs/speed.md, "Bytecode")."""
+    compileall.compile_dir(str(tree / "musicvid_core"), quiet=1)
+
+
 def make_input(seconds: float) -> Path:
     """The bench input for ``seconds``: 720p tone video up to 2 minutes, 320x180 with speech beyond."""
     from musicvid_core.lab.samples import make_long_video, make_speech_wav
@@ -214,8 +221,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--rss-only", action="store_true", help="peak RSS only (no reference passes)")
     args = ap.parse_args()
-    # as installed: bytecode cached (pip compiles at install; see first_stage.py)
-    compileall.compile_dir(str(ROOT / "musicvid_core"), quiet=1)
+    as_installed(ROOT)
     helps = sorted(help_s() for _ in range(3))
     rows = [bench(s, args.runs, args.rss_only) for s in args.inputs]
     print(f"--help: {statistics.median(helps):.2f} s (median of 3)")

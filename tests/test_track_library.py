@@ -84,7 +84,7 @@ def test_seed_breaks_near_ties(index):
     assert names == {"energetic_electronic_2", "twin"}
 
 
-def test_a_tempo_word_matches_a_track_read_at_double_time_at_a_cost(index):
+def test_a_tempo_word_matches_a_track_read_at_double_time_at_a_cost():
     # a 68 bpm ballad of even sixteenths is tracked (and edited) at 136: "slow" still fits it,
     # less than a track read at its own slow tempo, more than a fast one
     from musicvid_core.stages.compose.track.choose import _tempo_score
