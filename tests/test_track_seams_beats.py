@@ -1,7 +1,8 @@
 """The editor's seams are predicted on the scale the metric measures them on (long tracks too), a
 made ending is entered through a quiet seam, and tracks whose beat holds two or three equally
-strong events are detected and ranked lower, and a pulse of even sixteenths that a tracker grouped by
-three is tracked again grouped by two (issue 15; docs/tracks.md)."""
+strong events are detected and ranked lower, a pulse of even sixteenths that a tracker grouped by
+three is tracked again grouped by two, and a stretched piece keeps its beat's accent over the
+off-beat (issue 15; docs/tracks.md)."""
 
 from __future__ import annotations
 
@@ -225,3 +226,41 @@ def test_a_long_track_measures_each_bars_likeliest_seams_in_batches(monkeypatch)
     costs = seam_costs(a.model_copy(update={"seam_z": [[v if m else None for v, m in zip(r, k)]
                                                        for r, k in zip(part.tolist(), measured)]}))
     assert np.isfinite(costs).all()
+
+
+@pytest.mark.parametrize("ratio", [1.03, 0.97])
+def test_a_stretched_piece_keeps_the_beats_accent_over_the_off_beat(ratio):
+    """A piece played 3 % slower or faster keeps what tells its beat from its off-beat: the onset
+    strength at the beats over that at the half-beats, stretched against as recorded, within 0.25
+    (log; R2 moved it by 0.06). Rubber Band's finer engine (R3) moved it by 0.6-1.05 here, every beat softened
+    against its off-beat, and the metric then heard the other event as the beat (docs/tracks.md,
+    "Round 6")."""
+    pytest.importorskip("immich_memories_music")
+    from musicvid_core.media import resample
+    from musicvid_core.metrics.bars import onset_envelope
+    from musicvid_core.stages.compose.track.analysis import analyse_file
+    from musicvid_core.stages.compose.track.audio import load_track
+    from musicvid_core.stages.compose.track.edit import Piece
+    from musicvid_core.stages.compose.track.library import list_tracks
+    from musicvid_core.stages.compose.track.render import _piece
+
+    track = next(t for t in list_tracks() if t.path.stem == "nostalgic_electronic_s411")
+    analysis, src = analyse_file(track.path), load_track(track.path, SR)
+    a, b = 0, 20 * SR
+    piece = Piece(out_start=0, out_end=int(round((b - a) * ratio)), src_start=a, src_end=b, bar=0, source_bar=0,
+                  join="seam")
+    played = _piece(piece, src, SR)
+    beats = np.asarray(analysis.beats)
+    beats = beats[(beats > 0.5) & (beats < 19.5)]
+    half = beats[:-1] + np.diff(beats) / 2
+
+    def accent(audio: np.ndarray, scale: float) -> float:
+        onset = onset_envelope(resample(audio.mean(axis=1, keepdims=True), SR, ANALYSIS_SR)[:, 0])
+
+        def at(times: np.ndarray) -> float:
+            f = np.round((times * scale + ONSET_DELAY_S) * ANALYSIS_SR / HOP).astype(int)
+            return float(np.mean(np.maximum.reduce([onset[f - 1], onset[f], onset[f + 1]])))
+
+        return float(np.log(at(beats) / at(half)))
+
+    assert abs(accent(played, ratio) - accent(src[a:b], 1.0)) <= 0.25

@@ -53,7 +53,6 @@ class Piece(BaseModel):
     role: Literal["pickup", "body", "ending"] = "body"
     join: Literal["start", "continue", "seam"] = "continue"
     fade: int = 0
-    before_seam: bool = False  # the next piece enters at a seam (its tail lies under that seam)
 
     @property
     def ratio(self) -> float:
@@ -268,7 +267,6 @@ def _joins(pieces: list[Piece], sr: int, seam_s: float) -> None:
         cur.join = "continue" if cont else "seam"
         cur.fade = 0 if cont and not stretched else int(round((STRETCH_XF_S if cont else seam_s) * sr))
         cur.fade = min(cur.fade, prev.out_end - prev.out_start)
-        prev.before_seam = not cont
     if pieces:
         pieces[0].join = "start"
 

@@ -2,7 +2,7 @@
 
 A piece within COPY_TOLERANCE of its recorded tempo is copied sample for sample (most of them:
 the grid stretches as few beats as it can); the others go through Rubber Band
-(``pedalboard.time_stretch``, pitch kept; its finer, slower engine for a piece on either side of a seam)
+(``pedalboard.time_stretch``, pitch kept; its R2 engine with crisp transients, STRETCH_OPTIONS)
 with PAD_S of source either side so the stretcher's
 edges fall outside what is kept, on a pool of two threads (Rubber Band releases the GIL). Each
 piece is laid over the one before it in its ``fade`` window: equal-power (cos/sin) at a seam --
@@ -30,6 +30,11 @@ RING_HOLD_BEATS = 1.0
 REVERB = dict(room_size=0.85, damping=0.4, wet_level=1.0, dry_level=0.0, width=1.0)
 REVERB_GAIN = 0.35
 THREADS = 2
+# Rubber Band's R2 engine, crisp transients (its default): of the settings measured it keeps the
+# beat's accent over the off-beat best (|log| shift p90 0.11 over the 28 library tracks stretched
+# +-3-5 %, against 0.22 and up to 0.65 for the finer R3 engine, which softened beats against their
+# off-beats) at the same spectral fidelity and 0.4x R3's CPU. bench/stretch_fidelity.py; docs/tracks.md, "Round 6".
+STRETCH_OPTIONS = dict(high_quality=False, transient_mode="crisp")
 
 
 def render_edit(edit: Edit, source: np.ndarray, *, threads: int = THREADS) -> np.ndarray:
@@ -115,10 +120,8 @@ def _piece(p: Piece, src: np.ndarray, sr: int) -> np.ndarray:
     pad = int(PAD_S * sr)
     pre = int(round(p.fade / ratio))
     a, b = p.src_start - pre - pad, p.src_end + pad
-    # Rubber Band's faster engine sharpens attacks (+0.4 flux at a downbeat stretched 3.6 %, about one
-    # seam z-score); a piece on either side of a seam gets the finer one, which keeps them (docs/tracks.md)
     stretched = pedalboard.time_stretch(_window(src, a, b).T.copy(), sr, stretch_factor=1.0 / ratio,
-                                        high_quality=p.join == "seam" or p.before_seam).T
+                                        **STRETCH_OPTIONS).T
     start = int(round(pad * ratio))
     got = stretched[start:start + p.fade + length]
     if got.shape[0] < p.fade + length:
