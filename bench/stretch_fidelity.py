@@ -11,9 +11,11 @@ stretched audio is mapped back to the source's clock and compared with the sourc
 
 - accent shift: log(onset strength at the beats / at the half-beats), stretched less source (the
   beats are the shipped analysis's; the onset strength is ``metrics.bars.onset_envelope``, the one the
-  edit's metric reads); |shift| median, 90th percentile and largest over all tracks and ratios.
-  0.69 means the beat lost half its lead over the off-beat;
-- beat attack: the onset peak at the beats, stretched over source (median): > 1 sharper, < 1 softer;
+  edit's metric reads, its peak within a frame of each time, averaged: ``metrics.bars._salience``);
+  |shift| median, 90th percentile and largest over all tracks and ratios. 0.69 means the beat lost
+  half its lead over the off-beat;
+- beat attack: the onset strength at the beats, stretched over source (median over tracks and
+  ratios): > 1 sharper, < 1 softer;
 - spectrum: mean |dB| difference of the 64-band log-mel frames (``metrics.bars.log_mel``) and of a
   4096-point STFT's bins within 60 dB of the loudest, frame against mapped frame;
 - CPU seconds of the stretches themselves.
@@ -42,15 +44,6 @@ SETTINGS = {
     "R2 mixed transients": {**STRETCH_OPTIONS, "transient_mode": "mixed"},
     "R3 (finer engine)": {"high_quality": True},
 }
-
-
-def peaks_at(onset: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The onset envelope's largest value within a frame of each time (a beat's attack), and which
-    times fell inside the envelope."""
-    f = np.round((times + bars.ONSET_DELAY_S) * bars.ANALYSIS_SR / bars.HOP).astype(int)
-    ok = (f > 1) & (f < onset.size - 2)
-    f = f[ok]
-    return np.maximum.reduce([onset[f - 1], onset[f], onset[f + 1]]), ok
 
 
 def stft_db(x: np.ndarray) -> np.ndarray:
@@ -82,8 +75,7 @@ def main() -> None:
         half = beats[:-1] + np.diff(beats) / 2
         mono = resample(x.mean(axis=1, keepdims=True), SR, bars.ANALYSIS_SR)[:, 0]
         onset0, mel0, spec0 = bars.onset_envelope(mono), bars.log_mel(mono), stft_db(x.mean(axis=1))
-        on0, _ = peaks_at(onset0, beats)
-        off0, _ = peaks_at(onset0, half)
+        on0, off0 = bars._salience(beats, onset0), bars._salience(half, onset0)
         for ratio in RATIOS:
             for name, options in SETTINGS.items():
                 t = time.process_time()
@@ -91,11 +83,9 @@ def main() -> None:
                 figures[name]["cpu"] += time.process_time() - t
                 ym = resample(np.ascontiguousarray(y.mean(axis=1, keepdims=True)), SR, bars.ANALYSIS_SR)[:, 0]
                 onset = bars.onset_envelope(ym)
-                on, ok_on = peaks_at(onset, beats * ratio)
-                off, ok_off = peaks_at(onset, half * ratio)
-                shift = np.log(on.mean() / off.mean()) - np.log(on0[ok_on].mean() / off0[ok_off].mean())
-                figures[name]["shift"].append(abs(float(shift)))
-                figures[name]["attack"].append(float(np.median(on / np.maximum(on0[ok_on], 1e-9))))
+                on, off = bars._salience(beats * ratio, onset), bars._salience(half * ratio, onset)
+                figures[name]["shift"].append(abs(float(np.log(on / off) - np.log(on0 / off0))))
+                figures[name]["attack"].append(on / on0)
                 n = mel0.shape[1]
                 figures[name]["mel"].append(float(np.mean(np.abs(mapped(bars.log_mel(ym), n, ratio) - mel0)[:, 5:n - 5])))
                 spec, n = stft_db(np.ascontiguousarray(y.mean(axis=1))), spec0.shape[1]

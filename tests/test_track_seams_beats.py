@@ -237,7 +237,7 @@ def test_a_stretched_piece_keeps_the_beats_accent_over_the_off_beat(ratio):
     "Round 6")."""
     pytest.importorskip("immich_memories_music")
     from musicvid_core.media import resample
-    from musicvid_core.metrics.bars import onset_envelope
+    from musicvid_core.metrics.bars import _salience, onset_envelope
     from musicvid_core.stages.compose.track.analysis import analyse_file
     from musicvid_core.stages.compose.track.audio import load_track
     from musicvid_core.stages.compose.track.edit import Piece
@@ -256,11 +256,6 @@ def test_a_stretched_piece_keeps_the_beats_accent_over_the_off_beat(ratio):
 
     def accent(audio: np.ndarray, scale: float) -> float:
         onset = onset_envelope(resample(audio.mean(axis=1, keepdims=True), SR, ANALYSIS_SR)[:, 0])
-
-        def at(times: np.ndarray) -> float:
-            f = np.round((times * scale + ONSET_DELAY_S) * ANALYSIS_SR / HOP).astype(int)
-            return float(np.mean(np.maximum.reduce([onset[f - 1], onset[f], onset[f + 1]])))
-
-        return float(np.log(at(beats) / at(half)))
+        return float(np.log(_salience(beats * scale, onset) / _salience(half * scale, onset)))
 
     assert abs(accent(played, ratio) - accent(src[a:b], 1.0)) <= 0.25

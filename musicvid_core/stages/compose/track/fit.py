@@ -84,10 +84,10 @@ def _reedit(previous: Edit, analysis: TrackAnalysis, bounds: list[float], index:
 
     A piece's samples depend on its neighbours' joins: one that enters at a seam gets a longer
     pre-roll, so a new bar next to a kept one can change the kept one's samples -- and a piece's
-    pre-roll lies before its start, in the segment before. So the segment's second bar and its last are kept too where
-    it is long enough (re-editing between them), and every piece that reaches outside the
-    segment's samples is checked unchanged; where none of the narrower re-edits passes, the
-    previous edit is kept, with a note."""
+    pre-roll lies before its start, in the segment before. So the segment's second bar and its
+    last are kept too where it is long enough (re-editing between them), and every piece that
+    reaches outside the segment's samples is checked unchanged; where none of the narrower
+    re-edits passes, the previous edit is kept, with a note."""
     spans = segment_bars(previous, bounds)
     if not 0 <= index < len(spans):
         raise BadInput(f"segment {index} does not exist: the plan has {len(spans)}")

@@ -30,10 +30,10 @@ RING_HOLD_BEATS = 1.0
 REVERB = dict(room_size=0.85, damping=0.4, wet_level=1.0, dry_level=0.0, width=1.0)
 REVERB_GAIN = 0.35
 THREADS = 2
-# Rubber Band's R2 engine, crisp transients (its default): of the settings measured it keeps the
-# beat's accent over the off-beat best (|log| shift p90 0.11 over the 28 library tracks stretched
-# +-3-5 %, against 0.22 and up to 0.65 for the finer R3 engine, which softened beats against their
-# off-beats) at the same spectral fidelity and 0.4x R3's CPU. bench/stretch_fidelity.py; docs/tracks.md, "Round 6".
+# Rubber Band's R2 engine, crisp transients (its default): it keeps the beat's accent over the
+# off-beat (|log| shift p90 0.11, largest 0.23, over the 28 library tracks stretched by 3-5 %; the
+# finer R3 engine 0.22 and 0.65, always softening the beat) at a like spectral fidelity and 0.4x
+# R3's CPU. bench/stretch_fidelity.py; docs/tracks.md, "Round 6".
 STRETCH_OPTIONS = dict(high_quality=False, transient_mode="crisp")
 
 
