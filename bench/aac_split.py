@@ -3,6 +3,7 @@ the two cores and spliced, without a trace at the splice? A measurement, not a p
 
     python bench/aac_split.py                     # 15 minutes of library music, 256 kbit/s
     python bench/aac_split.py --minutes 5 --preroll 2 4 8
+    python bench/aac_split.py --final-run         # the split's speed with the final run's whole work
 
 The encode is ffmpeg's native AAC (the coder and bitrate the mix stage uses), one process per
 half. Half A codes samples [0, S + P) and half B [S - P, N): S a whole number of 1024-sample
@@ -23,6 +24,11 @@ priming):
   single encode's frames up to S, then a short half B (its pre-roll and 4 s): ``--points``
   splices spread over the file, each ranked as above and against the single at the same place
   (the excess, dB).
+
+With ``--final-run``, only the speed, single against two halves (128 frames of pre-roll), of three
+workloads: the encode alone; the master chain (make-up gain, the limiter at 4x the rate:
+``filtergraph.master_chain``, with a gain that makes it act) and the encode; and that plus the
+loopback decoder and the true-peak meter that the mix stage's final run adds (``-dec``, ebur128).
 
 The input is the bundled library's tracks played one after another to the length asked (real
 music: cymbals, bass, transients), at 48 kHz stereo. Prints figures; asserts nothing.
@@ -63,11 +69,40 @@ def library_music(seconds: float) -> np.ndarray:
     return np.concatenate(parts)[:need].astype(np.float32)
 
 
-def encode(ff: str, pcm: Path, start: int, stop: int, dest: Path) -> subprocess.Popen:
-    """Start one encode of samples [start, stop) of the raw float file ``pcm`` to ADTS."""
+def encode(ff: str, pcm: Path, start: int, stop: int, dest: Path, *, chain: str = "",
+           meter: bool = False) -> subprocess.Popen:
+    """Start one encode of samples [start, stop) of the raw float file ``pcm`` to ADTS; ``chain``:
+    an audio filter chain first; ``meter``: the encoded packets decoded again and metered (ebur128
+    with true peak), as compose's final run does."""
+    from musicvid_core.metrics.loudness import EBUR128_FILTER
+
     return subprocess.Popen([ff, "-hide_banner", "-nostdin", "-v", "error", "-f", "f32le", "-ar", str(SR), "-ac", "2",
                              "-ss", f"{start / SR:.9f}", "-t", f"{(stop - start) / SR:.9f}", "-i", str(pcm),
-                             "-c:a", "aac", "-b:a", BITRATE, "-f", "adts", "-y", str(dest)])
+                             *(["-af", chain] if chain else []),
+                             "-c:a", "aac", "-b:a", BITRATE, "-f", "adts", "-y", str(dest),
+                             *(["-dec", "0:0", "-filter_complex", f"[dec:0]{EBUR128_FILTER}[meter]", "-map", "[meter]",
+                                "-f", "null", "-"] if meter else [])])
+
+
+def final_run_speeds(ff: str, pcm: Path, n: int, split: int, tmp: str, preroll: int = 128) -> None:
+    """Wall seconds of one process against two halves run together, for the three workloads."""
+    from musicvid_core.stages.mix.filtergraph import master_chain
+
+    p = preroll * FRAME
+    for label, chain, meter in (("encode alone", False, False), ("master chain + encode", True, False),
+                                ("master chain + encode + meter (the final run's work)", True, True)):
+        def one(start: int, stop: int, name: str, chain: bool = chain, meter: bool = meter) -> subprocess.Popen:
+            text = master_chain(6.0, limit_db=-1.5, sample_rate=SR, total=stop - start) if chain else ""
+            return encode(ff, pcm, start, stop, Path(tmp, name), chain=text, meter=meter)
+
+        t0 = time.perf_counter()
+        finish(one(0, n, "single.aac"))
+        single_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        finish(one(0, split + p, "a.aac"), one(split - p, n, "b.aac"))
+        both_s = time.perf_counter() - t0
+        print(f"{label}: single {single_s:.2f} s, two halves together {both_s:.2f} s ({both_s / single_s:.2f}x)",
+              flush=True)
 
 
 def finish(*procs: subprocess.Popen) -> None:
@@ -128,6 +163,8 @@ def main() -> None:
     ap.add_argument("--preroll", type=int, nargs="+", default=[8, 32, 64], help="pre-roll of half B, frames")
     ap.add_argument("--points", type=int, default=40, help="further splice points tested (short half B)")
     ap.add_argument("--verbose", action="store_true", help="each splice point's figures")
+    ap.add_argument("--final-run", action="store_true",
+                    help="only the speed of the split with the final run's whole work (limiter, meter)")
     args = ap.parse_args()
     ff = ffmpeg_exe()
     x = library_music(args.minutes * 60)
@@ -136,6 +173,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         pcm = Path(tmp, "in.f32")
         x.tofile(pcm)
+        if args.final_run:
+            print(f"{args.minutes:g} min of library music, {BITRATE} AAC (ffmpeg native), split at {split / SR:.2f} s")
+            final_run_speeds(ff, pcm, n, split, tmp)
+            return
         t0 = time.perf_counter()
         finish(encode(ff, pcm, 0, n, Path(tmp, "single.aac")))
         single_s = time.perf_counter() - t0
