@@ -20,7 +20,7 @@ stretched audio is mapped back to the source's clock and compared with the sourc
   4096-point STFT's bins within 60 dB of the loudest, frame against mapped frame;
 - CPU seconds of the stretches themselves.
 
-Prints figures; asserts nothing (tests/test_track_editor.py checks the setting the editor uses).
+Prints figures; asserts nothing (tests/test_track_seams_beats.py checks the setting the editor uses).
 """
 
 from __future__ import annotations
