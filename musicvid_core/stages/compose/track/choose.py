@@ -165,15 +165,15 @@ def _genre(intent) -> str | None:
     return None
 
 
-def _octave_distance(bpm: float, target: float) -> float:
-    """log2 distance to the nearest of target/2, target, target*2, plus OCTAVE_COST when not target itself."""
-    best = min((abs(math.log2(bpm / (target * k))) + (0.0 if k == 1 else OCTAVE_COST), k) for k in (0.5, 1.0, 2.0))
-    return best[0]
+def _octave_distance(bpm: float, lo: float, hi: float | None = None) -> float:
+    """log2 distance from ``bpm`` to the tempo ``lo`` (or the range [lo, hi]; 0 inside it), the
+    nearest of bpm/2, bpm and bpm*2 taken, plus OCTAVE_COST when not bpm itself."""
+    hi = lo if hi is None else hi
 
+    def outside(t: float) -> float:
+        return 0.0 if lo <= t <= hi else min(abs(math.log2(t / lo)), abs(math.log2(t / hi)))
 
-def _range_distance(bpm: float, lo: float, hi: float) -> float:
-    """log2 distance from ``bpm`` to the range [lo, hi] (0 inside it)."""
-    return 0.0 if lo <= bpm <= hi else min(abs(math.log2(bpm / lo)), abs(math.log2(bpm / hi)))
+    return min(outside(bpm * k) + (0.0 if k == 1 else OCTAVE_COST) for k in (0.5, 1.0, 2.0))
 
 
 def _tempo_score(bpm: float, intent) -> tuple[float, str]:
@@ -187,6 +187,6 @@ def _tempo_score(bpm: float, intent) -> tuple[float, str]:
         # sixteenths is edited at 136: metrics.bars._binary_pulse), so half and double count too,
         # at OCTAVE_COST
         lo, hi = TEMPO_RANGES[intent.tempo_hint]
-        d = min(_range_distance(bpm * k, lo, hi) + (0.0 if k == 1 else OCTAVE_COST) for k in (0.5, 1.0, 2.0))
+        d = _octave_distance(bpm, lo, hi)
         return max(0.0, 1 - d / 0.3), f"{bpm:.0f} bpm, {intent.tempo_hint}"
     return 0.5, ""
