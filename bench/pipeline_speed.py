@@ -18,7 +18,11 @@ For each input, measured in the same run (medians of ``--runs``):
 - **first stage**: launch to the first progress line (goal <= 0.3 s); **--help**: launch to exit
   (goal <= 0.25 s);
 - **peak RSS**: the largest sum of the resident sets of the CLI process and all its descendants
-  (ffmpeg, render children), polled every 20 ms (goal <= 400 MB, flat within 1.2x from 1 to 60 min).
+  (ffmpeg, render children), polled every 20 ms (goal <= 400 MB, flat within 1.2x from 1 to 60 min);
+- **CPU**: the CPU seconds (user + system) of the run's whole process tree, per stage (the tree's
+  times read at each progress line) and in all (the reaped tree's rusage), and the same of the limit's
+  passes; **floor** = the run's CPU over the cores (``os.cpu_count()``): the wall time no
+  arrangement of the same work can beat, as a multiple of the limit.
 
 Inputs are generated once into bench/out/ (git-ignored): 1280x720 30 fps x264 veryfast with a quiet
 tone; 320x180 25 fps with espeak-ng speech every 10 s over a quiet tone. A benchmark: it prints
@@ -31,6 +35,7 @@ import argparse
 import compileall
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -85,17 +90,19 @@ def make_input(seconds: float) -> Path:
     return video
 
 
-def decode_s(video: Path) -> float:
+def decode_s(video: Path) -> tuple[float, float]:
+    """Wall and CPU seconds of one plain decode pass of ``video``."""
     from musicvid_core.media import ffmpeg_exe
 
-    t0 = time.perf_counter()
+    cpu0, t0 = children_cpu(), time.perf_counter()
     subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(video), "-f", "null", "-"],
                    check=True)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, children_cpu() - cpu0
 
 
-def aac_s(output: Path) -> float:
-    """One AAC encode (256 kbit/s, default coder) of ``output``'s audio, from a float WAV of it."""
+def aac_s(output: Path) -> tuple[float, float]:
+    """Wall and CPU seconds of one AAC encode (256 kbit/s, default coder) of ``output``'s audio,
+    from a float WAV of it."""
     from musicvid_core.media import ffmpeg_exe
 
     ff = ffmpeg_exe()
@@ -103,10 +110,10 @@ def aac_s(output: Path) -> float:
         wav = Path(tmp, "a.wav")
         subprocess.run([ff, "-hide_banner", "-nostdin", "-v", "error", "-i", str(output), "-map", "0:a:0",
                         "-c:a", "pcm_f32le", str(wav)], check=True)
-        t0 = time.perf_counter()
+        cpu0, t0 = children_cpu(), time.perf_counter()
         subprocess.run([ff, "-hide_banner", "-nostdin", "-v", "error", "-i", str(wav), "-c:a", "aac", "-b:a", "256k",
                         "-f", "null", "-"], check=True)
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, children_cpu() - cpu0
 
 
 class TreeRSS(threading.Thread):
@@ -153,24 +160,55 @@ class TreeRSS(threading.Thread):
             time.sleep(self.every)
 
 
+def children_cpu() -> float:
+    """CPU seconds (user + system) of this process's reaped descendants so far."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a live process and every descendant it has: each one's own times plus those
+    of the children it has reaped (a reaped process's times are in its parent's, once)."""
+    import psutil
+
+    total = 0.0
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    for proc in procs:
+        try:
+            t = proc.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+        except psutil.Error:
+            pass
+    return total
+
+
 def run_cli(video: Path, out: Path, home: str, pss: bool = False) -> dict:
-    """One ``musicvid run`` in a fresh process: stage times from its progress lines, wall, tree RSS."""
+    """One ``musicvid run`` in a fresh process: stage times from its progress lines, wall, tree RSS
+    and tree CPU (per stage and in all)."""
     env = {**os.environ, "MUSICVID_HOME": home, "COLUMNS": "200"}
+    cpu0 = children_cpu()
     t0 = time.perf_counter()
     proc = subprocess.Popen([*CLI, "run", str(video), "-p", PROMPT, "-o", str(out)], cwd=ROOT, env=env,
                             stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     rss = TreeRSS(proc.pid, every=0.1 if pss else 0.02, pss=pss)
     rss.start()
     marks: list[tuple[str, float]] = []
+    cpu_marks: list[float] = []
     lines = []
     for line in proc.stderr:
         lines.append(line)
         for label, name in STAGES.items():
             if line.rstrip().endswith(f"{label} …") and name not in dict(marks):
                 marks.append((name, time.perf_counter() - t0))
+                cpu_marks.append(tree_cpu(proc.pid))
                 rss.stage = name
     proc.wait()
     wall = time.perf_counter() - t0
+    cpu_total = children_cpu() - cpu0
     rss.done.set()
     rss.join()
     if proc.returncode != 0:
@@ -180,8 +218,12 @@ def run_cli(video: Path, out: Path, home: str, pss: bool = False) -> dict:
     stages = {name: end - at for (name, at), end in zip(marks, ends)}
     if marks and marks[0][0] == "start":
         stages["start"] = ends[0]
+    cpu_ends = cpu_marks[1:] + [cpu_total]
+    cpu = {name: end - at for (name, _), at, end in zip(marks, cpu_marks, cpu_ends)}
+    if marks and marks[0][0] == "start":
+        cpu["start"] = cpu_ends[0]
     return {"wall_s": wall, "first_stage_s": marks[0][1], "stages_s": stages, "peak_rss_mb": rss.peak,
-            "peak_pss_mb": rss.peak_pss, "stage_rss_mb": rss.by_stage}
+            "peak_pss_mb": rss.peak_pss, "stage_rss_mb": rss.by_stage, "cpu_s": cpu, "cpu_total_s": cpu_total}
 
 
 def help_s() -> float:
@@ -203,13 +245,21 @@ def bench(seconds: float, runs: int, rss_only: bool) -> dict:
                     "runs_rss_mb": [r["peak_rss_mb"] for r in results],
                     "stage_rss_mb": {k: max(r["stage_rss_mb"].get(k, 0.0) for r in results)
                                      for k in STAGES.values()}}
-        aac = statistics.median(aac_s(out) for _ in range(runs))
-    decode = statistics.median(decode_s(video) for _ in range(runs))
+        aacs = [aac_s(out) for _ in range(runs)]
+    decodes = [decode_s(video) for _ in range(runs)]
+    aac, aac_cpu = statistics.median(a for a, _ in aacs), statistics.median(c for _, c in aacs)
+    decode, decode_cpu = statistics.median(d for d, _ in decodes), statistics.median(c for _, c in decodes)
     limit = decode if seconds <= 120 else decode + aac
-    med = {k: statistics.median(r["stages_s"].get(k, 0.0) for r in results)
-           for k in ("start", "analyse", "compose", "mix", "summary")}
+    limit_cpu = decode_cpu if seconds <= 120 else decode_cpu + aac_cpu
+    keys = ("start", "analyse", "compose", "mix", "summary")
+    med = {k: statistics.median(r["stages_s"].get(k, 0.0) for r in results) for k in keys}
+    cpu = {k: statistics.median(r["cpu_s"].get(k, 0.0) for r in results) for k in keys}
+    cpu_total = statistics.median(r["cpu_total_s"] for r in results)
+    cores = os.cpu_count() or 1
     wall = statistics.median(r["wall_s"] for r in results)
     return {"input_s": seconds, "video": video.name, "decode_s": decode, "aac_s": aac, "limit_s": limit,
+            "limit_cpu_s": limit_cpu, "cpu_s": cpu, "cpu_total_s": cpu_total, "cores": cores,
+            "floor_s": cpu_total / cores, "floor_ratio": cpu_total / cores / limit,
             "stages_s": med, "e2e_s": wall, "ratio": wall / limit,
             "first_stage_s": statistics.median(r["first_stage_s"] for r in results),
             "peak_rss_mb": max(r["peak_rss_mb"] for r in results), "runs": [r["wall_s"] for r in results]}
@@ -239,6 +289,12 @@ def main() -> None:
                   f"{st['start']:>5.2f}s {st['analyse']:>7.2f}s {st['compose']:>7.2f}s {st['mix']:>5.2f}s "
                   f"{st['summary']:>4.2f}s {r['e2e_s']:>6.2f}s {r['ratio']:>5.2f}x {r['first_stage_s']:>8.2f}s "
                   f"{r['peak_rss_mb']:>7.0f}MB")
+        for r in rows:
+            cpu = r["cpu_s"]
+            print(f"{r['input_s']:>6.0f}s CPU seconds: start {cpu['start']:.2f}, analyse {cpu['analyse']:.2f}, "
+                  f"compose {cpu['compose']:.2f}, mix {cpu['mix']:.2f}, exit {cpu['summary']:.2f}; "
+                  f"in all {r['cpu_total_s']:.2f} (the limit's passes {r['limit_cpu_s']:.2f}); floor on "
+                  f"{r['cores']} cores {r['floor_s']:.2f} s = {r['floor_ratio']:.2f}x the limit")
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "pipeline_speed.json").write_text(json.dumps(rows, indent=1))
 
