@@ -16,7 +16,9 @@ own, on WAV files this script writes. Two steps:
         +-10 % of the edit's tempo) and left free, and the bar lines (4/4 at the edit's tempo, and
         left free: 3 or 4 beats at madmom's own tempo, the level a listener taps);
         the cut-beat and strong-cut-bar-line hit rates (+-70 ms, as metrics.edit), pooled over cuts,
-        beside metrics.edit's own, per track and in all.
+        beside metrics.edit's own, per track, in all, and per kind of track: madmom's beats on each
+        whole source against the analysis grid -- the same beat ("shared"), the analysis at twice
+        madmom's tempo ("double time"), another event at the same tempo ("elsewhere").
 
 A madmom interpreter, as used for the figures in docs/tracks.md ("An outside judge"): Python 3.11,
 ``pip install "numpy<2" scipy cython mido wheel setuptools`` then ``pip install --no-build-isolation
@@ -38,6 +40,7 @@ from pathlib import Path
 
 TOLERANCE_S = 0.07
 JUDGE_SR = 44100  # madmom's processors expect 44.1 kHz
+SHARED_PHASE = 0.15  # madmom's beats this close (of a beat) to the analysis grid's: the same beat
 
 
 def render(folder: Path, targets: list[float], names: list[str] | None, cache: str | None) -> None:
@@ -57,13 +60,16 @@ def render(folder: Path, targets: list[float], names: list[str] | None, cache: s
     sr = 48000
     folder.mkdir(parents=True, exist_ok=True)
     cache_dir = Path(cache) if cache else Path(tempfile.mkdtemp(prefix="musicvid-judge-")) / "cache"
-    meta = {}
+    meta, sources = {}, {}
     for k, path in enumerate(t.path for t in list_tracks() if t.bundled):  # k: bench/track_edit.py's seed
         if names and path.stem not in names:
             continue
         a = analyse_file(path, cache_dir=cache_dir)
         src = load_track(path, sr)
         flux = bar_line_flux(src, sr, [b.start for b in a.bars])
+        wav = folder / f"{path.stem}_source.wav"
+        write_float_wav(wav, np.ascontiguousarray(resample(src, sr, JUDGE_SR), dtype=np.float32), JUDGE_SR)
+        sources[path.stem] = {"wav": wav.name, "beats": a.beats, "bpm": a.bpm}
         for dur in targets:
             cuts, strong = irregular_cuts(dur, k)
             n = int(round(dur * sr))
@@ -79,6 +85,7 @@ def render(folder: Path, targets: list[float], names: list[str] | None, cache: s
             print(f"{wav.name:40s} ours: beat {r['cut_beat_hit_rate']:.2f} bar {r['strong_downbeat_hit_rate'] or 0:.2f}",
                   flush=True)
     (folder / "meta.json").write_text(json.dumps(meta, indent=1))
+    (folder / "sources.json").write_text(json.dumps(sources, indent=1))
 
 
 def judge(folder: Path, jobs: int) -> None:
@@ -86,9 +93,14 @@ def judge(folder: Path, jobs: int) -> None:
 
     _madmom()  # fail here, with one line, when madmom is missing
     meta = json.loads((folder / "meta.json").read_text())
+    sources = json.loads((folder / "sources.json").read_text())
     items = [(str(folder / name), m) for name, m in sorted(meta.items())]
     rows = []
     with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
+        kinds = dict(zip(sources, pool.map(_source_kind, [(str(folder / v["wav"]), v) for v in sources.values()])))
+        for name, kind in kinds.items():
+            print(f"{name:28s} source: {kind[0]} (madmom's beat {kind[1]:+.2f} of a beat off the grid, its tempo "
+                  f"{kind[2]:.1f} bpm, the analysis' {sources[name]['bpm']:.1f})")
         for row in pool.map(_judge_one, items):
             rows.append(row)
             print(f"{row['track']:28s} {row['target']:5.0f}s madmom: beat {_num(row['beat'])} (tempo free "
@@ -97,13 +109,17 @@ def judge(folder: Path, jobs: int) -> None:
 
     def pooled(sel: list[dict], key: str, count: str) -> float:
         n = sum(r[count] for r in sel if r[key] is not None)
-        return 100 * sum(r[key] * r[count] for r in sel if r[key] is not None) / max(1, n)
+        return 100 * sum(r[key] * r[count] for r in sel if r[key] is not None) / n if n else float("nan")
 
     print()
-    for target in sorted({r["target"] for r in rows}) + [None]:
-        sel = [r for r in rows if target is None or r["target"] == target]
-        label = "all" if target is None else f"{target:g} s"
-        print(f"{label:6s} n={len(sel):3d} | madmom: cuts on beats {pooled(sel, 'beat', 'n'):5.1f} % "
+    groups = [(f"{target:g} s", [r for r in rows if r["target"] == target]) for target in sorted({r["target"] for r in rows})]
+    groups.append(("all", rows))
+    for kind in ("shared", "double time", "elsewhere", "other"):
+        sel = [r for r in rows if kinds.get(r["track"], ("other",))[0] == kind]
+        if sel:
+            groups.append((f"{kind} ({len({r['track'] for r in sel})} tracks)", sel))
+    for label, sel in groups:
+        print(f"{label:22s} n={len(sel):3d} | madmom: cuts on beats {pooled(sel, 'beat', 'n'):5.1f} % "
               f"(tempo free {pooled(sel, 'beat_free', 'n'):5.1f} %), strong cuts on bar lines {pooled(sel, 'bar', 'ns'):5.1f} % "
               f"(free {pooled(sel, 'bar_free', 'ns'):5.1f} %) "
               f"| metrics.edit: {pooled(sel, 'ours_beat', 'n'):5.1f} / {pooled(sel, 'ours_bar', 'ns'):5.1f} %")
@@ -126,14 +142,43 @@ def _madmom():
     return beats, downbeats
 
 
+def _source_kind(item: tuple[str, dict]) -> tuple[str, float, float]:
+    """How madmom hears a library track against its analysis: ("shared", offset, bpm) where its beats
+    lie on the analysis grid (median offset within SHARED_PHASE of a beat) at the same tempo; "double
+    time" where the analysis' tempo is twice madmom's; "elsewhere" where, at the same tempo, madmom's
+    beat is another event; "other" for the rest. The offset is madmom's beats' median phase in the
+    grid (-0.5 .. 0.5 of a beat)."""
+    import numpy as np
+
+    wav, source = item
+    beats, _ = _madmom()
+    if "beat" not in _NETS:
+        _NETS["beat"] = beats.RNNBeatProcessor()
+    heard = beats.DBNBeatTrackingProcessor(fps=100)(_NETS["beat"](wav))
+    grid = np.asarray(source["beats"], dtype=float)
+    inside = heard[(heard > grid[1]) & (heard < grid[-2])]
+    if inside.size < 4 or grid.size < 8:
+        return "other", 0.0, 0.0
+    k = np.clip(np.searchsorted(grid, inside) - 1, 0, grid.size - 2)
+    phase = (inside - grid[k]) / np.diff(grid)[k]
+    offset = float(np.median((phase + 0.5) % 1.0 - 0.5))
+    bpm = 60.0 / float(np.median(np.diff(heard)))
+    ratio = float(source["bpm"]) / bpm
+    if abs(ratio - 1) < 0.1:
+        return ("shared" if abs(offset) <= SHARED_PHASE else "elsewhere"), offset, bpm
+    if abs(ratio - 2) < 0.2:
+        return "double time", offset, bpm
+    return "other", offset, bpm
+
+
 def _judge_one(item: tuple[str, dict]) -> dict:
     """madmom's beats and bar lines of one rendered edit, and the cuts' hit rates against them."""
     import numpy as np
 
     wav, m = item
     beats, downbeats = _madmom()
-    if not _NETS:  # once per worker process: loading the networks takes a while
-        _NETS.update(beat=beats.RNNBeatProcessor(), bar=downbeats.RNNDownBeatProcessor())
+    if "bar" not in _NETS:  # once per worker process: loading the networks takes a while
+        _NETS.update(beat=_NETS.get("beat") or beats.RNNBeatProcessor(), bar=downbeats.RNNDownBeatProcessor())
     bpm = float(m["bpm"])
 
     def hit(times: list[float], grid) -> float | None:
