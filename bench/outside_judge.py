@@ -61,15 +61,19 @@ def render(folder: Path, targets: list[float], names: list[str] | None, cache: s
     folder.mkdir(parents=True, exist_ok=True)
     cache_dir = Path(cache) if cache else Path(tempfile.mkdtemp(prefix="musicvid-judge-")) / "cache"
     meta, sources = {}, {}
+
+    def write(audio: np.ndarray, name: str) -> str:
+        """``audio`` at 48 kHz written to ``folder`` at the judge's rate; the file name."""
+        write_float_wav(folder / name, np.ascontiguousarray(resample(audio, sr, JUDGE_SR), dtype=np.float32), JUDGE_SR)
+        return name
+
     for k, path in enumerate(t.path for t in list_tracks() if t.bundled):  # k: bench/track_edit.py's seed
         if names and path.stem not in names:
             continue
         a = analyse_file(path, cache_dir=cache_dir)
         src = load_track(path, sr)
         flux = bar_line_flux(src, sr, [b.start for b in a.bars])
-        wav = folder / f"{path.stem}_source.wav"
-        write_float_wav(wav, np.ascontiguousarray(resample(src, sr, JUDGE_SR), dtype=np.float32), JUDGE_SR)
-        sources[path.stem] = {"wav": wav.name, "beats": a.beats, "bpm": a.bpm}
+        sources[path.stem] = {"wav": write(src, f"{path.stem}_source.wav"), "beats": a.beats, "bpm": a.bpm}
         for dur in targets:
             cuts, strong = irregular_cuts(dur, k)
             n = int(round(dur * sr))
@@ -77,12 +81,11 @@ def render(folder: Path, targets: list[float], names: list[str] | None, cache: s
             out = render_edit(edit, src)
             r = edit_report(out, sr, expected_samples=n, cuts=cuts, strong=strong, seams_s=edit.seams,
                             seam_bars=edit.seam_bars, reference_flux=flux, edit=edit)
-            wav = folder / f"{path.stem}_{dur:g}s.wav"
-            write_float_wav(wav, np.ascontiguousarray(resample(out, sr, JUDGE_SR), dtype=np.float32), JUDGE_SR)
-            meta[wav.name] = {"track": path.stem, "target": dur, "cuts": cuts, "strong": strong,
-                              "bpm": r["measured_at_bpm"], "ours_beat": r["cut_beat_hit_rate"],
-                              "ours_bar": r["strong_downbeat_hit_rate"]}
-            print(f"{wav.name:40s} ours: beat {r['cut_beat_hit_rate']:.2f} bar {r['strong_downbeat_hit_rate'] or 0:.2f}",
+            wav = write(out, f"{path.stem}_{dur:g}s.wav")
+            meta[wav] = {"track": path.stem, "target": dur, "cuts": cuts, "strong": strong,
+                         "bpm": r["measured_at_bpm"], "ours_beat": r["cut_beat_hit_rate"],
+                         "ours_bar": r["strong_downbeat_hit_rate"]}
+            print(f"{wav:40s} ours: beat {r['cut_beat_hit_rate']:.2f} bar {r['strong_downbeat_hit_rate'] or 0:.2f}",
                   flush=True)
     (folder / "meta.json").write_text(json.dumps(meta, indent=1))
     (folder / "sources.json").write_text(json.dumps(sources, indent=1))
