@@ -27,7 +27,8 @@ priming):
 
 With ``--final-run``, only the speed, single against two halves (128 frames of pre-roll), of three
 workloads: the encode alone; the master chain (make-up gain, the limiter at 4x the rate:
-``filtergraph.master_chain``, with a gain that makes it act) and the encode; and that plus the
+``master_chain`` below, as the final run had it before the limiter moved in process, with a gain
+that makes it act) and the encode; and that plus the
 loopback decoder and the true-peak meter that the mix stage's final run adds (``-dec``, ebur128).
 
 The input is the bundled library's tracks played one after another to the length asked (real
@@ -86,13 +87,11 @@ def encode(ff: str, pcm: Path, start: int, stop: int, dest: Path, *, chain: str 
 
 def final_run_speeds(ff: str, pcm: Path, n: int, split: int, tmp: str, preroll: int = 128) -> None:
     """Wall seconds of one process against two halves run together, for the three workloads."""
-    from musicvid_core.stages.mix.filtergraph import master_chain
-
     p = preroll * FRAME
     for label, chain, meter in (("encode alone", False, False), ("master chain + encode", True, False),
                                 ("master chain + encode + meter (the final run's work)", True, True)):
         def one(start: int, stop: int, name: str, chain: bool = chain, meter: bool = meter) -> subprocess.Popen:
-            text = master_chain(6.0, limit_db=-1.5, sample_rate=SR, total=stop - start) if chain else ""
+            text = master_chain(6.0, limit_db=-1.5, total=stop - start) if chain else ""
             return encode(ff, pcm, start, stop, Path(tmp, name), chain=text, meter=meter)
 
         t0 = time.perf_counter()
@@ -103,6 +102,15 @@ def final_run_speeds(ff: str, pcm: Path, n: int, split: int, tmp: str, preroll: 
         both_s = time.perf_counter() - t0
         print(f"{label}: single {single_s:.2f} s, two halves together {both_s:.2f} s ({both_s / single_s:.2f}x)",
               flush=True)
+
+
+def master_chain(gain_db: float, *, limit_db: float, total: int) -> str:
+    """The master chain the final run carried before the in-process limiter (stages/mix/limiter.py):
+    the make-up gain, ``alimiter`` at 4x the rate (its sample peaks are true peaks there), back to the
+    mix rate, exactly ``total`` samples. Kept here to measure what that work cost beside the encode."""
+    limit = min(1.0, 10 ** (limit_db / 20))
+    return (f"volume={gain_db}dB,aresample={4 * SR},alimiter=limit={limit:.6f}:attack=5:release=80"
+            f":level=disabled:latency=1,aresample={SR},apad=whole_len={total},atrim=end_sample={total}")
 
 
 def finish(*procs: subprocess.Popen) -> None:

@@ -13,7 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from musicvid_core.domain.errors import ConfigurationError, MediaToolError, UnsupportedMedia
@@ -113,20 +113,25 @@ def _remember_ffmpeg(record: Path, path: str) -> None:
 
 def run_ffmpeg(args: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT_S, what: str = "ffmpeg",
                check: bool = True, stdout=subprocess.DEVNULL, input: bytes | None = None,
-               cwd: str | os.PathLike | None = None) -> subprocess.CompletedProcess:
+               cwd: str | os.PathLike | None = None, feed: Iterable[bytes] | None = None) -> subprocess.CompletedProcess:
     """Run ``ffmpeg -hide_banner -nostdin ARGS`` (in ``cwd`` when given), every input guarded (see
     :func:`ffmpeg_command`); returns the CompletedProcess (stderr as text).
 
-    Raises UnsupportedMedia when ffmpeg refused an input (not an accepted container, or a location
-    outside the file given), whatever ``check`` says; MediaToolError when it exits non-zero (with
-    ``check``) or runs past ``timeout`` seconds.
+    ``input`` (bytes) or ``feed`` (an iterable of bytes, written as it yields: a stream that need
+    not fit in memory, e.g. the master streamed into the encoder) goes to ffmpeg's stdin
+    (``pipe:0``). Raises UnsupportedMedia when ffmpeg refused an input (not an accepted container,
+    or a location outside the file given), whatever ``check`` says; MediaToolError when it exits
+    non-zero (with ``check``) or runs past ``timeout`` seconds.
     """
-    cmd = ffmpeg_command(args, stdin=input is not None)
-    try:
-        proc = subprocess.run(cmd, stdout=stdout, stderr=subprocess.PIPE, input=input,
-                              timeout=timeout, check=False, cwd=cwd)
-    except subprocess.TimeoutExpired:
-        raise MediaToolError(f"{what} timed out after {timeout:.0f} s") from None
+    cmd = ffmpeg_command(args, stdin=input is not None or feed is not None)
+    if feed is not None:
+        proc = _run_fed(cmd, feed, stdout=stdout, timeout=timeout, what=what, cwd=cwd)
+    else:
+        try:
+            proc = subprocess.run(cmd, stdout=stdout, stderr=subprocess.PIPE, input=input,
+                                  timeout=timeout, check=False, cwd=cwd)
+        except subprocess.TimeoutExpired:
+            raise MediaToolError(f"{what} timed out after {timeout:.0f} s") from None
     err = proc.stderr.decode("utf-8", "replace") if isinstance(proc.stderr, bytes) else proc.stderr
     proc = subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout, err)
     if proc.returncode != 0:
@@ -135,6 +140,55 @@ def run_ffmpeg(args: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT_S, what:
         raise MediaToolError(f"{what} failed: {last_error_line(err)}", returncode=proc.returncode,
                              stderr_tail=err[-2000:])
     return proc
+
+
+def _run_fed(cmd: list[str], feed: Iterable[bytes], *, stdout, timeout: float, what: str,
+             cwd) -> subprocess.CompletedProcess:
+    """Run ``cmd`` writing ``feed`` to its stdin: stderr drained by a thread (a full pipe would stall
+    ffmpeg, and so the writes), a timer that kills the process at ``timeout`` (a stalled reader
+    would otherwise block a write forever). ffmpeg exiting early ends the feed (its error is what
+    run_ffmpeg reports); an error in the feed kills ffmpeg and propagates."""
+    import threading
+
+    if stdout is subprocess.PIPE:
+        raise ValueError("a fed ffmpeg run cannot also capture stdout (nothing would drain it)")
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=stdout, stderr=subprocess.PIPE, cwd=cwd)
+    errors: list[bytes] = []
+    drain = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)
+    drain.start()
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        proc.kill()
+
+    timer = threading.Timer(timeout, expire)
+    timer.start()
+    try:
+        try:
+            for data in feed:
+                proc.stdin.write(data)
+        except BrokenPipeError:
+            pass  # ffmpeg stopped reading: it failed or was killed; its exit says which
+        finally:
+            try:
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass
+        proc.wait()
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    finally:
+        timer.cancel()
+        drain.join()
+        close = getattr(feed, "close", None)
+        if close is not None:
+            close()  # a generator's files are closed now, not when it is collected
+    if expired.is_set():
+        raise MediaToolError(f"{what} timed out after {timeout:.0f} s")
+    return subprocess.CompletedProcess(cmd, proc.returncode, None, b"".join(errors))
 
 
 # --- inputs are opened as media, never as playlists ------------------------------------------------

@@ -275,23 +275,23 @@ def test_an_encoded_overshoot_lowers_the_limiter_and_runs_again(videos, tmp_path
 
 def test_the_premasters_true_peak_is_metered_when_its_sample_peak_leaves_it_open(videos, tmp_path, monkeypatch):
     """The wiring of compose.INTERSAMPLE_MARGIN_DB: with a margin so wide that every mix falls in it,
-    the premaster WAV's true peak is metered (once) and decides; the output is the one the sample
-    peak alone gives when it decides (the -14 LUFS chord mix is linear either way)."""
-    from musicvid_core.stages.mix import compose as compose_module
+    the premaster WAV's true peaks are read (limiter.analyse, once) and decide; the output is the one
+    the sample peak alone gives when it decides (the -14 LUFS chord mix is linear either way)."""
+    from musicvid_core.stages.mix import limiter
 
     plan = make_plan([0, 2.0, 4.0, 6.0])
     clips = write_clips(plan, tmp_path / "clips")
     metered = []
-    real = compose_module.measure_loudness
+    real = limiter.analyse
 
     def counting(path, **kw):
         metered.append(Path(path).name)
         return real(path, **kw)
 
-    monkeypatch.setattr(compose_module, "measure_loudness", counting)
+    monkeypatch.setattr(limiter, "analyse", counting)
     results = {}
     for margin in (0.0, 100.0):
-        monkeypatch.setattr(compose_module, "INTERSAMPLE_MARGIN_DB", margin)
+        monkeypatch.setattr(compose_mod, "INTERSAMPLE_MARGIN_DB", margin)
         out = tmp_path / f"out{margin:.0f}.mp4"
         results[margin] = compose(videos["tone.mp4"], media_of(videos["tone.mp4"], 2), plan, clips, out)
         assert_well_formed(out, videos["tone.mp4"], results[margin], -14.0)

@@ -10,7 +10,6 @@ from musicvid_core.stages.mix.filtergraph import (
     GraphInputs,
     build_graph,
     clip_chain,
-    master_chain,
     music_bus,
     original_chain,
 )
@@ -117,17 +116,6 @@ def test_original_sound_is_downmixed_and_cut_to_length():
     assert option(chain, "aresample", "lfe_mix_level") == "0"
     assert float(option(chain, "aresample", "clev")) == pytest.approx(2 ** -0.5, abs=1e-4)
     assert "volume=-6.0000dB" in chain and chain.endswith("atrim=end_sample=288000[orig]")
-
-
-def test_master_chain_limits_true_peak_oversampled():
-    chain = master_chain(7.5, limit_db=-2.0, sample_rate=SR, total=1000)
-    assert chain.startswith("volume=7.5000dB,aresample=192000,alimiter=")
-    assert float(option(chain, "alimiter", "limit")) == pytest.approx(10 ** (-2 / 20), abs=1e-6)
-    assert option(chain, "alimiter", "level") == "disabled"  # no auto make-up
-    assert option(chain, "alimiter", "latency") == "1"  # lookahead compensated: nothing moves
-    assert option(chain, "alimiter", "attack") == "5"
-    assert 50 <= float(option(chain, "alimiter", "release")) <= 100
-    assert chain.endswith(f"aresample={SR},apad=whole_len=1000,atrim=end_sample=1000")
 
 
 @pytest.mark.parametrize("original", [None, 0])

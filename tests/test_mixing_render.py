@@ -93,62 +93,77 @@ def test_numpy_ducking_equals_the_graphs_expression(tmp_path):
     assert duck_music(plan, src, tmp_path / "x.wav", depth_db=0.0, sample_rate=SR) == src
 
 
-def test_the_gain_is_fitted_on_the_cheap_probe_then_written_once():
-    """compose._fit_gain: the probe (limiter at the mix rate) finds the gain; the oversampled master
-    pass then runs once when the probe was right, and keeps correcting when it was not."""
+def steady_peaks(lufs: float, peak_db: float, seconds: float = 10.0, *, chunk: int = 32):
+    """limiter.Peaks of a steady premaster: ``lufs`` loud, every chunk's true peak at ``peak_db``."""
+    from musicvid_core.stages.mix.limiter import Peaks
+
+    n = int(seconds * SR) // chunk
+    power = 10 ** ((lufs + 0.691) / 10) * chunk
+    return Peaks(np.full(n, peak_db, np.float32), np.full(n, power), chunk, SR, n * chunk)
+
+
+def test_the_gain_is_fitted_on_the_limiters_estimate_then_written_once():
+    """compose._fit_gain: the limiter's own estimate (limiter.fit, no pass over the audio) finds the
+    gain; the final run then runs once when the estimate was right, and keeps correcting when the
+    measured output says it was not."""
     from musicvid_core.metrics.loudness import report
     from musicvid_core.stages.mix.compose import _fit_gain
 
-    def limited(offset):  # loudness rises 1 LU/dB up to -16, then 0.3 LU/dB (the limiter acts)
+    peaks = steady_peaks(-24.0, -6.0)  # +10 dB of gain puts every peak 5 dB over a -1 ceiling
+
+    def metered(offset):
         calls = []
 
-        def meter(gain):
+        def meter(gain):  # what the estimate predicts, off by ``offset`` LU
+            from musicvid_core.stages.mix import limiter
+
             calls.append(gain)
-            raw = -24.0 + gain
-            return report(raw if raw < -16 else -16 + 0.3 * (raw + 16) + offset, -1.0, 5.0)
+            return report(limiter.loudness(peaks, gain, limiter.curve(peaks, gain, -2.0)) + offset, -2.0, 5.0)
         return meter, calls
 
-    premaster = report(-24.0, -6.0, 5.0)  # +10 dB of gain puts the peak 5 dB over a -1 ceiling
-    probe, probed = limited(0.0)
-    master, mastered = limited(0.05)
-    gain, passes = _fit_gain(master, premaster, target_lufs=-14.0, limit_db=-2.0, probe=probe)
-    assert len(probed) >= 2 and len(mastered) == 1 and passes == 2
-    assert abs(-16 + 0.3 * (gain - 24 + 16) + 0.05 - -14.0) <= 0.2
-    probe, _ = limited(0.0)
-    master, mastered = limited(-1.0)  # the probe reads 1 LU too loud: the master pass corrects it
-    gain, passes = _fit_gain(master, premaster, target_lufs=-14.0, limit_db=-2.0, probe=probe)
-    assert len(mastered) >= 2 and passes == 1 + len(mastered)
-    assert abs(-16 + 0.3 * (gain - 24 + 16) - 1.0 - -14.0) <= 0.2
+    premaster = report(-24.0, -6.0, 5.0)
+    master, mastered = metered(0.05)
+    gain, passes = _fit_gain(master, premaster, target_lufs=-14.0, limit_db=-2.0, peaks=lambda: peaks)
+    assert len(mastered) == 1 and passes == 2
+    assert gain > 10.0 + 1.0  # the limiter takes what it must over the ceiling; the gain makes it up
+    master, mastered = metered(-1.0)  # the estimate reads 1 LU too loud: measurement corrects it
+    gain2, passes = _fit_gain(master, premaster, target_lufs=-14.0, limit_db=-2.0, peaks=lambda: peaks)
+    assert len(mastered) >= 2 and passes == 1 + len(mastered) and gain2 > gain
+    master, mastered = metered(-1.0)  # a preview: no correction
+    assert _fit_gain(master, premaster, target_lufs=-14.0, limit_db=-2.0, peaks=lambda: peaks,
+                     corrections=0) == (gain, 2) and len(mastered) == 1
 
 
-def test_the_premasters_true_peak_is_metered_only_when_its_sample_peak_leaves_the_limiter_open():
-    """The premaster pass meters the sample peak (the 4x true peak was 1.5 of its ~3.8 s on 15
-    minutes). Over the ceiling, the limiter is needed: no true peak. INTERSAMPLE_MARGIN_DB or more
-    under it, it is not: none either. In between the true peak is metered and decides."""
+def test_the_premasters_true_peaks_are_read_only_when_its_sample_peak_leaves_the_limiter_open():
+    """The premaster pass meters the sample peak. INTERSAMPLE_MARGIN_DB or more under the ceiling
+    (after the gain), no true peak can reach it: linear, nothing read. Otherwise the true peaks are
+    read (limiter.analyse) and decide: under, linear; over, the limiter and its fit."""
     from musicvid_core.metrics.loudness import report
     from musicvid_core.stages.mix.compose import INTERSAMPLE_MARGIN_DB, LIMITER_HEADROOM_DB, _fit_gain
 
     ceiling = -2.0 - LIMITER_HEADROOM_DB  # limit_db -2, gain +10 (premaster -24 LUFS, target -14)
 
     def fit(sample_peak, true_peak_db):
-        metered, mastered = [], []
+        read, mastered = [], []
 
-        def true_peak():
-            metered.append(1)
-            return true_peak_db
+        def peaks():
+            read.append(1)
+            return steady_peaks(-24.0, true_peak_db)
 
         def master(gain):
             mastered.append(gain)
-            return report(-24.0 + gain, -1.5, 5.0)
+            return report(-14.0, -1.5, 5.0)
 
         gain, passes = _fit_gain(master, report(-24.0, sample_peak - 10.0, 5.0), target_lufs=-14.0,
-                                 limit_db=-2.0, probe=master, true_peak=true_peak)
-        return len(metered), passes, gain
+                                 limit_db=-2.0, peaks=peaks)
+        return len(read), passes, round(gain, 6)
 
-    assert fit(ceiling + 0.5, None) == (0, 2, 10.0)  # over: limited, no true peak metered
     assert fit(ceiling - INTERSAMPLE_MARGIN_DB - 0.5, None) == (0, 1, 10.0)  # far under: linear
-    assert fit(ceiling - 1.0, ceiling - 0.8 - 10.0)[:2] == (1, 1)  # between, the true peak under: linear
-    assert fit(ceiling - 1.0, ceiling + 0.3 - 10.0)[:2] == (1, 2)  # between, the true peak over: limited
+    assert fit(ceiling - 1.0, ceiling - 0.8 - 10.0) == (1, 1, 10.0)  # between, the true peak under: linear
+    read, passes, gain = fit(ceiling - 1.0, ceiling + 0.3 - 10.0)  # between, the true peak over: limited
+    assert (read, passes) == (1, 2) and gain > 10.0
+    read, passes, gain = fit(ceiling + 0.5, ceiling + 1.0 - 10.0)  # over by its samples already
+    assert (read, passes) == (1, 2) and gain > 10.0
 
 
 def test_the_premaster_reads_the_measuring_passs_original_bus_sample_for_sample(tmp_path):

@@ -10,13 +10,14 @@ pass below has two inputs (music, the video's sound) whatever the number of segm
 1. Premaster pass, audio only: the mix (music + original sound) through ffmpeg's ebur128 meter into a
    float WAV in a temporary folder next to ``out``. Make-up gain = target - measured; silence (below
    -60 LUFS) gets no gain at all.
-2. Only when the limiter will act (the measured true peak plus the gain reaches its ceiling): the
-   gain is fitted on cheap probes (the limiter at the mix rate, written nowhere), then the master
-   chain (gain, true-peak limiter at 4x the rate) runs inside the final run, feeding the encoder;
-   when the output is not within 0.2 LU of the target the gain is corrected and the final run
-   repeated (limiting lowers loudness, so the first correction assumes 1 LU per dB and later ones
-   use the slope measured between runs). Otherwise the chain is linear: the gain alone, in the
-   final run. No master WAV is written (issue 18: that pass was a whole read and write of the mix).
+2. Only when the limiter will act (the premaster's true peak plus the gain reaches its ceiling):
+   the premaster is read once more in numpy (limiter.py: per 0.67 ms chunk its true peak, 4x
+   oversampled, and its K-weighted energy), and the gain is fitted on those arrays: the limiter's
+   gain curve and the loudness it leaves are computed for each gain tried, no pass over the audio.
+   The master (premaster x gain x the limiter's curve) streams into the final run's encoder; when
+   the output is not within 0.2 LU of the target the gain is corrected and the final run repeated
+   (the secant, from the slope measured between runs). Otherwise the chain is linear: the gain
+   alone, in the final run. No master WAV is written (issue 18), and no ffmpeg pass fits the gain.
 3. Final run: video packets copied, the premaster through its gain (and limiter) encoded to AAC
    (Opus in WebM) in place of the main audio track, every other stream kept (container.py), cut to
    the video's end, written to a temporary file. The same run decodes the encoded packets it muxes
@@ -33,23 +34,24 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from musicvid_core.domain.errors import BadInput, MediaToolError, MixError
 from musicvid_core.domain.features import MediaInfo
 from musicvid_core.domain.plan import SPEECH_CLEARANCE_LU, Plan
 from musicvid_core.media import PROXY_DECODE_ARGS, run_ffmpeg
-from musicvid_core.metrics.loudness import EBUR128_FILTER, LoudnessReport, measure_loudness, parse_ebur128_summary
+from musicvid_core.metrics.loudness import EBUR128_FILTER, LoudnessReport, parse_ebur128_summary
 from musicvid_core.metrics.speech import loudness_over, speech_music_difference
 from musicvid_core.metrics.streams import framehash, stream_durations
 from musicvid_core.stages.mix import container as containers
+from musicvid_core.stages.mix import limiter
 from musicvid_core.stages.mix.filtergraph import (
     GraphInputs,
     build_graph,
     db,
     duck_spans,
-    master_chain,
     samples,
     source_music_spans,
 )
@@ -63,7 +65,7 @@ LOUDNESS_TOLERANCE_LU = 0.2
 MAX_CORRECTIONS = 4  # gain corrections after the first mastered final run (each an AAC encode)
 MAX_STEP_DB = 12.0  # a single gain correction never moves further than this
 # The limiter's ceiling starts this far under the true-peak target: AAC encoding adds inter-sample
-# peaks the limiter cannot see, and going back from 4x to 1x the rate adds a little more.
+# peaks the limiter cannot see.
 LIMITER_MARGIN_DB = 1.0
 # The limiter is left out when the peak after gain stays this far under the limiter's ceiling:
 # the limiter then never acts, the chain is linear and the premaster pass plus the gain is exact.
@@ -73,6 +75,10 @@ LIMITER_HEADROOM_DB = 0.1
 # over the ceiling already, the limiter is needed; this far under it, it is not; in between, the
 # premaster's true peak is metered (a pass over its WAV) and decides, as it did before.
 INTERSAMPLE_MARGIN_DB = 3.0
+# How far above the linear gain the limiter's fit is expected to go (limiting takes loudness away,
+# so the gain rises by about what it takes): the analysis computes exact true peaks down to the
+# ceiling less that gain; under it a bound stands in (safe, a little more cautious; limiter.analyse).
+FIT_RANGE_DB = 3.0
 MAX_PEAK_RETRIES = 2  # final runs repeated with a lower ceiling when the encoded peak overshoots
 PEAK_RETRY_EXTRA_DB = 0.2  # lower the ceiling by the overshoot plus this
 # A margin over SPEECH_CLEARANCE_LU (domain/plan.py) for what the measurement cannot see: the
@@ -161,8 +167,10 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
     stems = _stem_paths(stems_dir, media) if stems_dir is not None else {}
     try:
         # Everything temporary lives in one hidden folder next to ``out`` (same file system, so the
-        # final rename is atomic) and goes with it whatever happens.
-        with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as work:
+        # final rename is atomic) and goes with it whatever happens. ``side`` runs the speech report
+        # beside the mastering (it reads the bus stems only); it is done before the folder goes.
+        with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as work, \
+                ThreadPoolExecutor(1) as side:
             premaster_wav = Path(work, "premaster.wav")
             tmp = Path(work, "out" + out.suffix)
             total = samples(media.duration, sample_rate)
@@ -198,41 +206,44 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
                                         sample_rate=sample_rate, timeout=remaining(), source_db=source_db,
                                         original=dry.get("original"))
             if spans:
-                speech_music = speech_music_difference(dry["original"], bus_stems["music"], plan.speech,
-                                                       unducked_music=dry["music"])
+                report = side.submit(speech_music_difference, dry["original"], bus_stems["music"], plan.speech,
+                                     unducked_music=dry["music"])
 
-            def probe(gain_db: float) -> LoudnessReport:
-                return _probe_pass(premaster_wav, gain_db, limit_db=limit_db, total=total,
-                                   sample_rate=sample_rate, timeout=remaining())
+            offset, runs, analysed = _landing(video, media, streams, timeout=remaining()), [], []
+            # The gain a linear chain needs; the limiter's analysis reads exact true peaks down to the
+            # ceiling less this gain and FIT_RANGE_DB more (limiter.analyse).
+            start_gain = 0.0 if premaster.integrated_lufs <= SILENCE_GATE_LUFS else target_lufs - premaster.integrated_lufs
 
-            offset, runs = _landing(video, media, streams, timeout=remaining()), []
+            def peaks() -> limiter.Peaks:
+                """The premaster's true peaks and K-weighted energies, read once (limiter.analyse)."""
+                if not analysed:
+                    analysed.append(limiter.analyse(premaster_wav, floor_db=limit_db - start_gain - FIT_RANGE_DB))
+                return analysed[0]
 
-            def final(gain_db: float, limiter: bool = True) -> LoudnessReport:
+            def final(gain_db: float, limiter_on: bool = True) -> LoudnessReport:
                 """One final run, the premaster through ``gain_db`` (and the limiter at the ceiling
-                of the moment, ``limit_db``); the output's audio as metered in that run."""
-                chain = master_chain(gain_db, limit_db=limit_db, sample_rate=sample_rate, total=total) if limiter else None
-                runs.append(_final_run(video, premaster_wav, tmp, gain_db=None if limiter else gain_db, chain=chain,
+                of the moment, ``limit_db``: the master streamed in, limiter.master_blocks); the
+                output's audio as metered in that run."""
+                audio: Path | Iterator[bytes] = premaster_wav
+                if limiter_on:
+                    found = peaks()
+                    audio = limiter.master_blocks(premaster_wav, found, gain_db, limiter.curve(found, gain_db, limit_db))
+                runs.append(_final_run(video, audio, tmp, gain_db=None if limiter_on else gain_db,
                                        master_stem=stems.get("master"), media=media, streams=streams,
                                        timeout=remaining(), offset=offset,
                                        audio_bitrate=PREVIEW_AUDIO_BITRATE if preview else audio_bitrate,
                                        preview=preview, picture=picture))
                 return runs[-1]
 
-            if preview:
-                # One estimate, no gain fitting: the gain from the premaster's loudness and the limiter
-                # run inside the final encode. Off by what the limiter takes (a few tenths of a LU on a
-                # music mix); the output is metered all the same.
-                gain = 0.0 if premaster.integrated_lufs <= SILENCE_GATE_LUFS else target_lufs - premaster.integrated_lufs
+            # ``final`` is the metered master: each of _fit_gain's calls is a final run, the last one
+            # with the gain returned. A linear chain needs none of them: one run, gain only. A
+            # preview takes the gain its estimate gives and is not corrected by measurement.
+            gain, passes = _fit_gain(final, premaster, target_lufs=target_lufs, limit_db=limit_db, peaks=peaks,
+                                     corrections=0 if preview else MAX_CORRECTIONS)
+            if passes == 1:
+                final(gain, limiter_on=False)
+            elif preview:
                 passes = 1
-                final(gain)
-            else:
-                # ``final`` is the metered master: each of _fit_gain's calls is a final run, the last
-                # one with the gain returned. A linear chain needs none of them: one run, gain only.
-                gain, passes = _fit_gain(final, premaster, target_lufs=target_lufs, limit_db=limit_db,
-                                         probe=probe, true_peak=lambda: measure_loudness(
-                                             premaster_wav, timeout=remaining()).true_peak_dbtp)
-                if passes == 1:
-                    final(gain, limiter=False)
             for _ in range(MAX_PEAK_RETRIES):
                 overshoot = runs[-1].true_peak_dbtp - true_peak_dbtp
                 if overshoot <= 0:
@@ -243,6 +254,8 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
             loudness = runs[-1]
             durations = stream_durations(tmp, timeout=remaining(), audio=streams.mix_audio_ordinal)
             final_runs = len(runs)
+            if spans:
+                speech_music = report.result()
             os.replace(tmp, out)
     except MediaToolError as exc:
         raise MixError(f"mixing failed: {exc.message}", **{"video": str(video), **exc.context}) from exc
@@ -300,39 +313,43 @@ def _check_inputs(video: Path, plan: Plan, clips: list[Path]) -> None:
 
 
 def _fit_gain(meter: Callable[[float], LoudnessReport], premaster: LoudnessReport, *, target_lufs: float,
-              limit_db: float, probe: Callable[[float], LoudnessReport] | None = None,
-              true_peak: Callable[[], float] | None = None) -> tuple[float, int]:
+              limit_db: float, peaks: Callable[[], limiter.Peaks],
+              corrections: int = MAX_CORRECTIONS) -> tuple[float, int]:
     """The make-up gain in dB that brings the mastered mix to ``target_lufs``, and the number of
-    passes run (premaster pass included). ``meter(gain)`` masters the mix with ``gain`` and meters
-    it (compose: a final run, metered on its encoded output); when it ran, its last call was with
-    the gain returned. ``probe(gain)``, when given, is a cheap estimate of the same (the limiter at
-    the mix rate, ~4x cheaper): the gain is fitted on it first, so ``meter`` usually runs once, to
-    write and check (issue 18). ``premaster``'s peak is its true peak (dBTP); with ``true_peak`` it
-    is the sample peak (dBFS), and ``true_peak()`` meters the true peak when the sample peak leaves
-    open whether the limiter acts (INTERSAMPLE_MARGIN_DB)."""
+    passes run (premaster pass included). ``meter(gain)`` masters the mix with ``gain`` through the
+    limiter and meters it (compose: a final run, metered on its encoded output); when it ran, its
+    last call was with the gain returned.
+
+    ``premaster``'s peak is its sample peak (dBFS). INTERSAMPLE_MARGIN_DB or more under the limiter's
+    ceiling after the gain, no true peak can reach it: the chain is linear, nothing is metered
+    (1 pass). Otherwise ``peaks()`` (limiter.analyse) gives the true peaks: still under, linear;
+    over, the gain is fitted on the limiter's own estimate (limiter.fit: no pass over the audio)
+    and ``meter`` runs once to write and check it, again (at most ``corrections`` more times) while
+    the output misses the target by more than LOUDNESS_TOLERANCE_LU."""
     if premaster.integrated_lufs <= SILENCE_GATE_LUFS:
         return 0.0, 1
     gain = target_lufs - premaster.integrated_lufs
-    ceiling, peak = limit_db - LIMITER_HEADROOM_DB, premaster.true_peak_dbtp
-    if true_peak is not None and ceiling - INTERSAMPLE_MARGIN_DB < peak + gain <= ceiling:
-        peak = true_peak()
-    if peak + gain <= ceiling:
+    ceiling = limit_db - LIMITER_HEADROOM_DB
+    if premaster.true_peak_dbtp + gain <= ceiling - INTERSAMPLE_MARGIN_DB:
         return gain, 1
-    if probe is not None:
-        gain, _ = _secant(probe, gain, target_lufs=target_lufs)
-    gain, passes = _secant(meter, gain, target_lufs=target_lufs)
+    found = peaks()
+    if found.true_peak_db + gain <= ceiling:
+        return gain, 1
+    gain, _ = limiter.fit(found, target_lufs=target_lufs, ceiling_db=limit_db, gain_db=gain)
+    gain, passes = _secant(meter, gain, target_lufs=target_lufs, corrections=corrections)
     return gain, 1 + passes
 
 
-def _secant(meter: Callable[[float], LoudnessReport], gain: float, *, target_lufs: float) -> tuple[float, int]:
+def _secant(meter: Callable[[float], LoudnessReport], gain: float, *, target_lufs: float,
+            corrections: int = MAX_CORRECTIONS) -> tuple[float, int]:
     """Correct ``gain`` (dB) until ``meter(gain)`` reads within LOUDNESS_TOLERANCE_LU of the target
-    (at most MAX_CORRECTIONS corrections); the gain of the last call, and the number of calls."""
+    (at most ``corrections`` corrections); the gain of the last call, and the number of calls."""
     passes, previous = 0, None
-    for correction in range(MAX_CORRECTIONS + 1):
+    for correction in range(corrections + 1):
         level = meter(gain).integrated_lufs
         passes += 1
         residual = target_lufs - level
-        if abs(residual) <= LOUDNESS_TOLERANCE_LU or correction == MAX_CORRECTIONS:
+        if abs(residual) <= LOUDNESS_TOLERANCE_LU or correction == corrections:
             break
         # Secant step: loudness grows with gain at 1 LU/dB until the limiter acts, then slower.
         slope = 1.0
@@ -391,19 +408,6 @@ def _premaster_pass(video: Path, media: MediaInfo, plan: Plan, music: Path, dest
     return parse_ebur128_summary(proc.stderr)
 
 
-def _probe_pass(premaster: Path, gain_db: float, *, limit_db: float, total: int, sample_rate: int,
-                timeout: float) -> LoudnessReport:
-    """The master chain's loudness, cheaply: the limiter at the mix rate (sample peaks, not 4x
-    oversampled) and a meter without true peak, written nowhere. Measured on 15 minutes of pink
-    noise: 1.5 s of CPU against 7.4 for the oversampled chain with its meter, its loudness 0.1 LU
-    above the oversampled chain's (which the final run then corrects, when it must, by one more
-    run)."""
-    chain = master_chain(gain_db, limit_db=limit_db, sample_rate=sample_rate, total=total, limiter_rate=sample_rate)
-    proc = run_ffmpeg(["-nostats", "-i", str(premaster), "-af", f"{chain},ebur128", "-f", "null", "-"],
-                      timeout=timeout, what="gain probe")
-    return parse_ebur128_summary(proc.stderr)
-
-
 def _stem_paths(stems_dir: Path, media: MediaInfo) -> dict[str, Path]:
     stems_dir = Path(stems_dir)
     stems_dir.mkdir(parents=True, exist_ok=True)
@@ -431,13 +435,14 @@ def _landing(video: Path, media: MediaInfo, streams: containers.StreamPlan, *, t
     return max(0.0, float(min(p.pts for p in shown) * scan.time_base)) if shown else media.start
 
 
-def _final_run(video: Path, audio: Path, dest: Path, *, gain_db: float | None, master_stem: Path | None,
-               media: MediaInfo, streams: containers.StreamPlan, audio_bitrate: str, timeout: float,
-               offset: float = 0.0, preview: bool = False, picture: Path | None = None,
-               chain: str | None = None) -> LoudnessReport:
+def _final_run(video: Path, audio: Path | Iterator[bytes], dest: Path, *, gain_db: float | None,
+               master_stem: Path | None, media: MediaInfo, streams: containers.StreamPlan, audio_bitrate: str,
+               timeout: float, offset: float = 0.0, preview: bool = False,
+               picture: Path | None = None) -> LoudnessReport:
     """Mux: every stream of ``video`` as ``streams`` plans it (the picture's packets copied), the WAV
     ``audio`` encoded in place of the main audio track (with ``gain_db`` applied first when given:
-    the linear case; or the filter ``chain``, the whole mastering, instead). The WAV's sample 0 is
+    the linear case). ``audio`` is a file, or the master as a WAV byte stream
+    (limiter.master_blocks), fed to ffmpeg's stdin as it is computed. The WAV's sample 0 is
     placed ``offset`` seconds into the output (where the first shown frame lands: ``media.start``)
     and everything ends with the last frame. No mixing happens here.
 
@@ -447,7 +452,7 @@ def _final_run(video: Path, audio: Path, dest: Path, *, gain_db: float | None, m
     the last frame's padding, a few ms past the end: a peak there counts too). Raises
     MediaToolError when ffmpeg fails; a stream the muxer still refuses is BadInput (one line), like
     the formats container.choose refuses."""
-    chain = [chain] if chain else [f"volume={db(gain_db)}"] if gain_db is not None else []
+    chain = [f"volume={db(gain_db)}"] if gain_db is not None else []
     filters: list[str] = []
     mix = "1:a:0"
     if master_stem is not None:
@@ -458,7 +463,10 @@ def _final_run(video: Path, audio: Path, dest: Path, *, gain_db: float | None, m
         mix = "[out]"
     reencode = preview and picture is None
     shift = ["-itsoffset", f"{offset:.6f}"] if offset else []
-    inputs = [*(PREVIEW_DECODE_ARGS if reencode else []), "-i", str(video), *shift, "-i", str(audio)]
+    fed = not isinstance(audio, (str, Path))
+    # A streamed WAV cannot say its size past 4 GB (limiter.wav_header): read to the end instead.
+    source = ["-f", "wav", "-ignore_length", "1", "-i", "pipe:0"] if fed else ["-i", str(audio)]
+    inputs = [*(PREVIEW_DECODE_ARGS if reencode else []), "-i", str(video), *shift, *source]
     if picture is not None:  # the job's proxy: normalised to start at 0 like any input, so offset too
         inputs += [*shift, "-i", str(picture)]
     out_args = containers.output_args(streams, mix=mix, picture="2:v:0" if picture is not None else None,
@@ -470,7 +478,7 @@ def _final_run(video: Path, audio: Path, dest: Path, *, gain_db: float | None, m
              "-map", "[meter]", "-f", "null", "-"]
     try:
         proc = run_ffmpeg(["-y", *inputs, *filters, *out_args, str(dest), *stem_args, *meter], timeout=timeout,
-                          what="compose")
+                          what="compose", feed=audio if fed else None)
     except MediaToolError as exc:
         tail = str(exc.context.get("stderr_tail", ""))
         if any(marker in tail for marker in _REFUSED_BY_MUXER):

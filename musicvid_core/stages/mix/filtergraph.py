@@ -29,10 +29,6 @@ from musicvid_core.metrics.loudness import EBUR128_FILTER, SAMPLE_PEAK_FILTER
 # Fade-in at internal segment boundaries: long enough to avoid a click, short enough that the
 # downbeat a clip starts on stays crisp. Also the shortest fade anywhere (first clip, clip ends).
 DECLICK_S = 0.010
-# alimiter is a sample-peak limiter; at 4x the rate its sample peaks are BS.1770's true peaks.
-OVERSAMPLED_RATE = 192_000
-LIMITER_ATTACK_MS = 5.0
-LIMITER_RELEASE_MS = 80.0  # 50-100 ms: slow enough not to distort bass, fast enough not to pump
 # Ducking: speech regions closer than this (or than attack + release) are ducked as one, so the
 # music does not bob up between words and phrases (pumping).
 DUCK_BRIDGE_S = 0.5
@@ -256,24 +252,6 @@ def original_chain(plan: Plan, *, total: int, sample_rate: int, input_index: int
     if source:
         chain.append(source)
     return f"[{input_index}:a:{track}]" + ",".join(chain) + "[orig]"
-
-
-def master_chain(gain_db: float, *, limit_db: float, sample_rate: int, total: int,
-                 limiter_rate: int = OVERSAMPLED_RATE) -> str:
-    """Mastering: a make-up gain, then a peak limiter with its ceiling at ``limit_db`` dBFS, run at 4x
-    the rate so that it limits true peaks (its lookahead delay compensated so nothing moves), back to
-    the mix rate, exactly ``total`` samples. ``level=disabled`` stops alimiter from normalising its
-    output up to the ceiling. ``limiter_rate`` (Hz): where the limiter runs; the mix rate makes the
-    cheap sample-peak version compose uses to fit the gain before the one oversampled pass."""
-    limit = min(1.0, 10 ** (limit_db / 20))
-    return ",".join([
-        f"volume={db(gain_db)}",
-        f"aresample={limiter_rate}",
-        (f"alimiter=limit={limit:.6f}:attack={LIMITER_ATTACK_MS:g}:release={LIMITER_RELEASE_MS:g}"
-         ":level=disabled:latency=1"),
-        f"aresample={sample_rate}",
-        pad_trim(total),
-    ])
 
 
 def build_graph(plan: Plan, *, duration: float, sample_rate: int, inputs: GraphInputs, meter: bool = False,
