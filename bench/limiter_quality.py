@@ -77,7 +77,8 @@ def ours_master(premaster: Path, gain_db: float, dest: Path) -> float:
     """limiter.analyse, the curve and the streamed master, written to a WAV; its CPU seconds."""
     before = time.process_time()
     peaks = limiter.analyse(premaster, floor_db=CEILING_DB - gain_db - 3.0)
-    data = b"".join(limiter.master_blocks(premaster, peaks, gain_db, limiter.curve(peaks, gain_db, CEILING_DB)))
+    data = b"".join(limiter.master_blocks(premaster, gain_db, limiter.curve(peaks, gain_db, CEILING_DB),
+                                                 chunk=peaks.chunk))
     spent = time.process_time() - before
     dest.write_bytes(data)
     return spent

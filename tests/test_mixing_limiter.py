@@ -46,7 +46,7 @@ def oversampled_peak_db(x):
 
 def streamed(premaster, peaks, gain_db, reduction):
     """The master limiter.master_blocks streams, read back in memory."""
-    data = b"".join(limiter.master_blocks(premaster, peaks, gain_db, reduction))
+    data = b"".join(limiter.master_blocks(premaster, gain_db, reduction, chunk=peaks.chunk))
     return np.frombuffer(data[44:], dtype=np.float32).reshape(-1, peaks_channels(premaster))
 
 
@@ -143,7 +143,7 @@ def test_fit_predicts_what_ffmpeg_measures_on_the_streamed_master(tmp_path):
     assert gain > start + 0.3  # the limiter took loudness, the gain made it up
     assert predicted == pytest.approx(-14.0, abs=0.02)
     proc = run_ffmpeg(["-f", "wav", "-i", "pipe:0", "-af", "ebur128=peak=true", "-f", "null", "-"],
-                      feed=limiter.master_blocks(path, peaks, gain, limiter.curve(peaks, gain, -2.0)))
+                      feed=limiter.master_blocks(path, gain, limiter.curve(peaks, gain, -2.0), chunk=peaks.chunk))
     from musicvid_core.metrics.loudness import parse_ebur128_summary
 
     measured = parse_ebur128_summary(proc.stderr)

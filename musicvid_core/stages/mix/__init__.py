@@ -6,11 +6,15 @@ main audio track replaced by one mastered to a target in LUFS under a true-peak 
 exactly as long as the video, every other stream kept) and a metrics dict (integrated LUFS, true
 peak dBTP, LRA in LU, gain and ducking in dB, seconds).
 
-- ``compose``: ``compose(...)``, the whole mix: a measuring pass under speech, the premaster, then
-  one remux that masters, encodes and meters the encoded track in the same ffmpeg run. Raises
+- ``compose``: ``compose(...)``, the whole mix: a measuring pass under speech, the premaster, the
+  mastering in process, then one remux that encodes (or, split, copies) and meters the scored
+  track in the same ffmpeg run. Raises
   MixError for a missing video or clip, a clip count that does not match the plan, or a failed
   ffmpeg run (with its reason); MediaToolError past its time budget.
-- ``filtergraph``: the ffmpeg ``-filter_complex`` graph as pure strings (clips, ducking, masters).
+- ``filtergraph``: the ffmpeg ``-filter_complex`` graph as pure strings (clips, ducking, the premaster).
+- ``limiter``: the premaster read once (true peaks, K-weighted energies), the make-up gain fitted on
+  them, the look-ahead true-peak limiter, and the master streamed as WAV bytes into the encoder.
+- ``split``: long MP4/MOV mixes encoded to AAC in two halves at once and spliced.
 - ``render``: the music bus summed in numpy, block by block (each clip added only where it plays),
   and the ducking gain applied in numpy: one music input for every ffmpeg pass, whatever the
   number of segments; memory one block.

@@ -46,7 +46,7 @@ from musicvid_core.metrics.loudness import EBUR128_FILTER, LoudnessReport, parse
 from musicvid_core.metrics.speech import loudness_over, speech_music_difference
 from musicvid_core.metrics.streams import framehash, stream_durations
 from musicvid_core.stages.mix import container as containers
-from musicvid_core.stages.mix import limiter
+from musicvid_core.stages.mix import limiter, split
 from musicvid_core.stages.mix.filtergraph import (
     GraphInputs,
     build_graph,
@@ -220,19 +220,32 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
                     analysed.append(limiter.analyse(premaster_wav, floor_db=limit_db - start_gain - FIT_RANGE_DB))
                 return analysed[0]
 
+            # Long MP4/MOV mixes: the AAC encode in two halves on the two cores (split.py).
+            halves = split.worth_splitting(muxer=streams.format.muxer, codec=streams.format.mix_codec,
+                                           seconds=media.duration, preview=preview) and "master" not in stems
+
             def final(gain_db: float, limiter_on: bool = True) -> LoudnessReport:
                 """One final run, the premaster through ``gain_db`` (and the limiter at the ceiling
                 of the moment, ``limit_db``: the master streamed in, limiter.master_blocks); the
                 output's audio as metered in that run."""
                 audio: Path | Iterator[bytes] = premaster_wav
+                reduction, chunk, encoded = None, limiter.CHUNK_MAX, None
                 if limiter_on:
                     found = peaks()
-                    audio = limiter.master_blocks(premaster_wav, found, gain_db, limiter.curve(found, gain_db, limit_db))
-                runs.append(_final_run(video, audio, tmp, gain_db=None if limiter_on else gain_db,
+                    reduction, chunk = limiter.curve(found, gain_db, limit_db), found.chunk
+                    audio = limiter.master_blocks(premaster_wav, gain_db, reduction, chunk=chunk)
+                bitrate = PREVIEW_AUDIO_BITRATE if preview else audio_bitrate
+                if halves:
+                    encoded = split.encode(lambda start, stop: limiter.master_blocks(
+                        premaster_wav, gain_db, reduction, chunk=chunk, start=start, stop=stop),
+                        total, Path(work, "scored.aac"), bitrate=bitrate, sample_rate=sample_rate,
+                        timeout=remaining())
+                    audio = encoded.path
+                runs.append(_final_run(video, audio, tmp, gain_db=None if limiter_on or halves else gain_db,
                                        master_stem=stems.get("master"), media=media, streams=streams,
-                                       timeout=remaining(), offset=offset,
-                                       audio_bitrate=PREVIEW_AUDIO_BITRATE if preview else audio_bitrate,
-                                       preview=preview, picture=picture))
+                                       timeout=remaining(), offset=offset, audio_bitrate=bitrate,
+                                       preview=preview, picture=picture,
+                                       encoded=encoded))
                 return runs[-1]
 
             # ``final`` is the metered master: each of _fit_gain's calls is a final run, the last one
@@ -438,18 +451,22 @@ def _landing(video: Path, media: MediaInfo, streams: containers.StreamPlan, *, t
 def _final_run(video: Path, audio: Path | Iterator[bytes], dest: Path, *, gain_db: float | None,
                master_stem: Path | None, media: MediaInfo, streams: containers.StreamPlan, audio_bitrate: str,
                timeout: float, offset: float = 0.0, preview: bool = False,
-               picture: Path | None = None) -> LoudnessReport:
+               picture: Path | None = None, encoded: split.Encoded | None = None) -> LoudnessReport:
     """Mux: every stream of ``video`` as ``streams`` plans it (the picture's packets copied), the WAV
     ``audio`` encoded in place of the main audio track (with ``gain_db`` applied first when given:
     the linear case). ``audio`` is a file, or the master as a WAV byte stream
-    (limiter.master_blocks), fed to ffmpeg's stdin as it is computed. The WAV's sample 0 is
+    (limiter.master_blocks), fed to ffmpeg's stdin as it is computed; or, with ``encoded``, the
+    scored track already encoded (split.encode: ADTS at ``audio``), copied: shifted back by its
+    priming, its last frame given its real duration. The audio's sample 0 is
     placed ``offset`` seconds into the output (where the first shown frame lands: ``media.start``)
     and everything ends with the last frame. No mixing happens here.
 
     Returns the loudness (LUFS, LU) and true peak (dBTP) of the encoded track: a loopback decoder
     (``-dec``) decodes the very packets the muxer writes and feeds them to ebur128 in the same run,
     so the check sees what AAC did to the peaks (the decoder drops the encoder's priming; it keeps
-    the last frame's padding, a few ms past the end: a peak there counts too). Raises
+    the last frame's padding, a few ms past the end: a peak there counts too). A copied track is
+    decoded from its file in the same run instead (its priming, 21 ms of near silence, included).
+    Raises
     MediaToolError when ffmpeg fails; a stream the muxer still refuses is BadInput (one line), like
     the formats container.choose refuses."""
     chain = [f"volume={db(gain_db)}"] if gain_db is not None else []
@@ -466,16 +483,26 @@ def _final_run(video: Path, audio: Path | Iterator[bytes], dest: Path, *, gain_d
     fed = not isinstance(audio, (str, Path))
     # A streamed WAV cannot say its size past 4 GB (limiter.wav_header): read to the end instead.
     source = ["-f", "wav", "-ignore_length", "1", "-i", "pipe:0"] if fed else ["-i", str(audio)]
-    inputs = [*(PREVIEW_DECODE_ARGS if reencode else []), "-i", str(video), *shift, *source]
+    if encoded is not None:
+        # The packets shifted back by the priming: MP4/MOV write the edit list a single encode has.
+        # (Never a preview: no picture input to shift.)
+        source = ["-itsoffset", f"{offset - encoded.priming_s:.9f}", "-f", "aac", "-i", str(audio)]
+    inputs = [*(PREVIEW_DECODE_ARGS if reencode else []), "-i", str(video),
+              *(shift if encoded is None else []), *source]
     if picture is not None:  # the job's proxy: normalised to start at 0 like any input, so offset too
         inputs += [*shift, "-i", str(picture)]
     out_args = containers.output_args(streams, mix=mix, picture="2:v:0" if picture is not None else None,
                                       bitrate=audio_bitrate, fast=preview, reencode=reencode,
-                                      end_s=offset + media.duration)
+                                      end_s=offset + media.duration,
+                                      copy_mix=None if encoded is None else encoded.last_frame_bsf() or "")
     stem_args = ["-map", "[stem_master]", *_wav_args(master_stem)] if master_stem is not None else []
     # Output 0's scored track, decoded again as it was encoded, metered into a null output.
     meter = ["-dec", f"0:{streams.mix_position}", "-filter_complex", f"[dec:0]{EBUR128_FILTER}[meter]",
              "-map", "[meter]", "-f", "null", "-"]
+    if encoded is not None:  # nothing is encoded here: the copied file decoded
+        inputs += ["-f", "aac", "-i", str(audio)]
+        meter = ["-filter_complex", f"[2:a]{EBUR128_FILTER}[meter]",
+                 "-map", "[meter]", "-f", "null", "-"]
     try:
         proc = run_ffmpeg(["-y", *inputs, *filters, *out_args, str(dest), *stem_args, *meter], timeout=timeout,
                           what="compose", feed=audio if fed else None)

@@ -256,19 +256,24 @@ def _own_ext(media: MediaInfo, input_name: str) -> str | None:
 
 
 def output_args(plan: StreamPlan, *, mix: str, picture: str | None, bitrate: str, fast: bool,
-                reencode: bool, end_s: float) -> list[str]:
+                reencode: bool, end_s: float, copy_mix: str | None = None) -> list[str]:
     """ffmpeg output options (up to the muxer name; the caller adds the file) mapping every stream
     of ``plan`` from input 0 (the video) in order: the scored mix from ``mix`` (a map target:
     ``1:a:0`` or a filter label) encoded at ``bitrate`` (AAC's fast coder with ``fast``), a
     preview's picture from ``picture`` (a map target; None: the input's own, re-encoded small with
     ``reencode``), everything else copied or converted as planned. The output is cut at ``end_s``
     seconds (the end of the last shown frame on the output timeline); global, chapter and
-    per-stream metadata are kept (ffmpeg drops creation_time unless the global map is explicit)."""
+    per-stream metadata are kept (ffmpeg drops creation_time unless the global map is explicit).
+    ``copy_mix``: the scored track comes already encoded (compose's split encode) and is copied,
+    through that bitstream filter when the string is not empty."""
     fmt = plan.format
     args: list[str] = ["-map_metadata", "0", "-map_chapters", "0"]
     for k, stream in enumerate(plan.streams):
         own = "0:V:0" if stream.source is None else f"0:{stream.source}"
-        if stream.action == "mix":
+        if stream.action == "mix" and copy_mix is not None:
+            args += ["-map", mix, f"-c:{k}", "copy", *([f"-bsf:{k}", copy_mix] if copy_mix else []),
+                     f"-disposition:{k}", "default"]
+        elif stream.action == "mix":
             args += ["-map", mix, f"-c:{k}", stream.codec, f"-b:{k}", bitrate]
             if fast and stream.codec == "aac":
                 args += [f"-aac_coder:{k}", "fast"]
