@@ -88,7 +88,7 @@ def test_the_bound_under_the_floor_is_never_under_the_exact_peak(tmp_path):
     exact = limiter.analyse(path)
     floored = limiter.analyse(path, floor_db=-12.0)
     assert (floored.peak_db >= exact.peak_db - 1e-5).all()
-    reaching = floored.peak_db >= -12.0
+    reaching = floored.peak_db >= -11.95  # (float16 rounds a bound just under the floor up to it)
     assert reaching.any() and (~reaching).any()
     assert np.array_equal(floored.peak_db[reaching], exact.peak_db[reaching])
     assert np.array_equal(floored.energy, exact.energy)
@@ -110,7 +110,8 @@ def test_the_master_keeps_the_ceiling_between_samples(tmp_path, gain_db):
     master = streamed(path, peaks, gain_db, reduction)
     assert master.shape == x.shape
     assert oversampled_peak_db(master) <= ceiling + 0.05
-    assert float(reduction.max()) == pytest.approx(peaks.true_peak_db + gain_db - ceiling, abs=1e-4)
+    need = peaks.true_peak_db + gain_db - ceiling
+    assert need <= float(reduction.max()) <= need + 0.02  # float16, rounded up
     quiet = slice(4 * SR, 4 * SR + SR // 5 - SR // 100)  # 1.25 s after the last loud hit, before the next
     assert np.allclose(master[quiet], x[quiet] * 10 ** (gain_db / 20), rtol=1e-3, atol=1e-6)
 
@@ -126,7 +127,7 @@ def test_attack_and_release_shape_the_reduction(tmp_path):
     click = SR // 2 // peaks.chunk
     need = peaks.peak_db[click] + 6.0 + 2.0
     span = limiter.attack_chunks(peaks)
-    assert reduction[click] >= need - 1e-4
+    assert reduction[click] >= need
     assert reduction[:click - span - 1].max() == 0.0  # nothing before the look-ahead
     assert 0 < reduction[click - span // 2] < need  # ramping down
     later = click + round(limiter.LIMITER_RELEASE_MS / 1000 * SR / peaks.chunk) + span

@@ -36,8 +36,10 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
+from musicvid_core import heap
 from musicvid_core.domain.errors import BadInput, MediaToolError, MixError
 from musicvid_core.domain.features import MediaInfo
 from musicvid_core.domain.plan import SPEECH_CLEARANCE_LU, Plan
@@ -218,6 +220,7 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
                 """The premaster's true peaks and K-weighted energies, read once (limiter.analyse)."""
                 if not analysed:
                     analysed.append(limiter.analyse(premaster_wav, floor_db=limit_db - start_gain - FIT_RANGE_DB))
+                    heap.trim()  # the analysis threads' blocks leave the process, not only their arenas
                 return analysed[0]
 
             # Long MP4/MOV mixes: the AAC encode in two halves on the two cores (split.py).
@@ -232,6 +235,9 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
                 reduction, chunk, encoded = None, limiter.CHUNK_MAX, None
                 if limiter_on:
                     found = peaks()
+                    # The gain is fitted (limiter.fit) before the first final run: from here on only
+                    # the peaks are read (a lower ceiling), so the energies (4 bytes a chunk) go.
+                    analysed[0] = found = replace(found, energy=None)
                     reduction, chunk = limiter.curve(found, gain_db, limit_db), found.chunk
                     audio = limiter.master_blocks(premaster_wav, gain_db, reduction, chunk=chunk)
                 bitrate = PREVIEW_AUDIO_BITRATE if preview else audio_bitrate
@@ -241,6 +247,7 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
                         total, Path(work, "scored.aac"), bitrate=bitrate, sample_rate=sample_rate,
                         timeout=remaining())
                     audio = encoded.path
+                    heap.trim()  # the feeding threads' blocks, likewise
                 runs.append(_final_run(video, audio, tmp, gain_db=None if limiter_on or halves else gain_db,
                                        master_stem=stems.get("master"), media=media, streams=streams,
                                        timeout=remaining(), offset=offset, audio_bitrate=bitrate,

@@ -52,7 +52,8 @@ CHUNK_MAX = 32  # samples per chunk, at most: 0.67 ms at 48 kHz
 TAPS = 12  # per phase of the 4x interpolator (BS.1770-4 Annex 2 uses 48 taps in all)
 OVERSAMPLING = 4
 KAISER_BETA = 5.0  # the interpolator's window
-READ_CHUNKS = 1 << 13  # chunks read at a time: 262 144 samples, 2 MB of float stereo
+READ_CHUNKS = 1 << 13  # chunks analysed at a time: 262 144 samples, 2 MB of float stereo
+FEED_CHUNKS = 1 << 11  # chunks of the master streamed at a time: 0.5 MB, ~2 MB with their gains
 CURVE_CHUNKS = 1 << 16  # chunks of the gain curve computed at a time
 # BS.1770 K-weighting's two analogue prototypes (as libebur128 and ffmpeg's ebur128 derive them for
 # any rate): the shelving pre-filter and the RLB high-pass.
@@ -65,9 +66,9 @@ _RELATIVE_GATE = -10.0
 @dataclass(frozen=True)
 class Peaks:
     """What :func:`analyse` read from a premaster: per chunk of ``chunk`` samples, the true peak
-    (dBFS, float32) and the K-weighted energy (sum of squares over the chunk's samples and the
-    channels, float32); ``total`` samples at ``sample_rate`` Hz. 8 bytes a chunk: 43 MB for an hour
-    at 48 kHz."""
+    (dBFS, float16 rounded up: :func:`half_up`) and the K-weighted energy (sum of squares over the
+    chunk's samples and the channels, float32; None once the gain is fitted: compose lets them go);
+    ``total`` samples at ``sample_rate`` Hz. 6 bytes a chunk: 32 MB for an hour at 48 kHz."""
 
     peak_db: object
     energy: object
@@ -151,7 +152,7 @@ def analyse(premaster: str | Path, *, floor_db: float = -math.inf, workers: int 
         rate, channels, total = f.samplerate, f.channels, f.frames
         chunk = chunk_size(rate)
         chunks = -(-total // chunk)
-        peak = np.empty(chunks, dtype=np.float32)
+        peak = np.empty(chunks, dtype=np.float16)
         energy = np.empty(chunks, dtype=np.float32)
         sos = k_weighting(rate)
         zi = np.zeros((sos.shape[0], 2, channels))  # the filter starts from rest, as the meters' do
@@ -201,7 +202,19 @@ def _block_peaks(padded, *, base: int, chunks: int, chunk: int, h, reach: float,
     if len(wanted):
         between[wanted] = _between(padded, wanted, base=base, chunk=chunk, h=h)
     with np.errstate(divide="ignore"):
-        return 20 * np.log10(np.maximum(sample_max, between))
+        return half_up(20 * np.log10(np.maximum(sample_max, between).astype(np.float64)))
+
+
+def half_up(values):
+    """``values`` as float16, each rounded up to the next representable value where float16 would
+    round it down (a peak or a reduction never reads lower than computed: at most 0.016 dB higher
+    between 16 and 32 dB). The per-chunk arrays are kept at an hour's length: 2 bytes a chunk."""
+    import numpy as np
+
+    half = np.asarray(values).astype(np.float16)
+    low = half.astype(np.float64) < values
+    half[low] = np.nextafter(half[low], np.float16(np.inf))
+    return half
 
 
 def _between(padded, wanted, *, base: int, chunk: int, h):
@@ -230,14 +243,14 @@ def attack_chunks(peaks: Peaks) -> int:
 
 
 def curve(peaks: Peaks, gain_db: float, ceiling_db: float):
-    """The limiter's gain reduction (dB, >= 0, float32), one value per chunk, for the premaster
+    """The limiter's gain reduction (dB, >= 0, float16 rounded up), one value per chunk, for the premaster
     raised by ``gain_db`` under a ceiling of ``ceiling_db`` dBFS true peak (module docstring)."""
     import numpy as np
     from numpy.lib.stride_tricks import sliding_window_view
 
     n, span = len(peaks.peak_db), attack_chunks(peaks)
     decay = -peaks.chunk / (LIMITER_RELEASE_MS / 1000 * peaks.sample_rate)  # log of the release per chunk
-    out = np.zeros(n, dtype=np.float32)
+    out = np.zeros(n, dtype=np.float16)
     offset = gain_db - ceiling_db
     if n == 0 or peaks.true_peak_db + offset <= 0:
         return out
@@ -247,7 +260,7 @@ def curve(peaks: Peaks, gain_db: float, ceiling_db: float):
         e = min(n, s + CURVE_CHUNKS)
         need = np.zeros(e - s + span + 1)  # chunks s - 1 .. e + span - 1
         lo, hi = max(0, s - 1), min(n, e + span)
-        need[lo - (s - 1):hi - (s - 1)] = np.maximum(peaks.peak_db[lo:hi] + offset, 0.0)
+        need[lo - (s - 1):hi - (s - 1)] = np.maximum(peaks.peak_db[lo:hi].astype(np.float64) + offset, 0.0)
         ahead = sliding_window_view(need, span + 1).max(axis=1)  # chunk c: its need over c - 1 .. c + span - 1
         ahead = np.maximum(ahead[:e - s], ahead[1:e - s + 1])  # .. c + span
         if not ahead.any() and released < 1e-9:
@@ -260,7 +273,7 @@ def curve(peaks: Peaks, gain_db: float, ceiling_db: float):
             reduction = np.maximum(reduction, ahead)  # exp(log(x)) rounds: never under the need
         both = np.concatenate([tail, reduction])
         sums = np.concatenate([[0.0], np.cumsum(both)])
-        out[s:e] = (sums[span:] - sums[:-span]) / span
+        out[s:e] = half_up(np.maximum((sums[span:] - sums[:-span]) / span, 0.0))
         tail, released = both[len(both) - (span - 1):], float(reduction[-1])
     # The mean of the last span chunks: every chunk's need lies in each of them (see the docstring).
     return out
@@ -337,7 +350,8 @@ def master_blocks(premaster: str | Path, gain_db: float, reduction=None, *, chun
     """The master as a WAV byte stream: the premaster times ``gain_db`` and the limiter's
     ``reduction`` (dB per chunk of ``chunk`` samples; None: the gain alone), interpolated linearly
     between the chunks' centres sample by sample; samples ``[start, stop)`` of it (the whole by
-    default). Read and written READ_CHUNKS chunks at a time."""
+    default). Read and written FEED_CHUNKS chunks at a time (two of these feed a split encode at
+    once, beside two encoders: they stay small)."""
     import numpy as np
     import soundfile as sf
 
@@ -349,7 +363,7 @@ def master_blocks(premaster: str | Path, gain_db: float, reduction=None, *, chun
         f.seek(start)
         at = start
         while at < stop:
-            block = f.read(min(READ_CHUNKS * chunk, stop - at), dtype="float32", always_2d=True)
+            block = f.read(min(FEED_CHUNKS * chunk, stop - at), dtype="float32", always_2d=True)
             if not len(block):
                 break
             if reduction is not None:

@@ -91,24 +91,54 @@ def encode(feed: Callable[[int, int], Iterator[bytes]], total: int, dest: Path, 
         runs = [pool.submit(one, a0, a1, parts[0]), pool.submit(one, b0, b1, parts[1])]
         for run in runs:
             run.result()
-    first, second = (adts_frames(p.read_bytes()) for p in parts)
     # A's frame k (the priming frame first) ends at sample k * FRAME of its range: keep it up to the
     # splice. B's range starts middle - preroll: its frames from the one ending past the splice on.
     keep_a = middle // FRAME + 1
     skip_b = (middle - b0) // FRAME + 1
-    if len(first) < keep_a or len(second) <= skip_b:
+    first, second = frame_offsets(parts[0]), frame_offsets(parts[1])
+    if len(first) - 1 < keep_a or len(second) - 1 <= skip_b:
         raise MediaToolError("AAC encode wrote fewer frames than its samples need",
-                             frames=[len(first), len(second)], samples=total)
-    with open(dest, "wb") as out:
-        out.writelines(first[:keep_a])
-        out.writelines(second[skip_b:])
+                             frames=[len(first) - 1, len(second) - 1], samples=total)
+    with open(dest, "wb") as out:  # copied in pieces: an hour's halves are 115 MB
+        _copy_range(parts[0], out, 0, first[keep_a])
+        _copy_range(parts[1], out, second[skip_b], second[-1])
     for part in parts:
         part.unlink()
-    return Encoded(dest, keep_a + len(second) - skip_b, total, sample_rate)
+    return Encoded(dest, keep_a + len(second) - 1 - skip_b, total, sample_rate)
 
 
-def adts_frames(data: bytes) -> list[bytes]:
-    """The frames of an ADTS stream (each starts with the 0xFFF sync word and states its length)."""
+def frame_offsets(path: Path) -> list[int]:
+    """Where each frame of an ADTS file starts, and (last) where the file ends: the headers are
+    read (the 0xFFF sync word, then the frame's length), never the whole file at once."""
+    offsets, at = [], 0
+    with open(path, "rb") as f:
+        while True:
+            f.seek(at)
+            header = f.read(7)
+            if len(header) < 7:
+                break
+            frames = adts_frames(header, headers_only=True)
+            offsets.append(at)
+            at += frames[0]
+    offsets.append(at)
+    return offsets
+
+
+def _copy_range(src: Path, out, start: int, stop: int, piece: int = 1 << 20) -> None:
+    with open(src, "rb") as f:
+        f.seek(start)
+        left = stop - start
+        while left > 0:
+            data = f.read(min(piece, left))
+            if not data:
+                break
+            out.write(data)
+            left -= len(data)
+
+
+def adts_frames(data: bytes, *, headers_only: bool = False) -> list:
+    """The frames of an ADTS stream (each starts with the 0xFFF sync word and states its length);
+    with ``headers_only``, the length of the one frame whose header ``data`` starts with."""
     frames, at = [], 0
     while at + 7 <= len(data):
         if data[at] != 0xFF or data[at + 1] & 0xF0 != 0xF0:
@@ -116,6 +146,8 @@ def adts_frames(data: bytes) -> list[bytes]:
         length = ((data[at + 3] & 0x03) << 11) | (data[at + 4] << 3) | (data[at + 5] >> 5)
         if length < 7:
             raise MediaToolError("AAC encode wrote a stream that is not ADTS", offset=at)
+        if headers_only:
+            return [length]
         frames.append(data[at:at + length])
         at += length
     return frames
