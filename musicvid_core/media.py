@@ -5,6 +5,7 @@ input)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -142,6 +143,26 @@ def run_ffmpeg(args: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT_S, what:
     return proc
 
 
+@contextlib.contextmanager
+def deadline(proc: subprocess.Popen, timeout: float):
+    """Kill ``proc`` if it still runs ``timeout`` seconds from now (a stalled pipe would otherwise
+    block its reader or writer forever); yields an Event that is set when it had to."""
+    import threading
+
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        proc.kill()
+
+    timer = threading.Timer(timeout, expire)
+    timer.start()
+    try:
+        yield expired
+    finally:
+        timer.cancel()
+
+
 def _run_fed(cmd: list[str], feed: Iterable[bytes], *, stdout, timeout: float, what: str,
              cwd) -> subprocess.CompletedProcess:
     """Run ``cmd`` writing ``feed`` to its stdin: stderr drained by a thread (a full pipe would stall
@@ -156,32 +177,24 @@ def _run_fed(cmd: list[str], feed: Iterable[bytes], *, stdout, timeout: float, w
     errors: list[bytes] = []
     drain = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)
     drain.start()
-    expired = threading.Event()
-
-    def expire() -> None:
-        expired.set()
-        proc.kill()
-
-    timer = threading.Timer(timeout, expire)
-    timer.start()
     try:
-        try:
-            for data in feed:
-                proc.stdin.write(data)
-        except BrokenPipeError:
-            pass  # ffmpeg stopped reading: it failed or was killed; its exit says which
-        finally:
+        with deadline(proc, timeout) as expired:
             try:
-                proc.stdin.close()
+                for data in feed:
+                    proc.stdin.write(data)
             except BrokenPipeError:
-                pass
-        proc.wait()
+                pass  # ffmpeg stopped reading: it failed or was killed; its exit says which
+            finally:
+                try:
+                    proc.stdin.close()
+                except BrokenPipeError:
+                    pass
+            proc.wait()
     except BaseException:
         proc.kill()
         proc.wait()
         raise
     finally:
-        timer.cancel()
         drain.join()
         close = getattr(feed, "close", None)
         if close is not None:

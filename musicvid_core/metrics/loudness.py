@@ -21,6 +21,12 @@ from musicvid_core.media import DEFAULT_TIMEOUT_S, run_ffmpeg
 SILENCE_LUFS = -70.0
 SILENCE_DBTP = -120.0
 TRUE_PEAK_OVERSAMPLING = 4  # BS.1770-4 Annex 2: 4x oversampling at 48 kHz
+ABSOLUTE_GATE_LUFS = -70.0  # BS.1770's gates: blocks under this are not counted...
+RELATIVE_GATE_LU = -10.0  # ...nor those this far under the loudness of the blocks above it
+# BS.1770 K-weighting's two analogue prototypes (as libebur128 and ffmpeg's ebur128 derive them for
+# any rate): the shelving pre-filter and the RLB high-pass.
+_SHELF_HZ, _SHELF_DB, _SHELF_Q = 1681.974450955533, 3.999843853973347, 0.7071752369554196
+_HIGHPASS_HZ, _HIGHPASS_Q = 38.13547087602444, 0.5003270373238773
 
 # framelog=verbose keeps ebur128's ten-lines-a-second log out of stderr at the default log level;
 # only the summary printed at the end is read.
@@ -60,6 +66,24 @@ def report(integrated_lufs: float, true_peak_dbtp: float, lra_lu: float) -> Loud
     lra = 0.0 if not math.isfinite(lra_lu) else round(max(lra_lu, 0.0), 2)
     return LoudnessReport(_finite(integrated_lufs, SILENCE_LUFS), _finite(true_peak_dbtp, SILENCE_DBTP),
                           lra)
+
+
+def k_weighting(sample_rate: int):
+    """BS.1770's K-weighting at ``sample_rate`` as scipy second-order sections (at 48 kHz the
+    coefficients BS.1770-4 tabulates). numpy is imported here, on use: the mix stage imports this
+    module, and nothing on `musicvid run`'s way to its first stage may import numpy (issue 18)."""
+    import numpy as np
+
+    k = math.tan(math.pi * _SHELF_HZ / sample_rate)
+    vh = 10 ** (_SHELF_DB / 20)
+    vb = vh ** 0.4996667741545416
+    a0 = 1 + k / _SHELF_Q + k * k
+    shelf = [(vh + vb * k / _SHELF_Q + k * k) / a0, 2 * (k * k - vh) / a0, (vh - vb * k / _SHELF_Q + k * k) / a0,
+             1.0, 2 * (k * k - 1) / a0, (1 - k / _SHELF_Q + k * k) / a0]
+    k = math.tan(math.pi * _HIGHPASS_HZ / sample_rate)
+    a0 = 1 + k / _HIGHPASS_Q + k * k
+    highpass = [1.0, -2.0, 1.0, 1.0, 2 * (k * k - 1) / a0, (1 - k / _HIGHPASS_Q + k * k) / a0]
+    return np.array([shelf, highpass])
 
 
 def parse_ebur128_summary(stderr: str) -> LoudnessReport:

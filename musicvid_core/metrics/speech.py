@@ -20,7 +20,13 @@ from pathlib import Path
 
 from musicvid_core.domain.features import Region
 from musicvid_core.media import run_ffmpeg
-from musicvid_core.metrics.loudness import SILENCE_LUFS, parse_ebur128_summary
+from musicvid_core.metrics.loudness import (
+    ABSOLUTE_GATE_LUFS,
+    RELATIVE_GATE_LU,
+    SILENCE_LUFS,
+    k_weighting,
+    parse_ebur128_summary,
+)
 
 RECOVERY_AFTER_S = 1.0  # the music should be back this long after speech ends...
 RECOVERY_WINDOW_S = 1.0  # ...measured over this long a window
@@ -31,13 +37,6 @@ _METER_SR = 48000  # ebur128 meters at 48 kHz; files at other rates go through f
 _FRAME = 480  # samples of one 10 ms frame at 48 kHz
 _STEP = 4800  # BS.1770 gating blocks are 400 ms long and start every 100 ms (75 % overlap)
 _READ = 48000 * 8  # samples read at a time: a long span set costs ~6 MB, not the stem's length
-# BS.1770-4 K-weighting at 48 kHz (the shelving pre-filter, then the RLB high-pass), as ebur128 uses,
-# as scipy second-order sections. numpy is imported by the meter only: the mix stage imports this
-# module, and nothing on `musicvid run`'s way to its first stage may import numpy (issue 18).
-_K_WEIGHTING = ((1.53512485958697, -2.69169618940638, 1.19839281085285, 1.0, -1.69065929318241, 0.73248077421585),
-                (1.0, -2.0, 1.0, 1.0, -1.99004745483398, 0.99007225036621))
-_ABSOLUTE_GATE = -70.0  # LUFS
-_RELATIVE_GATE = -10.0  # LU under the loudness of the blocks above the absolute gate
 
 
 def _lufs(power):
@@ -71,13 +70,14 @@ def _metered(f, spans: Sequence[tuple[float, float]]) -> float:
     import numpy as np
     from scipy.signal import sosfilt
 
+    sos = k_weighting(_METER_SR)
     state = np.zeros((2, f.channels, 2))  # sosfilt's zi for (sections, channels, 2)
     steps, carry = [], np.zeros(0)
     for a, b in _selected_runs(spans, f.frames):
         for at in range(a, b, _READ):
             f.seek(at)
             x = f.read(min(_READ, b - at), dtype="float64", always_2d=True)
-            y, state = sosfilt(_K_WEIGHTING, x, axis=0, zi=state)
+            y, state = sosfilt(sos, x, axis=0, zi=state)
             power = np.concatenate((carry, np.square(y).sum(axis=1)))  # ch. weights: 1 for L, R
             whole = len(power) // _STEP * _STEP
             steps.append(power[:whole].reshape(-1, _STEP).sum(axis=1))
@@ -86,10 +86,10 @@ def _metered(f, spans: Sequence[tuple[float, float]]) -> float:
     if len(steps) < 4:
         return SILENCE_LUFS
     blocks = (steps[:-3] + steps[1:-2] + steps[2:-1] + steps[3:]) / (4 * _STEP)
-    blocks = blocks[_lufs(blocks) >= _ABSOLUTE_GATE]
+    blocks = blocks[_lufs(blocks) >= ABSOLUTE_GATE_LUFS]
     if not len(blocks):
         return SILENCE_LUFS
-    blocks = blocks[_lufs(blocks) >= _lufs(blocks.mean()) + _RELATIVE_GATE]
+    blocks = blocks[_lufs(blocks) >= _lufs(blocks.mean()) + RELATIVE_GATE_LU]
     lufs = float(_lufs(blocks.mean()))
     return SILENCE_LUFS if not math.isfinite(lufs) or lufs < SILENCE_LUFS else round(lufs, 2)
 

@@ -17,7 +17,6 @@ import math
 import shutil
 import subprocess
 import tempfile
-import threading
 from array import array
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from musicvid_core.domain.features import Curve, Cut, MediaInfo, VideoFeatures
 from musicvid_core.media import (
     DEFAULT_TIMEOUT_S,
     check_refused,
+    deadline,
     ffmpeg_command,
     last_error_line,
     proxy_output_args,
@@ -147,24 +147,16 @@ def _decode(cmd: list[str], scratch: Path, frame_bytes: int, on_frame, timeout: 
     with open(scratch / _STDERR_FILE, "w+b") as err:
         proc = subprocess.Popen(cmd, cwd=scratch, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=err, bufsize=frame_bytes * 4)
-        expired = threading.Event()
-
-        def _expire() -> None:
-            expired.set()
-            proc.kill()
-
-        timer = threading.Timer(timeout, _expire)
-        timer.start()
         try:
-            while True:
-                frame = proc.stdout.read(frame_bytes)
-                if len(frame) < frame_bytes:
-                    break
-                on_frame(frame)
-            proc.stdout.close()
-            returncode = proc.wait()
+            with deadline(proc, timeout) as expired:
+                while True:
+                    frame = proc.stdout.read(frame_bytes)
+                    if len(frame) < frame_bytes:
+                        break
+                    on_frame(frame)
+                proc.stdout.close()
+                returncode = proc.wait()
         finally:
-            timer.cancel()
             if proc.poll() is None:  # our own code raised mid-stream
                 proc.kill()
                 proc.wait()

@@ -20,7 +20,8 @@ pass below has two inputs (music, the video's sound) whatever the number of segm
    alone, in the final run. No master WAV is written (issue 18), and no ffmpeg pass fits the gain.
 3. Final run: video packets copied, the premaster through its gain (and limiter) encoded to AAC
    (Opus in WebM) in place of the main audio track, every other stream kept (container.py), cut to
-   the video's end, written to a temporary file. The same run decodes the encoded packets it muxes
+   the video's end, written to a temporary file. A long MP4/MOV mix is encoded beforehand in two
+   halves at once and copied here (split.py). The same run decodes the encoded packets it muxes
    (a loopback decoder) through the ebur128 meter: the loudness and true peak of the output's
    audio, not of the signal before the encoder, so the inter-sample peaks AAC adds are seen.
 4. The temporary file's durations are measured (a packet scan, the audio decoded). If AAC encoding
@@ -74,8 +75,8 @@ LIMITER_MARGIN_DB = 1.0
 LIMITER_HEADROOM_DB = 0.1
 # The premaster pass meters the sample peak (the true peak's 4x oversampling was 1.5 of its ~3.8 s
 # on 15 minutes, issue 18). A true peak lies over the sample peak by the inter-sample overshoot:
-# over the ceiling already, the limiter is needed; this far under it, it is not; in between, the
-# premaster's true peak is metered (a pass over its WAV) and decides, as it did before.
+# this far under the ceiling, the limiter cannot act; otherwise the premaster's true peaks are read
+# (limiter.analyse, which the gain's fit needs anyway) and decide.
 INTERSAMPLE_MARGIN_DB = 3.0
 # How far above the linear gain the limiter's fit is expected to go (limiting takes loudness away,
 # so the gain rises by about what it takes): the analysis computes exact true peaks down to the
@@ -239,15 +240,19 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
                     # the peaks are read (a lower ceiling), so the energies (4 bytes a chunk) go.
                     analysed[0] = found = replace(found, energy=None)
                     reduction, chunk = limiter.curve(found, gain_db, limit_db), found.chunk
-                    audio = limiter.master_blocks(premaster_wav, gain_db, reduction, chunk=chunk)
+
+                def master(start: int = 0, stop: int | None = None) -> Iterator[bytes]:
+                    return limiter.master_blocks(premaster_wav, gain_db, reduction, chunk=chunk, start=start,
+                                                 stop=stop)
+
                 bitrate = PREVIEW_AUDIO_BITRATE if preview else audio_bitrate
                 if halves:
-                    encoded = split.encode(lambda start, stop: limiter.master_blocks(
-                        premaster_wav, gain_db, reduction, chunk=chunk, start=start, stop=stop),
-                        total, Path(work, "scored.aac"), bitrate=bitrate, sample_rate=sample_rate,
-                        timeout=remaining())
+                    encoded = split.encode(master, total, Path(work, "scored.aac"), bitrate=bitrate,
+                                           sample_rate=sample_rate, timeout=remaining())
                     audio = encoded.path
                     heap.trim()  # the feeding threads' blocks, likewise
+                elif limiter_on:
+                    audio = master()
                 runs.append(_final_run(video, audio, tmp, gain_db=None if limiter_on or halves else gain_db,
                                        master_stem=stems.get("master"), media=media, streams=streams,
                                        timeout=remaining(), offset=offset, audio_bitrate=bitrate,

@@ -43,6 +43,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from musicvid_core.metrics.loudness import ABSOLUTE_GATE_LUFS, RELATIVE_GATE_LU, k_weighting
+
 LIMITER_ATTACK_MS = 5.0  # the look-ahead, and the ramp down before a peak
 # The release's time constant (the reduction in dB decays as exp(-t / it)). 40 ms alters the music as
 # much as the alimiter it replaced (release=80, whose curve recovers faster than its figure): the
@@ -55,12 +57,6 @@ KAISER_BETA = 5.0  # the interpolator's window
 READ_CHUNKS = 1 << 13  # chunks analysed at a time: 262 144 samples, 2 MB of float stereo
 FEED_CHUNKS = 1 << 11  # chunks of the master streamed at a time: 0.5 MB, ~2 MB with their gains
 CURVE_CHUNKS = 1 << 16  # chunks of the gain curve computed at a time
-# BS.1770 K-weighting's two analogue prototypes (as libebur128 and ffmpeg's ebur128 derive them for
-# any rate): the shelving pre-filter and the RLB high-pass.
-_SHELF_HZ, _SHELF_DB, _SHELF_Q = 1681.974450955533, 3.999843853973347, 0.7071752369554196
-_HIGHPASS_HZ, _HIGHPASS_Q = 38.13547087602444, 0.5003270373238773
-_ABSOLUTE_GATE = -70.0
-_RELATIVE_GATE = -10.0
 
 
 @dataclass(frozen=True)
@@ -105,23 +101,6 @@ def interpolator():
         h = np.sinc(t) * window
         phases.append(h / h.sum())
     return np.stack(phases, axis=1)
-
-
-def k_weighting(sample_rate: int):
-    """BS.1770's K-weighting at ``sample_rate`` as scipy second-order sections (at 48 kHz the
-    coefficients BS.1770-4 tabulates)."""
-    import numpy as np
-
-    k = math.tan(math.pi * _SHELF_HZ / sample_rate)
-    vh = 10 ** (_SHELF_DB / 20)
-    vb = vh ** 0.4996667741545416
-    a0 = 1 + k / _SHELF_Q + k * k
-    shelf = [(vh + vb * k / _SHELF_Q + k * k) / a0, 2 * (k * k - vh) / a0, (vh - vb * k / _SHELF_Q + k * k) / a0,
-             1.0, 2 * (k * k - 1) / a0, (1 - k / _SHELF_Q + k * k) / a0]
-    k = math.tan(math.pi * _HIGHPASS_HZ / sample_rate)
-    a0 = 1 + k / _HIGHPASS_Q + k * k
-    highpass = [1.0, -2.0, 1.0, 1.0, 2 * (k * k - 1) / a0, (1 - k / _HIGHPASS_Q + k * k) / a0]
-    return np.array([shelf, highpass])
 
 
 def analyse(premaster: str | Path, *, floor_db: float = -math.inf, workers: int = 2) -> Peaks:
@@ -290,7 +269,7 @@ def loudness(peaks: Peaks, gain_db: float, reduction=None) -> float:
     per = max(1, step // peaks.chunk)  # chunks per 100 ms (chunk_size makes it exact)
     whole = peaks.total // (per * peaks.chunk)
     if whole < 4:
-        return _ABSOLUTE_GATE
+        return ABSOLUTE_GATE_LUFS
     sub = np.empty(whole)
     run = per * (CURVE_CHUNKS // per + 1)  # whole 100 ms steps at a time: temporaries stay small
     for s in range(0, whole * per, run):
@@ -303,12 +282,12 @@ def loudness(peaks: Peaks, gain_db: float, reduction=None) -> float:
     blocks = (sub[:-3] + sub[1:-2] + sub[2:-1] + sub[3:]) / (4 * per * peaks.chunk)
     with np.errstate(divide="ignore"):
         level = -0.691 + 10 * np.log10(blocks)
-    kept = blocks[level > _ABSOLUTE_GATE]
+    kept = blocks[level > ABSOLUTE_GATE_LUFS]
     if not len(kept):
-        return _ABSOLUTE_GATE
-    relative = -0.691 + 10 * math.log10(kept.mean()) + _RELATIVE_GATE
-    kept = blocks[(level > _ABSOLUTE_GATE) & (level > relative)]
-    return max(_ABSOLUTE_GATE, -0.691 + 10 * math.log10(kept.mean()))
+        return ABSOLUTE_GATE_LUFS
+    relative = -0.691 + 10 * math.log10(kept.mean()) + RELATIVE_GATE_LU
+    kept = blocks[(level > ABSOLUTE_GATE_LUFS) & (level > relative)]
+    return max(ABSOLUTE_GATE_LUFS, -0.691 + 10 * math.log10(kept.mean()))
 
 
 def fit(peaks: Peaks, *, target_lufs: float, ceiling_db: float, gain_db: float,
