@@ -108,3 +108,27 @@ def test_compose_keeps_one_encode_where_the_priming_would_be_lost(videos, tmp_pa
                       write_clips(plan, tmp_path / "clips"), out)
     assert calls == [] and metrics["final_runs"] >= 1
     assert compose_mod.split is split
+
+
+def test_a_late_picture_keeps_its_sound_in_sync_when_split(tmp_path, tmp_path_factory, monkeypatch):
+    """An MPEG-TS camera file whose picture starts 0.5 s in, scored into .mp4 in two halves: the
+    copied track is shifted by the landing offset less the priming, so it starts on the first
+    frame and ends with the last, as the single encode's does (tests/test_realworld.py)."""
+    from musicvid_core.lab.samples import make_case
+    from musicvid_core.metrics import stream_durations
+    from musicvid_core.stages.analyse.probe import probe
+
+    monkeypatch.setattr(split, "SPLIT_MIN_S", 0.0)
+    calls = []
+    real = split.run_ffmpeg
+    monkeypatch.setattr(split, "run_ffmpeg", lambda args, **kw: calls.append(kw.get("what")) or real(args, **kw))
+    case = make_case("mpegts", tmp_path_factory.mktemp("ts"))
+    media = probe(case.path)
+    assert media.start > 0.4
+    plan = make_plan([0, media.duration])
+    out = tmp_path / "out.mp4"
+    metrics = compose(case.path, media, plan, write_clips(plan, tmp_path / "clips"), out)
+    assert calls == ["AAC encode"] * 2 * metrics["final_runs"]
+    durations = stream_durations(out)
+    assert abs(durations["audio_start"] - durations["video_start"]) <= 1 / 25
+    assert abs(durations["audio"] - durations["video"]) <= 1 / 25
