@@ -37,7 +37,6 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 
 from musicvid_core import heap
@@ -236,9 +235,6 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
                 reduction, chunk, encoded = None, limiter.CHUNK_MAX, None
                 if limiter_on:
                     found = peaks()
-                    # The gain is fitted (limiter.fit) before the first final run: from here on only
-                    # the peaks are read (a lower ceiling), so the energies (4 bytes a chunk) go.
-                    analysed[0] = found = replace(found, energy=None)
                     reduction, chunk = limiter.curve(found, gain_db, limit_db), found.chunk
 
                 def master(start: int = 0, stop: int | None = None) -> Iterator[bytes]:
@@ -274,6 +270,10 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
                 if overshoot <= 0:
                     break
                 limit_db -= overshoot + PEAK_RETRY_EXTRA_DB
+                if premaster.integrated_lufs > SILENCE_GATE_LUFS:
+                    # The lower ceiling takes loudness: the gain is fitted again on the limiter's
+                    # estimate (no pass over the audio), so the retry stays on the target.
+                    gain, _ = limiter.fit(peaks(), target_lufs=target_lufs, ceiling_db=limit_db, gain_db=gain)
                 final(gain)
                 passes += 0 if preview else 1
             loudness = runs[-1]
