@@ -48,6 +48,7 @@ import numpy as np
 from musicvid_core.media import ffmpeg_exe
 from musicvid_core.stages.compose.track.audio import load_track
 from musicvid_core.stages.compose.track.library import list_tracks
+from musicvid_core.stages.mix.split import adts_frames
 
 SR = 48000
 FRAME = 1024
@@ -118,17 +119,6 @@ def finish(*procs: subprocess.Popen) -> None:
     for proc in procs:
         if proc.wait():
             raise SystemExit(f"an encode failed: {' '.join(map(str, proc.args))}")
-
-
-def adts_frames(data: bytes) -> list[bytes]:
-    out, i = [], 0
-    while i + 7 <= len(data):
-        if data[i] != 0xFF or (data[i + 1] & 0xF0) != 0xF0:
-            raise SystemExit(f"not an ADTS frame at byte {i}")
-        length = ((data[i + 3] & 0x03) << 11) | (data[i + 4] << 3) | (data[i + 5] >> 5)
-        out.append(data[i:i + length])
-        i += length
-    return out
 
 
 def window_sequence(frame: bytes) -> int:

@@ -62,13 +62,12 @@ def after_aac(path: Path, tmp: Path) -> float:
 
 
 def alimiter_master(premaster: Path, gain_db: float, dest: Path) -> float:
-    """The old final run's chain (bench/aac_split.master_chain), written to a WAV; its CPU seconds."""
-    limit = 10 ** (CEILING_DB / 20)
-    total = sf.info(str(premaster)).frames
+    """The old final run's chain (aac_split.master_chain), written to a WAV; its CPU seconds."""
+    from aac_split import master_chain  # this folder, on the path when run as a script
+
     before = children_cpu()
     ffmpeg("-i", str(premaster), "-af",
-           f"volume={gain_db}dB,aresample={4 * SR},alimiter=limit={limit:.6f}:attack=5:release=80:level=disabled"
-           f":latency=1,aresample={SR},apad=whole_len={total},atrim=end_sample={total}",
+           master_chain(gain_db, limit_db=CEILING_DB, total=sf.info(str(premaster)).frames),
            "-c:a", "pcm_f32le", str(dest))
     return children_cpu() - before
 

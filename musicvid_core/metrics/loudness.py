@@ -86,6 +86,26 @@ def k_weighting(sample_rate: int):
     return np.array([shelf, highpass])
 
 
+def gated_lufs(steps, step_samples: int) -> float:
+    """BS.1770 integrated loudness (LUFS) from ``steps``: K-weighted energies (channels summed) of
+    consecutive 100 ms steps of ``step_samples`` samples each. 400 ms blocks every 100 ms, then the
+    absolute and the relative gate, as ebur128 applies them; SILENCE_LUFS when no block passes or
+    there are fewer than four steps (not finite below that)."""
+    import numpy as np
+
+    if len(steps) < 4:
+        return SILENCE_LUFS
+    blocks = (steps[:-3] + steps[1:-2] + steps[2:-1] + steps[3:]) / (4 * step_samples)
+    with np.errstate(divide="ignore"):
+        level = -0.691 + 10 * np.log10(blocks)
+        blocks = blocks[level >= ABSOLUTE_GATE_LUFS]
+        if not len(blocks):
+            return SILENCE_LUFS
+        relative = -0.691 + 10 * np.log10(blocks.mean()) + RELATIVE_GATE_LU
+        blocks = blocks[-0.691 + 10 * np.log10(blocks) >= relative]
+        return float(-0.691 + 10 * np.log10(blocks.mean()))
+
+
 def parse_ebur128_summary(stderr: str) -> LoudnessReport:
     """Read integrated loudness, loudness range and true peak from ffmpeg ebur128's summary.
 

@@ -20,13 +20,7 @@ from pathlib import Path
 
 from musicvid_core.domain.features import Region
 from musicvid_core.media import run_ffmpeg
-from musicvid_core.metrics.loudness import (
-    ABSOLUTE_GATE_LUFS,
-    RELATIVE_GATE_LU,
-    SILENCE_LUFS,
-    k_weighting,
-    parse_ebur128_summary,
-)
+from musicvid_core.metrics.loudness import SILENCE_LUFS, gated_lufs, k_weighting, parse_ebur128_summary
 
 RECOVERY_AFTER_S = 1.0  # the music should be back this long after speech ends...
 RECOVERY_WINDOW_S = 1.0  # ...measured over this long a window
@@ -37,14 +31,6 @@ _METER_SR = 48000  # ebur128 meters at 48 kHz; files at other rates go through f
 _FRAME = 480  # samples of one 10 ms frame at 48 kHz
 _STEP = 4800  # BS.1770 gating blocks are 400 ms long and start every 100 ms (75 % overlap)
 _READ = 48000 * 8  # samples read at a time: a long span set costs ~6 MB, not the stem's length
-
-
-def _lufs(power):
-    """BS.1770 loudness (LUFS) of a mean-square power (channels summed): an array or a float."""
-    import numpy as np
-
-    with np.errstate(divide="ignore"):
-        return -0.691 + 10.0 * np.log10(power)
 
 
 def _selected_runs(spans: Sequence[tuple[float, float]], n: int) -> list[tuple[int, int]]:
@@ -83,14 +69,7 @@ def _metered(f, spans: Sequence[tuple[float, float]]) -> float:
             steps.append(power[:whole].reshape(-1, _STEP).sum(axis=1))
             carry = power[whole:]
     steps = np.concatenate(steps) if steps else np.zeros(0)
-    if len(steps) < 4:
-        return SILENCE_LUFS
-    blocks = (steps[:-3] + steps[1:-2] + steps[2:-1] + steps[3:]) / (4 * _STEP)
-    blocks = blocks[_lufs(blocks) >= ABSOLUTE_GATE_LUFS]
-    if not len(blocks):
-        return SILENCE_LUFS
-    blocks = blocks[_lufs(blocks) >= _lufs(blocks.mean()) + RELATIVE_GATE_LU]
-    lufs = float(_lufs(blocks.mean()))
+    lufs = gated_lufs(steps, _STEP)
     return SILENCE_LUFS if not math.isfinite(lufs) or lufs < SILENCE_LUFS else round(lufs, 2)
 
 

@@ -43,7 +43,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from musicvid_core.metrics.loudness import ABSOLUTE_GATE_LUFS, RELATIVE_GATE_LU, k_weighting
+from musicvid_core.metrics.loudness import SILENCE_LUFS, gated_lufs, k_weighting
 
 LIMITER_ATTACK_MS = 5.0  # the look-ahead, and the ramp down before a peak
 # The release's time constant (the reduction in dB decays as exp(-t / it)). 40 ms alters the music as
@@ -269,8 +269,6 @@ def loudness(peaks: Peaks, gain_db: float, reduction=None) -> float:
     step = round(peaks.sample_rate / 10)  # samples per 100 ms
     per = max(1, step // peaks.chunk)  # chunks per 100 ms (chunk_size makes it exact)
     whole = peaks.total // (per * peaks.chunk)
-    if whole < 4:
-        return ABSOLUTE_GATE_LUFS
     sub = np.empty(whole)
     run = per * (CURVE_CHUNKS // per + 1)  # whole 100 ms steps at a time: temporaries stay small
     for s in range(0, whole * per, run):
@@ -280,15 +278,7 @@ def loudness(peaks: Peaks, gain_db: float, reduction=None) -> float:
             energy *= 10 ** (-np.asarray(reduction[s:e], np.float64) / 10)
         sub[s // per:e // per] = energy.reshape(-1, per).sum(axis=1)
     sub *= 10 ** (gain_db / 10)
-    blocks = (sub[:-3] + sub[1:-2] + sub[2:-1] + sub[3:]) / (4 * per * peaks.chunk)
-    with np.errstate(divide="ignore"):
-        level = -0.691 + 10 * np.log10(blocks)
-    kept = blocks[level > ABSOLUTE_GATE_LUFS]
-    if not len(kept):
-        return ABSOLUTE_GATE_LUFS
-    relative = -0.691 + 10 * math.log10(kept.mean()) + RELATIVE_GATE_LU
-    kept = blocks[(level > ABSOLUTE_GATE_LUFS) & (level > relative)]
-    return max(ABSOLUTE_GATE_LUFS, -0.691 + 10 * math.log10(kept.mean()))
+    return max(SILENCE_LUFS, gated_lufs(sub, per * peaks.chunk))
 
 
 def fit(peaks: Peaks, *, target_lufs: float, ceiling_db: float, gain_db: float,
