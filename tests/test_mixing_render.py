@@ -74,23 +74,86 @@ def test_real_recording_joins_have_no_fade(tmp_path):
 
 
 def test_numpy_ducking_equals_the_graphs_expression(tmp_path):
-    """render.duck_music applies filtergraph.duck_chain's gain, frame for frame."""
+    """premaster.mix_premaster ducks the music with filtergraph.duck_chain's gain, frame for frame
+    (its music tap; without an original the premaster is that ducked music)."""
     from musicvid_core.domain.features import Region
     from musicvid_core.stages.mix.filtergraph import duck_chain
-    from musicvid_core.stages.mix.render import duck_music
+    from musicvid_core.stages.mix.premaster import mix_premaster
 
     speech = [Region(start=0.05, end=0.9), Region(start=1.2, end=1.6), Region(start=3.0, end=3.4)]
     plan = make_plan([0.0, 4.0], [0.0], speech=speech)
     src = tmp_path / "m.wav"
     sf.write(src, np.full((samples(4.0, SR), 2), 0.5, dtype=np.float32), SR, subtype="FLOAT")
-    ours = sf.read(duck_music(plan, src, tmp_path / "d.wav", depth_db=15.0, sample_rate=SR), dtype="float32")[0]
+    mix_premaster(plan, src, None, tmp_path / "p.wav", sample_rate=SR, duck_db=15.0,
+                  stems={"music": tmp_path / "d.wav"})
+    ours, premaster = (sf.read(tmp_path / name, dtype="float32")[0] for name in ("d.wav", "p.wav"))
     run_ffmpeg(["-y", "-i", str(src), "-af", f"asetpts=N/SR/TB,{duck_chain(plan, 15.0)}", "-c:a", "pcm_f32le",
                 str(tmp_path / "g.wav")])
     theirs = sf.read(tmp_path / "g.wav", dtype="float32")[0]
     assert ours.shape == theirs.shape
-    assert np.max(np.abs(ours - theirs)) < 1e-4
+    assert np.max(np.abs(ours - theirs)) < 1e-6
     assert ours.min() < 0.5 * 10 ** (-14 / 20)  # ducked by the depth somewhere
-    assert duck_music(plan, src, tmp_path / "x.wav", depth_db=0.0, sample_rate=SR) == src
+    assert np.array_equal(ours, premaster)
+
+
+@pytest.mark.parametrize("source_db", [0.0, 9.0, float("inf")])
+def test_the_numpy_premaster_is_the_filter_graphs(tmp_path, monkeypatch, source_db):
+    """premaster.mix_premaster mixes what the filter graph's premaster (filtergraph.build_graph, the
+    bus inputs) mixes, sample for sample: the music ducked under speech, the original lowered (or
+    muted) during its own music, both taps; its loudness within 0.1 LU of ebur128's, its sample
+    peak ebur128's, and its K-weighted energies limiter.analyse's."""
+    from musicvid_core.domain.features import Region
+    from musicvid_core.metrics.loudness import parse_ebur128_summary
+    from musicvid_core.stages.mix import limiter, premaster
+    from musicvid_core.stages.mix.filtergraph import GraphInputs, build_graph
+
+    monkeypatch.setattr(premaster, "BLOCK_CHUNKS", 1000)  # many block edges inside the ramps
+    plan = make_plan([0.0, 9.0], [0.0], speech=[Region(start=1.0, end=2.5), Region(start=6.0, end=6.4)],
+                     source_music=[Region(start=3.5, end=5.0)])
+    n = samples(9.0, SR)
+    rng = np.random.default_rng(5)
+    t = np.arange(n) / SR
+    buses = {"music": np.stack([0.3 * np.sin(2 * np.pi * 220 * t)] * 2, axis=1),
+             "original": 0.1 * rng.standard_normal((n, 2))}
+    for name, x in buses.items():
+        sf.write(tmp_path / f"{name}.wav", x.astype(np.float32), SR, subtype="FLOAT")
+    graph = build_graph(plan, duration=9.0, sample_rate=SR, meter=True, sample_peak=True, duck_db=12.0,
+                        source_db=source_db, stems={"music", "original"},
+                        inputs=GraphInputs(clips=(), music=1, original=0, original_bus=True))
+    proc = run_ffmpeg(["-y", "-i", str(tmp_path / "original.wav"), "-i", str(tmp_path / "music.wav"),
+                       "-filter_complex", graph, "-map", "[out]", "-c:a", "pcm_f32le", str(tmp_path / "g.wav"),
+                       *[a for s in ("music", "original") for a in ("-map", f"[stem_{s}]", "-c:a", "pcm_f32le",
+                                                                    str(tmp_path / f"g_{s}.wav"))]])
+    theirs = parse_ebur128_summary(proc.stderr)
+    ours = premaster.mix_premaster(plan, tmp_path / "music.wav", tmp_path / "original.wav", tmp_path / "p.wav",
+                                   sample_rate=SR, duck_db=12.0, source_db=source_db,
+                                   stems={"music": tmp_path / "p_music.wav", "original": tmp_path / "p_original.wav",
+                                          "master": tmp_path / "not_this_pass.wav"})
+    for mine, graphs in (("p", "g"), ("p_music", "g_music"), ("p_original", "g_original")):
+        a, b = (sf.read(tmp_path / f"{name}.wav", dtype="float32")[0] for name in (mine, graphs))
+        assert a.shape == b.shape == (n, 2)
+        assert np.max(np.abs(a - b)) < 1e-6, mine
+    assert not (tmp_path / "not_this_pass.wav").exists()
+    assert abs(ours.integrated_lufs - theirs.integrated_lufs) <= 0.1
+    assert abs(ours.sample_peak_db - theirs.true_peak_dbtp) <= 0.051  # ebur128 prints 0.1 dB
+    assert np.allclose(ours.energy, limiter.analyse(tmp_path / "p.wav").energy, rtol=1e-6)
+    original = sf.read(tmp_path / "p_original.wav")[0]
+    during, before = (np.abs(original[round(a * SR):round(b * SR)]).max() for a, b in ((4.2, 4.8), (0.2, 0.8)))
+    if source_db == float("inf"):
+        assert during == 0.0
+    else:
+        assert (during < 0.5 * before) if source_db else (during > 0.5 * before)
+
+
+def test_the_premaster_refuses_buses_of_different_lengths(tmp_path):
+    from musicvid_core.domain.errors import MediaToolError
+    from musicvid_core.stages.mix.premaster import mix_premaster
+
+    for name, seconds in (("m", 2.0), ("o", 1.5)):
+        sf.write(tmp_path / f"{name}.wav", np.zeros((samples(seconds, SR), 2), np.float32), SR, subtype="FLOAT")
+    with pytest.raises(MediaToolError, match="differ"):
+        mix_premaster(make_plan([0.0, 2.0], [0.0]), tmp_path / "m.wav", tmp_path / "o.wav", tmp_path / "p.wav",
+                      sample_rate=SR)
 
 
 def steady_peaks(lufs: float, peak_db: float, seconds: float = 10.0, *, chunk: int = 32):
@@ -100,6 +163,13 @@ def steady_peaks(lufs: float, peak_db: float, seconds: float = 10.0, *, chunk: i
     n = int(seconds * SR) // chunk
     power = 10 ** ((lufs + 0.691) / 10) * chunk
     return Peaks(np.full(n, peak_db, np.float32), np.full(n, power), chunk, SR, n * chunk)
+
+
+def steady_premaster(lufs: float, sample_peak_db: float):
+    """A premaster.Premaster's figures (no file: _fit_gain reads the loudness and the sample peak)."""
+    from musicvid_core.stages.mix.premaster import Premaster
+
+    return Premaster(None, lufs, sample_peak_db, None, 32)
 
 
 def test_the_gain_is_fitted_on_the_limiters_estimate_then_written_once():
@@ -121,7 +191,7 @@ def test_the_gain_is_fitted_on_the_limiters_estimate_then_written_once():
             return report(limiter.loudness(peaks, gain, limiter.curve(peaks, gain, -2.0)) + offset, -2.0, 5.0)
         return meter, calls
 
-    premaster = report(-24.0, -6.0, 5.0)
+    premaster = steady_premaster(-24.0, -6.0)
     master, mastered = metered(0.05)
     gain, passes = _fit_gain(master, premaster, target_lufs=-14.0, limit_db=-2.0, peaks=lambda: peaks)
     assert len(mastered) == 1 and passes == 2
@@ -154,7 +224,7 @@ def test_the_premasters_true_peaks_are_read_only_when_its_sample_peak_leaves_the
             mastered.append(gain)
             return report(-14.0, -1.5, 5.0)
 
-        gain, passes = _fit_gain(master, report(-24.0, sample_peak - 10.0, 5.0), target_lufs=-14.0,
+        gain, passes = _fit_gain(master, steady_premaster(-24.0, sample_peak - 10.0), target_lufs=-14.0,
                                  limit_db=-2.0, peaks=peaks)
         return len(read), passes, round(gain, 6)
 
@@ -166,35 +236,39 @@ def test_the_premasters_true_peaks_are_read_only_when_its_sample_peak_leaves_the
     assert (read, passes) == (1, 2) and gain > 10.0
 
 
-def test_the_premaster_reads_the_measuring_passs_original_bus_sample_for_sample(tmp_path):
-    """With speech or the source's own music to duck, the measuring pass writes the original bus; the
-    premaster pass reads it instead of decoding the video's sound a second time (~0.9 s on 15
-    minutes) and mixes the same samples, the source-music ducking included, as from the video."""
-    import soundfile as sf
-
+def test_the_original_bus_is_the_graphs_original_from_the_video(tmp_path):
+    """compose._bus_pass decodes the video's sound into the original bus the filter graph makes of
+    it (filtergraph.original_chain: resampled, downmixed, cut to the first frame, gain, exact
+    length), sample for sample; the premaster mixed from it is the graph's premaster from the video."""
     from musicvid_core.domain.features import Region
     from musicvid_core.lab.samples import make_video
     from musicvid_core.stages.analyse.probe import probe
-    from musicvid_core.stages.mix.compose import _bus_pass, _premaster_pass
-    from tests.test_mixing_compose import make_plan
+    from musicvid_core.stages.mix.compose import _bus_pass
+    from musicvid_core.stages.mix.filtergraph import GraphInputs, build_graph
+    from musicvid_core.stages.mix.premaster import mix_premaster
+    from tests.test_mixing_compose import make_plan as plan_of
 
     sample = make_video(tmp_path / "v.mp4", (3, 3), audio="tone")
     media = probe(sample.path)
-    plan = make_plan([0, media.duration], speech=[Region(start=1.0, end=2.5)],
-                     source_music=[Region(start=3.5, end=5.0)])
+    plan = plan_of([0, media.duration], speech=[Region(start=1.0, end=2.5)], source_music=[Region(start=3.5, end=5.0)],
+                   original_gain_db=-3.0)
     total = round(media.duration * SR)
     t = np.arange(total) / SR
     music = tmp_path / "music.wav"
     sf.write(music, np.stack([0.2 * np.sin(2 * np.pi * 220 * t)] * 2, axis=1).astype(np.float32), SR, subtype="FLOAT")
     original = tmp_path / "original.wav"
-    _bus_pass(sample.path, media, plan, music, {"original": original}, sample_rate=SR, timeout=120)
-    got = {}
-    for name, bus in (("video", None), ("bus", original)):
-        stems = {"original": tmp_path / f"orig_{name}.wav", "music": tmp_path / f"music_{name}.wav"}
-        report = _premaster_pass(sample.path, media, plan, music, tmp_path / f"pm_{name}.wav", stems,
-                                 sample_rate=SR, timeout=120, source_db=9.0, original=bus)
-        got[name] = (report, sf.read(tmp_path / f"pm_{name}.wav")[0], sf.read(stems["original"])[0])
-    (r1, pm1, o1), (r2, pm2, o2) = got["video"], got["bus"]
-    assert pm1.shape == pm2.shape == (total, 2) and np.array_equal(pm1, pm2) and np.array_equal(o1, o2)
-    assert r1 == r2
-    assert np.abs(o1[round(4.2 * SR):round(4.8 * SR)]).max() < 0.5 * np.abs(o1[round(0.2 * SR):round(0.8 * SR)]).max()
+    _bus_pass(sample.path, media, plan, original, sample_rate=SR, timeout=120)
+    graph = build_graph(plan, duration=media.duration, sample_rate=SR, duck_db=10.0, source_db=9.0,
+                        stems={"original"}, inputs=GraphInputs(clips=(), music=1, original=0, track=media.main_track,
+                                                               lead_s=media.start))
+    run_ffmpeg(["-y", "-vn", "-i", str(sample.path), "-i", str(music), "-filter_complex", graph,
+                "-map", "[out]", "-c:a", "pcm_f32le", str(tmp_path / "g.wav"),
+                "-map", "[stem_original]", "-c:a", "pcm_f32le", str(tmp_path / "g_original.wav")])
+    mix_premaster(plan, music, original, tmp_path / "p.wav", sample_rate=SR, duck_db=10.0, source_db=9.0,
+                  stems={"original": tmp_path / "p_original.wav"})
+    bus = sf.read(original, dtype="float32")[0]
+    assert bus.shape == (total, 2) and np.abs(bus).max() > 0.01  # the quiet tone, not silence
+    for mine, graphs in (("p", "g"), ("p_original", "g_original")):
+        a, b = (sf.read(tmp_path / f"{name}.wav", dtype="float32")[0] for name in (mine, graphs))
+        assert a.shape == b.shape == (total, 2)
+        assert np.max(np.abs(a - b)) < 1e-6, mine

@@ -1,18 +1,21 @@
 """Compose: put the rendered clips under the video, mastered to a loudness target, in one remux.
 
-Flow (see docs/mixing.md); the mix graph runs once (twice with speech), the video is read once, the
-output is read once. The clips are first summed in numpy into one music-bus WAV (render.py), so every
-pass below has two inputs (music, the video's sound) whatever the number of segments:
+Flow (see docs/mixing.md). The video's sound is decoded once, the output is read once, and the
+mix itself is numpy, block by block (memory flat at any length):
 
-0. Only when the plan has speech and the video has sound: a measuring pass writes the unducked music
-   and original buses to float WAVs and meters both during speech; the ducking depth is the plan's
-   ``duck_db``, deepened so the music ends at least SPEECH_CLEARANCE_LU under the speech.
-1. Premaster pass, audio only: the mix (music + original sound) through ffmpeg's ebur128 meter into a
-   float WAV in a temporary folder next to ``out``. Make-up gain = target - measured; silence (below
-   -60 LUFS) gets no gain at all.
+0. The music bus and the original bus, at once: the clips summed into one music-bus WAV (render.py,
+   numpy) while ffmpeg decodes the video's main audio track into the original bus (stereo at the
+   mix rate, sample 0 at the first shown frame, exactly the video's length). With speech, both
+   are metered during it; the ducking depth is the plan's ``duck_db``, deepened so the music ends
+   at least SPEECH_CLEARANCE_LU under the speech (likewise the source's own music, its policy).
+1. Premaster (premaster.py, one numpy pass): the music ducked, the original lowered during its
+   own music, the bus stems tapped, the sum written to a float WAV in a temporary folder next to
+   ``out`` and metered in the same pass: integrated loudness, sample peak, and the K-weighted
+   energies the limiter needs. Make-up gain = target - measured; silence (below -60 LUFS) gets
+   no gain at all. The speech report (metrics.speech, on the bus stems) runs beside what follows.
 2. Only when the limiter will act (the premaster's true peak plus the gain reaches its ceiling):
    the premaster is read once more in numpy (limiter.py: per 0.67 ms chunk its true peak, 4x
-   oversampled, and its K-weighted energy), and the gain is fitted on those arrays: the limiter's
+   oversampled; its K-weighted energies came with it), and the gain is fitted on those arrays: the limiter's
    gain curve and the loudness it leaves are computed for each gain tried, no pass over the audio.
    The master (premaster x gain x the limiter's curve) streams into the final run's encoder; when
    the output is not within 0.2 LU of the target the gain is corrected and the final run repeated
@@ -23,7 +26,8 @@ pass below has two inputs (music, the video's sound) whatever the number of segm
    the video's end, written to a temporary file. A long MP4/MOV mix is encoded beforehand in two
    halves at once and copied here (split.py). The same run decodes the encoded packets it muxes
    (a loopback decoder) through the ebur128 meter: the loudness and true peak of the output's
-   audio, not of the signal before the encoder, so the inter-sample peaks AAC adds are seen.
+   audio, not of the signal before the encoder, so the inter-sample peaks AAC adds are seen. A
+   copied track is metered on the written file instead, in the run that measures its durations.
 4. The temporary file's durations are measured (a packet scan, the audio decoded). If AAC encoding
    pushed the true peak over the target anyway, the final run is repeated with the limiter's
    ceiling lowered by the overshoot. Then it is renamed over ``out`` and the measured figures are
@@ -46,18 +50,12 @@ from musicvid_core.domain.plan import SPEECH_CLEARANCE_LU, Plan
 from musicvid_core.media import PROXY_DECODE_ARGS, run_ffmpeg
 from musicvid_core.metrics.loudness import EBUR128_FILTER, LoudnessReport, parse_ebur128_summary
 from musicvid_core.metrics.speech import loudness_over, speech_music_difference
-from musicvid_core.metrics.streams import framehash, stream_durations
+from musicvid_core.metrics.streams import framehash, measure_output, stream_durations
 from musicvid_core.stages.mix import container as containers
 from musicvid_core.stages.mix import limiter, split
-from musicvid_core.stages.mix.filtergraph import (
-    GraphInputs,
-    build_graph,
-    db,
-    duck_spans,
-    samples,
-    source_music_spans,
-)
-from musicvid_core.stages.mix.render import duck_music, render_music
+from musicvid_core.stages.mix.filtergraph import db, duck_spans, original_chain, samples, source_music_spans
+from musicvid_core.stages.mix.premaster import Premaster, mix_premaster
+from musicvid_core.stages.mix.render import render_music
 from musicvid_core.stages.mix.sizes import work_bytes  # noqa: F401  (re-exported: the disk this stage needs)
 
 # Output container per extension (container.FORMATS: .mp4 .m4v .mov .mkv .webm).
@@ -176,42 +174,41 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
             premaster_wav = Path(work, "premaster.wav")
             tmp = Path(work, "out" + out.suffix)
             total = samples(media.duration, sample_rate)
-            # The clips summed once, in numpy (render.py): every pass below reads one music input.
-            music = render_music(plan, clips, Path(work, "music_bus.wav"), sample_rate=sample_rate, total=total,
-                                 work=Path(work), timeout=remaining())
+            # The original bus (the video's sound as mixed: ffmpeg decodes and resamples it) is
+            # written beside the clips being summed into the music bus (numpy, render.py); every
+            # pass after them reads these two files.
             spans = duck_spans(plan) if media.has_audio else []  # no sound, no speech to protect
             policy = plan.source_music_policy
             music_spans = source_music_spans(plan) if media.has_audio and policy != "keep" else []
-            duck_db, bus_stems, source_db, source, dry = 0.0, stems, 0.0, {}, {}
-            if spans or (music_spans and policy == "duck"):
-                # Speech and music are metered on their own buses: first unducked, to set the depth,
-                # then (tapped from the premaster pass) ducked, for the report. Without stems_dir
-                # the taps go to the temporary folder.
-                # The unducked music is the rendered bus itself; the pass writes the original bus.
-                dry = {"music": music, "original": Path(work, "original.wav")}
-                _bus_pass(video, media, plan, music, {"original": dry["original"]}, sample_rate=sample_rate,
-                          timeout=remaining())
-                if spans:
-                    duck_db = duck_depth(plan, speech_lufs=loudness_over(dry["original"], spans),
-                                         music_lufs=loudness_over(dry["music"], spans))
-                    bus_stems = {"music": Path(work, "music.wav"), **stems}
-                if music_spans:
-                    source = {"original_lufs": loudness_over(dry["original"], music_spans),
-                              "music_lufs": loudness_over(dry["music"], music_spans)}
-                    source_db = source_depth(**source)
-            if music_spans and policy == "replace":
-                source_db = float("inf")
-            # Ducked in numpy (render.duck_music), not by the graph's per-frame expression.
-            ducked = duck_music(plan, music, Path(work, "music_ducked.wav"), depth_db=duck_db,
-                                sample_rate=sample_rate)
-            premaster = _premaster_pass(video, media, plan, ducked, premaster_wav, bus_stems,
-                                        sample_rate=sample_rate, timeout=remaining(), source_db=source_db,
-                                        original=dry.get("original"))
+            original = Path(work, "original.wav") if media.has_audio else None
+
+            def original_bus() -> dict[str, float]:
+                """Write the original bus; its loudness during speech and during its own music."""
+                _bus_pass(video, media, plan, original, sample_rate=sample_rate, timeout=remaining())
+                return {"speech": loudness_over(original, spans) if spans else None,
+                        "source": loudness_over(original, music_spans) if music_spans else None}
+
+            levels = side.submit(original_bus) if original is not None else None
+            music = render_music(plan, clips, Path(work, "music_bus.wav"), sample_rate=sample_rate, total=total,
+                                 work=Path(work), timeout=remaining())
+            heard = levels.result() if levels is not None else {}
+            duck_db, bus_stems, source_db, source = 0.0, stems, 0.0, {}
             if spans:
-                report = side.submit(speech_music_difference, dry["original"], bus_stems["music"], plan.speech,
-                                     unducked_music=dry["music"])
+                # Metered unducked, to set the depth; the ducked music is tapped for the report.
+                duck_db = duck_depth(plan, speech_lufs=heard["speech"], music_lufs=loudness_over(music, spans))
+                bus_stems = {"music": Path(work, "music.wav"), **stems}
+            if music_spans:
+                source = {"original_lufs": heard["source"], "music_lufs": loudness_over(music, music_spans)}
+                source_db = source_depth(**source) if policy == "duck" else float("inf")  # "replace": muted
+            # Ducked, summed and metered in numpy in one pass (premaster.py).
+            premaster = mix_premaster(plan, music, original, premaster_wav, sample_rate=sample_rate,
+                                      duck_db=duck_db, source_db=source_db, stems=bus_stems)
+            if spans:
+                report = side.submit(speech_music_difference, original, bus_stems["music"], plan.speech,
+                                     unducked_music=music)
 
             offset, runs, analysed = _landing(video, media, streams, timeout=remaining()), [], []
+            durations: list[dict] = []  # the last final run's, where it measured them
             # The gain a linear chain needs; the limiter's analysis reads exact true peaks down to the
             # ceiling less this gain and FIT_RANGE_DB more (limiter.analyse).
             start_gain = 0.0 if premaster.integrated_lufs <= SILENCE_GATE_LUFS else target_lufs - premaster.integrated_lufs
@@ -219,7 +216,8 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
             def peaks() -> limiter.Peaks:
                 """The premaster's true peaks and K-weighted energies, read once (limiter.analyse)."""
                 if not analysed:
-                    analysed.append(limiter.analyse(premaster_wav, floor_db=limit_db - start_gain - FIT_RANGE_DB))
+                    analysed.append(limiter.analyse(premaster_wav, floor_db=limit_db - start_gain - FIT_RANGE_DB,
+                                                    energy=premaster.energy))
                     heap.trim()  # the analysis threads' blocks leave the process, not only their arenas
                 return analysed[0]
 
@@ -249,12 +247,17 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
                     heap.trim()  # the feeding threads' blocks, likewise
                 elif limiter_on:
                     audio = master()
-                runs.append(_final_run(video, audio, tmp, gain_db=None if limiter_on or halves else gain_db,
-                                       master_stem=stems.get("master"), media=media, streams=streams,
-                                       timeout=remaining(), offset=offset, audio_bitrate=bitrate,
-                                       preview=preview, picture=picture,
-                                       encoded=encoded))
-                return runs[-1]
+                metered = _final_run(video, audio, tmp, gain_db=None if limiter_on or halves else gain_db,
+                                     master_stem=stems.get("master"), media=media, streams=streams,
+                                     timeout=remaining(), offset=offset, audio_bitrate=bitrate,
+                                     preview=preview, picture=picture, encoded=encoded)
+                if metered is None:  # a copied track: metered on the written file, durations with it
+                    metered, measured = measure_output(tmp, timeout=remaining(), audio=streams.mix_audio_ordinal)
+                    durations[:] = [measured]
+                else:
+                    durations.clear()
+                runs.append(metered)
+                return metered
 
             # ``final`` is the metered master: each of _fit_gain's calls is a final run, the last one
             # with the gain returned. A linear chain needs none of them: one run, gain only. A
@@ -277,7 +280,8 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
                 final(gain)
                 passes += 0 if preview else 1
             loudness = runs[-1]
-            durations = stream_durations(tmp, timeout=remaining(), audio=streams.mix_audio_ordinal)
+            lengths = durations[0] if durations else stream_durations(tmp, timeout=remaining(),
+                                                                      audio=streams.mix_audio_ordinal)
             final_runs = len(runs)
             if spans:
                 speech_music = report.result()
@@ -286,8 +290,8 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
         raise MixError(f"mixing failed: {exc.message}", **{"video": str(video), **exc.context}) from exc
     return {
         "container": streams.summary(),
-        "duration_s": durations["video"],
-        "audio_duration_s": durations["audio"],
+        "duration_s": lengths["video"],
+        "audio_duration_s": lengths["audio"],
         **loudness.as_dict(),
         "gain_db": round(gain, 2),
         "premaster_lufs": premaster.integrated_lufs,
@@ -337,7 +341,7 @@ def _check_inputs(video: Path, plan: Plan, clips: list[Path]) -> None:
             raise MixError(f"clip for segment {i} not found: {clip.name}", clip=str(clip), segment=i)
 
 
-def _fit_gain(meter: Callable[[float], LoudnessReport], premaster: LoudnessReport, *, target_lufs: float,
+def _fit_gain(meter: Callable[[float], LoudnessReport], premaster: Premaster, *, target_lufs: float,
               limit_db: float, peaks: Callable[[], limiter.Peaks],
               corrections: int = MAX_CORRECTIONS) -> tuple[float, int]:
     """The make-up gain in dB that brings the mastered mix to ``target_lufs``, and the number of
@@ -345,17 +349,18 @@ def _fit_gain(meter: Callable[[float], LoudnessReport], premaster: LoudnessRepor
     limiter and meters it (compose: a final run, metered on its encoded output); when it ran, its
     last call was with the gain returned.
 
-    ``premaster``'s peak is its sample peak (dBFS). INTERSAMPLE_MARGIN_DB or more under the limiter's
-    ceiling after the gain, no true peak can reach it: the chain is linear, nothing is metered
-    (1 pass). Otherwise ``peaks()`` (limiter.analyse) gives the true peaks: still under, linear;
-    over, the gain is fitted on the limiter's own estimate (limiter.fit: no pass over the audio)
-    and ``meter`` runs once to write and check it, again (at most ``corrections`` more times) while
-    the output misses the target by more than LOUDNESS_TOLERANCE_LU."""
+    ``premaster`` (premaster.mix_premaster) gives the loudness and the sample peak (dBFS).
+    INTERSAMPLE_MARGIN_DB or more under the limiter's ceiling after the gain, no true peak can
+    reach it: the chain is linear, nothing is metered (1 pass). Otherwise ``peaks()``
+    (limiter.analyse) gives the true peaks: still under, linear; over, the gain is fitted on the
+    limiter's own estimate (limiter.fit: no pass over the audio) and ``meter`` runs once to write
+    and check it, again (at most ``corrections`` more times) while the output misses the target by
+    more than LOUDNESS_TOLERANCE_LU."""
     if premaster.integrated_lufs <= SILENCE_GATE_LUFS:
         return 0.0, 1
     gain = target_lufs - premaster.integrated_lufs
     ceiling = limit_db - LIMITER_HEADROOM_DB
-    if premaster.true_peak_dbtp + gain <= ceiling - INTERSAMPLE_MARGIN_DB:
+    if premaster.sample_peak_db + gain <= ceiling - INTERSAMPLE_MARGIN_DB:
         return gain, 1
     found = peaks()
     if found.true_peak_db + gain <= ceiling:
@@ -390,47 +395,14 @@ def _wav_args(dest: Path) -> list[str]:
     return ["-c:a", "pcm_f32le", "-rf64", "auto", str(dest)]
 
 
-def _graph_args(video: Path, media: MediaInfo, plan: Plan, music: Path, stems: dict[str, Path], *,
-                sample_rate: int, meter: bool, duck_db: float, source_db: float = 0.0,
-                sample_peak: bool = False, original: Path | None = None) -> list[str]:
-    """ffmpeg inputs and the mix graph, plus the outputs of the bus stems named in ``stems``. ``music``
-    is the music bus rendered by render.render_music (one input, however many segments). The video
-    file is opened audio-only (-vn) and only when it has sound to mix: no video is decoded.
-    ``original``: the original bus a measuring pass wrote, read instead of decoding the video's
-    sound again (the same samples; GraphInputs.original_bus)."""
-    if original is not None:
-        video_args = ["-i", str(original)]
-    else:
-        video_args = ["-vn", "-sn", "-dn", "-i", str(video)] if media.has_audio else []
-    inputs = GraphInputs(clips=(), music=1 if media.has_audio else 0,
-                         original=0 if media.has_audio else None, track=media.main_track, lead_s=media.start,
-                         original_bus=original is not None)
-    bus_stems = {name: path for name, path in stems.items() if name != "master"}
-    graph = build_graph(plan, duration=media.duration, sample_rate=sample_rate, inputs=inputs, meter=meter,
-                        stems=set(bus_stems), duck_db=duck_db, source_db=source_db, sample_peak=sample_peak)
-    stem_args = [arg for name, path in bus_stems.items() for arg in ("-map", f"[stem_{name}]", *_wav_args(path))]
-    return ["-y", *video_args, "-i", str(music), "-filter_complex", graph, *stem_args]
-
-
-def _bus_pass(video: Path, media: MediaInfo, plan: Plan, music: Path, stems: dict[str, Path], *,
-              sample_rate: int, timeout: float) -> None:
-    """Write the unducked buses named in ``stems`` (music, original) to float WAVs."""
-    args = _graph_args(video, media, plan, music, stems, sample_rate=sample_rate, meter=False, duck_db=0.0)
-    run_ffmpeg([*args, "-map", "[out]", "-f", "null", "-"], timeout=timeout, what="measuring pass")
-
-
-def _premaster_pass(video: Path, media: MediaInfo, plan: Plan, music: Path, dest: Path,
-                    stems: dict[str, Path], *, sample_rate: int, timeout: float,
-                    duck_db: float = 0.0, source_db: float = 0.0, original: Path | None = None) -> LoudnessReport:
-    """Mix the premaster (music ducked by ``duck_db`` dB under speech) into ``dest`` (float WAV) and
-    meter it, without touching the video stream: its loudness and its SAMPLE peak (dBFS, in the
-    report's peak field; metrics.loudness.measure_loudness when the true peak is needed). The bus stems are
-    tapped here too. ``original``: the measuring pass's original bus, when it ran (no second decode of
-    the video's sound: ~0.9 s on 15 minutes)."""
-    args = _graph_args(video, media, plan, music, stems, sample_rate=sample_rate, meter=True, duck_db=duck_db,
-                       source_db=source_db, sample_peak=True, original=original)
-    proc = run_ffmpeg([*args, "-map", "[out]", *_wav_args(dest)], timeout=timeout, what="premaster pass")
-    return parse_ebur128_summary(proc.stderr)
+def _bus_pass(video: Path, media: MediaInfo, plan: Plan, dest: Path, *, sample_rate: int, timeout: float) -> None:
+    """Write the original bus (filtergraph.original_chain: the video's main audio track as mixed,
+    stereo at ``sample_rate``, sample 0 at the first shown frame, at plan.original_gain_db, exactly the
+    video's length) to ``dest``, a float WAV. The video's sound is decoded here only: no video."""
+    graph = original_chain(plan, total=samples(media.duration, sample_rate), sample_rate=sample_rate,
+                           input_index=0, track=media.main_track, lead_s=media.start)
+    run_ffmpeg(["-y", "-vn", "-sn", "-dn", "-i", str(video), "-filter_complex", graph, "-map", "[orig]",
+                *_wav_args(dest)], timeout=timeout, what="original bus")
 
 
 def _stem_paths(stems_dir: Path, media: MediaInfo) -> dict[str, Path]:
@@ -463,7 +435,7 @@ def _landing(video: Path, media: MediaInfo, streams: containers.StreamPlan, *, t
 def _final_run(video: Path, audio: Path | Iterator[bytes], dest: Path, *, gain_db: float | None,
                master_stem: Path | None, media: MediaInfo, streams: containers.StreamPlan, audio_bitrate: str,
                timeout: float, offset: float = 0.0, preview: bool = False,
-               picture: Path | None = None, encoded: split.Encoded | None = None) -> LoudnessReport:
+               picture: Path | None = None, encoded: split.Encoded | None = None) -> LoudnessReport | None:
     """Mux: every stream of ``video`` as ``streams`` plans it (the picture's packets copied), the WAV
     ``audio`` encoded in place of the main audio track (with ``gain_db`` applied first when given:
     the linear case). ``audio`` is a file, or the master as a WAV byte stream
@@ -477,8 +449,8 @@ def _final_run(video: Path, audio: Path | Iterator[bytes], dest: Path, *, gain_d
     (``-dec``) decodes the very packets the muxer writes and feeds them to ebur128 in the same run,
     so the check sees what AAC did to the peaks (the decoder drops the encoder's priming; it keeps
     the last frame's padding, a few ms past the end: a peak there counts too). A copied track is
-    decoded from its file in the same run instead (its priming, 21 ms of near silence, included).
-    Raises
+    not metered here (None): compose meters the written file (metrics.streams.measure_output),
+    whose decode counts the durations too, so the track is decoded once, not twice. Raises
     MediaToolError when ffmpeg fails; a stream the muxer still refuses is BadInput (one line), like
     the formats container.choose refuses."""
     chain = [f"volume={db(gain_db)}"] if gain_db is not None else []
@@ -511,10 +483,8 @@ def _final_run(video: Path, audio: Path | Iterator[bytes], dest: Path, *, gain_d
     # Output 0's scored track, decoded again as it was encoded, metered into a null output.
     meter = ["-dec", f"0:{streams.mix_position}", "-filter_complex", f"[dec:0]{EBUR128_FILTER}[meter]",
              "-map", "[meter]", "-f", "null", "-"]
-    if encoded is not None:  # nothing is encoded here: the copied file decoded
-        inputs += ["-f", "aac", "-i", str(audio)]
-        meter = ["-filter_complex", f"[2:a]{EBUR128_FILTER}[meter]",
-                 "-map", "[meter]", "-f", "null", "-"]
+    if encoded is not None:  # nothing is encoded here: the written file is metered afterwards
+        meter = []
     try:
         proc = run_ffmpeg(["-y", *inputs, *filters, *out_args, str(dest), *stem_args, *meter], timeout=timeout,
                           what="compose", feed=audio if fed else None)
@@ -524,7 +494,7 @@ def _final_run(video: Path, audio: Path | Iterator[bytes], dest: Path, *, gain_d
             raise BadInput(f"{streams.format.label} ({streams.format.ext}) cannot carry one of the video's streams "
                            f"({exc.message.split(': ', 1)[-1]}): write .mkv or .mov instead") from None
         raise
-    return parse_ebur128_summary(proc.stderr)
+    return parse_ebur128_summary(proc.stderr) if meter else None
 
 
 # What a muxer says of a stream it cannot hold (container.py's tables missed it).

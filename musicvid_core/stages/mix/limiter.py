@@ -104,7 +104,7 @@ def interpolator():
     return np.stack(phases, axis=1)
 
 
-def analyse(premaster: str | Path, *, floor_db: float = -math.inf, workers: int = 2) -> Peaks:
+def analyse(premaster: str | Path, *, floor_db: float = -math.inf, workers: int = 2, energy=None) -> Peaks:
     """Read the premaster (a float WAV) once: per chunk its linked true peak and K-weighted energy.
 
     The in-between points cost most (a TAPS-tap filter, three phases, every channel), so they are
@@ -117,7 +117,9 @@ def analyse(premaster: str | Path, *, floor_db: float = -math.inf, workers: int 
 
     The K-weighting runs in this thread (its filter state runs on from block to block); the peaks
     of each block, which need only the block and its edges, on ``workers`` threads beside it (numpy
-    and scipy release the GIL in their loops): on 15 minutes ~3.4 CPU-s in ~1.8 s."""
+    and scipy release the GIL in their loops): on 15 minutes ~3.4 CPU-s in ~1.8 s. ``energy``: the
+    K-weighted energies already computed in the pass that wrote the premaster
+    (premaster.mix_premaster, the same figure): then only the peaks are read."""
     from concurrent.futures import ThreadPoolExecutor
 
     import numpy as np
@@ -133,7 +135,11 @@ def analyse(premaster: str | Path, *, floor_db: float = -math.inf, workers: int 
         chunk = chunk_size(rate)
         chunks = -(-total // chunk)
         peak = np.empty(chunks, dtype=np.float16)
-        energy = np.empty(chunks, dtype=np.float32)
+        weigh = energy is None
+        if weigh:
+            energy = np.empty(chunks, dtype=np.float32)
+        elif len(energy) != chunks:
+            raise ValueError(f"{len(energy)} energies for {chunks} chunks")
         sos = k_weighting(rate)
         zi = np.zeros((sos.shape[0], 2, channels))  # the filter starts from rest, as the meters' do
         step = READ_CHUNKS * chunk
@@ -152,11 +158,12 @@ def analyse(premaster: str | Path, *, floor_db: float = -math.inf, workers: int 
             c1 = c0 + (n + pad) // chunk
             pending.append((c0, c1, pool.submit(_block_peaks, padded, base=len(history), chunks=c1 - c0,
                                                 chunk=chunk, h=h, reach=reach, floor=floor)))
-            k, zi = sosfilt(sos, block, axis=0, zi=zi)
-            power = np.einsum("ij,ij->i", k, k)
-            if pad:
-                power = np.concatenate([power, np.zeros(pad)])
-            energy[c0:c1] = power.reshape(-1, chunk).sum(axis=1)
+            if weigh:
+                k, zi = sosfilt(sos, block, axis=0, zi=zi)
+                power = np.einsum("ij,ij->i", k, k)
+                if pad:
+                    power = np.concatenate([power, np.zeros(pad)])
+                energy[c0:c1] = power.reshape(-1, chunk).sum(axis=1)
             history = padded[len(history) + n + pad - before - chunk:len(history) + n + pad]
             c0, block = c1, following
             while len(pending) > 2 * workers:  # a few blocks in flight, not the file
@@ -264,21 +271,29 @@ def loudness(peaks: Peaks, gain_db: float, reduction=None) -> float:
     gates) of the premaster raised by ``gain_db`` and limited by ``reduction`` (dB per chunk), from
     the chunks' K-weighted energies: the gain is taken as constant over each chunk. -70 for silence
     or less than one block."""
+    return energy_lufs(peaks.energy, chunk=peaks.chunk, sample_rate=peaks.sample_rate, total=peaks.total,
+                       gain_db=gain_db, reduction=reduction)
+
+
+def energy_lufs(energy, *, chunk: int, sample_rate: int, total: int, gain_db: float = 0.0,
+                reduction=None) -> float:
+    """:func:`loudness` from the K-weighted energies alone (one per chunk of ``chunk`` samples,
+    ``total`` samples at ``sample_rate`` Hz)."""
     import numpy as np
 
-    step = round(peaks.sample_rate / 10)  # samples per 100 ms
-    per = max(1, step // peaks.chunk)  # chunks per 100 ms (chunk_size makes it exact)
-    whole = peaks.total // (per * peaks.chunk)
+    step = round(sample_rate / 10)  # samples per 100 ms
+    per = max(1, step // chunk)  # chunks per 100 ms (chunk_size makes it exact)
+    whole = total // (per * chunk)
     sub = np.empty(whole)
     run = per * (CURVE_CHUNKS // per + 1)  # whole 100 ms steps at a time: temporaries stay small
     for s in range(0, whole * per, run):
         e = min(whole * per, s + run)
-        energy = peaks.energy[s:e].astype(np.float64)
+        part = energy[s:e].astype(np.float64)
         if reduction is not None:
-            energy *= 10 ** (-np.asarray(reduction[s:e], np.float64) / 10)
-        sub[s // per:e // per] = energy.reshape(-1, per).sum(axis=1)
+            part *= 10 ** (-np.asarray(reduction[s:e], np.float64) / 10)
+        sub[s // per:e // per] = part.reshape(-1, per).sum(axis=1)
     sub *= 10 ** (gain_db / 10)
-    return max(SILENCE_LUFS, gated_lufs(sub, per * peaks.chunk))
+    return max(SILENCE_LUFS, gated_lufs(sub, per * chunk))
 
 
 def fit(peaks: Peaks, *, target_lufs: float, ceiling_db: float, gain_db: float,
