@@ -10,7 +10,8 @@ one pass over the two buses (BLOCK chunks at a time, memory flat at any length) 
 - both written as stems where asked (the bus taps), and summed into the premaster WAV,
 - the premaster's sample peak, and its K-weighted energy per limiter chunk (limiter.analyse's
   figure, computed the same way: analyse is then left only the true peaks), from which its
-  integrated loudness (BS.1770 blocks and gates, metrics.loudness.gated_lufs).
+  integrated loudness (BS.1770 blocks and gates, metrics.loudness.gated_lufs); the meter runs
+  on a worker thread a block behind the mixing, so the pass uses both cores.
 
 Both gains are the graph's own, evaluated once per DUCK_FRAME_SAMPLES frame at the frame's first
 sample; tested equal to the filter graph's premaster sample for sample (tests/test_mixing_render.py),
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,7 +86,6 @@ def mix_premaster(plan: Plan, music: Path, original: Path | None, dest: Path, *,
     not this pass's). Raises MediaToolError when the buses differ in length or format."""
     import numpy as np
     import soundfile as sf
-    from scipy.signal import sosfilt
 
     stems = {name: path for name, path in (stems or {}).items() if name in ("music", "original")}
     ducking = duck_spans(plan) if duck_db > 0 else []
@@ -105,10 +106,10 @@ def mix_premaster(plan: Plan, music: Path, original: Path | None, dest: Path, *,
 
         out = writer(dest)
         taps = {name: writer(path) for name, path in stems.items()}
-        sos = k_weighting(sample_rate)
-        zi = np.zeros((sos.shape[0], 2, 2))  # the filter starts from rest, as the meters' do
         energy = np.empty(-(-total // chunk), dtype=np.float32)
-        peak = 0.0
+        meter = _Meter(k_weighting(sample_rate), energy, chunk)
+        pool = stack.enter_context(ThreadPoolExecutor(1))  # one worker: the blocks are metered in order
+        pending: list = []
         for b0 in range(0, total, step):
             x = m.read(step, dtype="float32", always_2d=True)
             n = len(x)
@@ -123,15 +124,38 @@ def mix_premaster(plan: Plan, music: Path, original: Path | None, dest: Path, *,
                 if "original" in taps:
                     taps["original"].write(y)
                 x += y
+            pending.append(pool.submit(meter.add, x, b0 // chunk))  # x is not changed after this
             out.write(x)
-            peak = max(peak, float(np.abs(x).max()))
-            k, zi = sosfilt(sos, x, axis=0, zi=zi)
-            power = np.einsum("ij,ij->i", k, k)
-            pad = -n % chunk
-            if pad:
-                power = np.concatenate([power, np.zeros(pad)])
-            c0 = b0 // chunk
-            energy[c0:c0 + len(power) // chunk] = power.reshape(-1, chunk).sum(axis=1)
+            while len(pending) > 2:  # a block or two ahead of the meter, not the file
+                pending.pop(0).result()
+        for done in pending:
+            done.result()
+    peak = meter.peak
     peak_db = 20 * math.log10(peak) if peak > 0 else -math.inf
     lufs = limiter.energy_lufs(energy, chunk=chunk, sample_rate=sample_rate, total=total)
     return Premaster(Path(dest), round(lufs, 2), peak_db, energy, chunk)
+
+
+class _Meter:
+    """The premaster's meter, fed block after block (in order: the K-weighting's state runs on) on
+    a worker thread beside the mixing (scipy's sosfilt and numpy's reductions release the GIL): the
+    sample peak and each chunk's K-weighted energy (both channels summed), into ``energy``."""
+
+    def __init__(self, sos, energy, chunk: int) -> None:
+        import numpy as np
+
+        self.sos, self.energy, self.chunk = sos, energy, chunk
+        self.zi = np.zeros((sos.shape[0], 2, 2))  # the filter starts from rest, as the meters' do
+        self.peak = 0.0
+
+    def add(self, block, first_chunk: int) -> None:
+        import numpy as np
+        from scipy.signal import sosfilt
+
+        self.peak = max(self.peak, float(np.abs(block).max()))
+        k, self.zi = sosfilt(self.sos, block, axis=0, zi=self.zi)
+        power = np.einsum("ij,ij->i", k, k)
+        pad = -len(block) % self.chunk
+        if pad:
+            power = np.concatenate([power, np.zeros(pad)])
+        self.energy[first_chunk:first_chunk + len(power) // self.chunk] = power.reshape(-1, self.chunk).sum(axis=1)
