@@ -79,8 +79,8 @@ def span_gain(plan: Plan, spans: Sequence[tuple[float, float]], start: int, coun
 def mix_premaster(plan: Plan, music: Path, original: Path | None, dest: Path, *, sample_rate: int,
                   duck_db: float = 0.0, source_db: float = 0.0, stems: dict[str, Path] | None = None) -> Premaster:
     """Write the premaster to ``dest`` (float WAV): ``music`` (the music bus, render.render_music)
-    ducked by ``duck_db`` dB under the plan's speech, plus ``original`` (the original bus a measuring
-    pass wrote, or None for a video without sound) lowered by ``source_db`` dB during the source's
+    ducked by ``duck_db`` dB under the plan's speech, plus ``original`` (the original bus,
+    compose._bus_pass; None for a video without sound) lowered by ``source_db`` dB during the source's
     own music (infinite: muted). Both buses are float stereo WAVs at ``sample_rate`` of the same
     length. ``stems``: ``music`` and ``original`` name files for the buses as mixed (other names are
     not this pass's). Raises MediaToolError when the buses differ in length or format."""

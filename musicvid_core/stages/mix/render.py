@@ -22,7 +22,7 @@ from pathlib import Path
 
 from musicvid_core.domain.plan import Plan
 from musicvid_core.media import run_ffmpeg
-from musicvid_core.stages.mix.filtergraph import DUCK_FRAME_SAMPLES, clip_shape, duck_spans, samples, stereo_format
+from musicvid_core.stages.mix.filtergraph import clip_shape, samples, stereo_format
 
 BLOCK_SAMPLES = 1 << 17  # 2.7 s at 48 kHz: 1 MB of float stereo per block
 WAV_LIMIT_BYTES = 0xFFFFFFFF - 1024  # past this a RIFF WAV cannot say its size: RF64
@@ -105,35 +105,3 @@ def _conformed(clips: list[Path], *, sample_rate: int, work: Path, timeout: floa
         args += ["-map", f"{n}:a:0", "-af", stereo_format(sample_rate), "-c:a", "pcm_f32le", str(out[i])]
     run_ffmpeg(args, timeout=timeout, what="clip conversion")
     return out
-
-
-def duck_music(plan: Plan, music: Path, dest: Path, *, depth_db: float, sample_rate: int) -> Path:
-    """Write ``music`` (a float stereo WAV at ``sample_rate``) lowered by ``depth_db`` dB under the
-    plan's speech to ``dest``: the gain of filtergraph.duck_chain (a raised-cosine envelope over the
-    merged speech spans, evaluated once per DUCK_FRAME_SAMPLES frame at the frame's first sample),
-    computed in numpy instead of by ffmpeg's expression evaluator, which pays for every span on
-    every frame (seconds per pass on a long video with speech throughout). Returns ``dest``; with
-    nothing to duck, ``music`` itself."""
-    import numpy as np
-    import soundfile as sf
-
-    spans = duck_spans(plan)
-    if depth_db <= 0 or not spans:
-        return music
-    a, r = plan.duck_attack_s, plan.duck_release_s
-    with sf.SoundFile(str(music)) as src, sf.SoundFile(str(dest), "w", samplerate=src.samplerate, channels=2,
-                                                       subtype="FLOAT", format=src.format) as out:
-        for b0 in range(0, src.frames, BLOCK_SAMPLES):  # BLOCK_SAMPLES is a multiple of the frame
-            x = src.read(BLOCK_SAMPLES, dtype="float32", always_2d=True)
-            frames = -(-len(x) // DUCK_FRAME_SAMPLES)
-            t = (b0 + np.arange(frames) * DUCK_FRAME_SAMPLES) / sample_rate
-            envelope = np.zeros(frames)
-            for s, e in spans:
-                if s - a > t[-1] or e + r < t[0]:
-                    continue
-                up = 0.5 - 0.5 * np.cos(np.pi * np.clip((t - (s - a)) / a, 0.0, 1.0))
-                down = 0.5 - 0.5 * np.cos(np.pi * np.clip((e + r - t) / r, 0.0, 1.0))
-                envelope += np.minimum(up, down)
-            gain = np.repeat(10 ** (-depth_db * envelope / 20), DUCK_FRAME_SAMPLES)[:len(x)]
-            out.write((x * gain[:, None]).astype(np.float32))
-    return dest
