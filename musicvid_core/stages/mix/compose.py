@@ -208,7 +208,6 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
                                      unducked_music=music)
 
             offset, runs, analysed = _landing(video, media, streams, timeout=remaining()), [], []
-            durations: list[dict] = []  # the last final run's, where it measured them
             # The gain a linear chain needs; the limiter's analysis reads exact true peaks down to the
             # ceiling less this gain and FIT_RANGE_DB more (limiter.analyse).
             start_gain = 0.0 if premaster.integrated_lufs <= SILENCE_GATE_LUFS else target_lufs - premaster.integrated_lufs
@@ -251,12 +250,10 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
                                      master_stem=stems.get("master"), media=media, streams=streams,
                                      timeout=remaining(), offset=offset, audio_bitrate=bitrate,
                                      preview=preview, picture=picture, encoded=encoded)
+                lengths = None
                 if metered is None:  # a copied track: metered on the written file, durations with it
-                    metered, measured = measure_output(tmp, timeout=remaining(), audio=streams.mix_audio_ordinal)
-                    durations[:] = [measured]
-                else:
-                    durations.clear()
-                runs.append(metered)
+                    metered, lengths = measure_output(tmp, timeout=remaining(), audio=streams.mix_audio_ordinal)
+                runs.append((metered, lengths))
                 return metered
 
             # ``final`` is the metered master: each of _fit_gain's calls is a final run, the last one
@@ -269,7 +266,7 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
             elif preview:
                 passes = 1
             for _ in range(MAX_PEAK_RETRIES):
-                overshoot = runs[-1].true_peak_dbtp - true_peak_dbtp
+                overshoot = runs[-1][0].true_peak_dbtp - true_peak_dbtp
                 if overshoot <= 0:
                     break
                 limit_db -= overshoot + PEAK_RETRY_EXTRA_DB
@@ -279,9 +276,9 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
                     gain, _ = limiter.fit(peaks(), target_lufs=target_lufs, ceiling_db=limit_db, gain_db=gain)
                 final(gain)
                 passes += 0 if preview else 1
-            loudness = runs[-1]
-            lengths = durations[0] if durations else stream_durations(tmp, timeout=remaining(),
-                                                                      audio=streams.mix_audio_ordinal)
+            loudness, lengths = runs[-1]  # the last final run's figures: durations where it measured them
+            if lengths is None:
+                lengths = stream_durations(tmp, timeout=remaining(), audio=streams.mix_audio_ordinal)
             final_runs = len(runs)
             if spans:
                 speech_music = report.result()

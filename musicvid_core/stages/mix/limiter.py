@@ -124,8 +124,6 @@ def analyse(premaster: str | Path, *, floor_db: float = -math.inf, workers: int 
 
     import numpy as np
     import soundfile as sf
-    from scipy.signal import sosfilt
-
     h = interpolator().astype(np.float32)
     reach = float(np.abs(h).sum(axis=0).max())  # the interpolator's largest gain over any input
     floor = 10 ** (floor_db / 20) / reach if math.isfinite(floor_db) else 0.0
@@ -159,11 +157,7 @@ def analyse(premaster: str | Path, *, floor_db: float = -math.inf, workers: int 
             pending.append((c0, c1, pool.submit(_block_peaks, padded, base=len(history), chunks=c1 - c0,
                                                 chunk=chunk, h=h, reach=reach, floor=floor)))
             if weigh:
-                k, zi = sosfilt(sos, block, axis=0, zi=zi)
-                power = np.einsum("ij,ij->i", k, k)
-                if pad:
-                    power = np.concatenate([power, np.zeros(pad)])
-                energy[c0:c1] = power.reshape(-1, chunk).sum(axis=1)
+                energy[c0:c1], zi = chunk_energies(sos, block, zi, chunk)
             history = padded[len(history) + n + pad - before - chunk:len(history) + n + pad]
             c0, block = c1, following
             while len(pending) > 2 * workers:  # a few blocks in flight, not the file
@@ -172,6 +166,21 @@ def analyse(premaster: str | Path, *, floor_db: float = -math.inf, workers: int 
         for a, b, done in pending:
             peak[a:b] = done.result()
     return Peaks(peak, energy, chunk, rate, total)
+
+
+def chunk_energies(sos, block, zi, chunk: int):
+    """The K-weighted energy (sum of squares over the samples and the channels) of each ``chunk``
+    samples of ``block`` (the last chunk padded with silence), and the filter's state after it:
+    ``sos`` is metrics.loudness.k_weighting, ``zi`` its state before the block (zeros at rest)."""
+    import numpy as np
+    from scipy.signal import sosfilt
+
+    k, zi = sosfilt(sos, block, axis=0, zi=zi)
+    power = np.einsum("ij,ij->i", k, k)
+    pad = -len(power) % chunk
+    if pad:
+        power = np.concatenate([power, np.zeros(pad)])
+    return power.reshape(-1, chunk).sum(axis=1), zi
 
 
 def _block_peaks(padded, *, base: int, chunks: int, chunk: int, h, reach: float, floor: float):

@@ -150,12 +150,7 @@ class _Meter:
 
     def add(self, block, first_chunk: int) -> None:
         import numpy as np
-        from scipy.signal import sosfilt
 
         self.peak = max(self.peak, float(np.abs(block).max()))
-        k, self.zi = sosfilt(self.sos, block, axis=0, zi=self.zi)
-        power = np.einsum("ij,ij->i", k, k)
-        pad = -len(block) % self.chunk
-        if pad:
-            power = np.concatenate([power, np.zeros(pad)])
-        self.energy[first_chunk:first_chunk + len(power) // self.chunk] = power.reshape(-1, self.chunk).sum(axis=1)
+        energy, self.zi = limiter.chunk_energies(self.sos, block, self.zi, self.chunk)
+        self.energy[first_chunk:first_chunk + len(energy)] = energy

@@ -117,9 +117,8 @@ def frame_offsets(path: Path) -> list[int]:
             header = f.read(7)
             if len(header) < 7:
                 break
-            frames = adts_frames(header, headers_only=True)
             offsets.append(at)
-            at += frames[0]
+            at += _frame_length(header, at)
     offsets.append(at)
     return offsets
 
@@ -136,18 +135,21 @@ def _copy_range(src: Path, out, start: int, stop: int, piece: int = 1 << 20) -> 
             left -= len(data)
 
 
-def adts_frames(data: bytes, *, headers_only: bool = False) -> list:
-    """The frames of an ADTS stream (each starts with the 0xFFF sync word and states its length);
-    with ``headers_only``, the length of the one frame whose header ``data`` starts with."""
+def adts_frames(data: bytes) -> list[bytes]:
+    """The frames of an ADTS stream (each starts with the 0xFFF sync word and states its length)."""
     frames, at = [], 0
     while at + 7 <= len(data):
-        if data[at] != 0xFF or data[at + 1] & 0xF0 != 0xF0:
-            raise MediaToolError("AAC encode wrote a stream that is not ADTS", offset=at)
-        length = ((data[at + 3] & 0x03) << 11) | (data[at + 4] << 3) | (data[at + 5] >> 5)
-        if length < 7:
-            raise MediaToolError("AAC encode wrote a stream that is not ADTS", offset=at)
-        if headers_only:
-            return [length]
+        length = _frame_length(data[at:at + 7], at)
         frames.append(data[at:at + length])
         at += length
     return frames
+
+
+def _frame_length(header: bytes, at: int) -> int:
+    """The length (bytes) of the ADTS frame whose 7-byte ``header`` starts at offset ``at``."""
+    if header[0] != 0xFF or header[1] & 0xF0 != 0xF0:
+        raise MediaToolError("AAC encode wrote a stream that is not ADTS", offset=at)
+    length = ((header[3] & 0x03) << 11) | (header[4] << 3) | (header[5] >> 5)
+    if length < 7:
+        raise MediaToolError("AAC encode wrote a stream that is not ADTS", offset=at)
+    return length
