@@ -12,7 +12,7 @@ mix itself is numpy, block by block (memory flat at any length):
    own music, the bus stems tapped, the sum written to a float WAV in a temporary folder next to
    ``out`` and metered in the same pass: integrated loudness, sample peak, and the K-weighted
    energies the limiter needs. Make-up gain = target - measured; silence (below -60 LUFS) gets
-   no gain at all. The speech report (metrics.speech, on the bus stems) runs beside what follows.
+   no gain at all. The speech report (metrics.speech, on the bus stems) runs beside the final run.
 2. Only when the limiter will act (the premaster's true peak plus the gain reaches its ceiling):
    the premaster is read once more in numpy (limiter.py: per 0.67 ms chunk its true peak, 4x
    oversampled; its K-weighted energies came with it), and the gain is fitted on those arrays: the limiter's
@@ -168,7 +168,7 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
     try:
         # Everything temporary lives in one hidden folder next to ``out`` (same file system, so the
         # final rename is atomic) and goes with it whatever happens. ``side`` runs the speech report
-        # beside the mastering (it reads the bus stems only); it is done before the folder goes.
+        # beside the final run (it reads the bus stems only); it is done before the folder goes.
         with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as work, \
                 ThreadPoolExecutor(1) as side:
             premaster_wav = Path(work, "premaster.wav")
@@ -191,23 +191,22 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
             levels = side.submit(original_bus) if original is not None else None
             music = render_music(plan, clips, Path(work, "music_bus.wav"), sample_rate=sample_rate, total=total,
                                  work=Path(work), timeout=remaining())
+            # The music metered unducked (to set the depths) while the original bus is still being written.
+            music_speech = loudness_over(music, spans) if spans else None
+            music_source = loudness_over(music, music_spans) if music_spans else None
             heard = levels.result() if levels is not None else {}
             duck_db, bus_stems, source_db, source = 0.0, stems, 0.0, {}
             if spans:
-                # Metered unducked, to set the depth; the ducked music is tapped for the report.
-                duck_db = duck_depth(plan, speech_lufs=heard["speech"], music_lufs=loudness_over(music, spans))
-                bus_stems = {"music": Path(work, "music.wav"), **stems}
+                duck_db = duck_depth(plan, speech_lufs=heard["speech"], music_lufs=music_speech)
+                bus_stems = {"music": Path(work, "music.wav"), **stems}  # the ducked music, tapped for the report
             if music_spans:
-                source = {"original_lufs": heard["source"], "music_lufs": loudness_over(music, music_spans)}
+                source = {"original_lufs": heard["source"], "music_lufs": music_source}
                 source_db = source_depth(**source) if policy == "duck" else float("inf")  # "replace": muted
             # Ducked, summed and metered in numpy in one pass (premaster.py).
             premaster = mix_premaster(plan, music, original, premaster_wav, sample_rate=sample_rate,
                                       duck_db=duck_db, source_db=source_db, stems=bus_stems)
-            if spans:
-                report = side.submit(speech_music_difference, original, bus_stems["music"], plan.speech,
-                                     unducked_music=music)
 
-            offset, runs, analysed = _landing(video, media, streams, timeout=remaining()), [], []
+            offset, runs, analysed, reports = _landing(video, media, streams, timeout=remaining()), [], [], []
             # The gain a linear chain needs; the limiter's analysis reads exact true peaks down to the
             # ceiling less this gain and FIT_RANGE_DB more (limiter.analyse).
             start_gain = 0.0 if premaster.integrated_lufs <= SILENCE_GATE_LUFS else target_lufs - premaster.integrated_lufs
@@ -246,6 +245,11 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
                     heap.trim()  # the feeding threads' blocks, likewise
                 elif limiter_on:
                     audio = master()
+                if spans and not reports:
+                    # The speech report (it reads the bus stems only) beside the final run: a single
+                    # encode, or the mux and the meter of a split one, leaves a core idle there.
+                    reports.append(side.submit(speech_music_difference, original, bus_stems["music"], plan.speech,
+                                               unducked_music=music))
                 metered = _final_run(video, audio, tmp, gain_db=None if limiter_on or halves else gain_db,
                                      master_stem=stems.get("master"), media=media, streams=streams,
                                      timeout=remaining(), offset=offset, audio_bitrate=bitrate,
@@ -281,7 +285,7 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
                 lengths = stream_durations(tmp, timeout=remaining(), audio=streams.mix_audio_ordinal)
             final_runs = len(runs)
             if spans:
-                speech_music = report.result()
+                speech_music = reports[0].result()
             os.replace(tmp, out)
     except MediaToolError as exc:
         raise MixError(f"mixing failed: {exc.message}", **{"video": str(video), **exc.context}) from exc
