@@ -20,13 +20,23 @@ own, on WAV files this script writes. Two steps:
         whole source against the analysis grid -- the same beat ("shared"), the analysis at twice
         madmom's tempo ("double time"), another event at the same tempo ("elsewhere").
 
+    /path/to/judge-python bench/outside_judge.py learned DIR [--models 1 2 3]
+        (an interpreter with madmom, torch and BeatNet) the sources only: madmom's beats and BeatNet's
+        (Heydari et al. 2021; its weights ship in its wheel under CC BY 4.0, so it could be built in)
+        against the analysis grid, each one's tempo against the one listed in the library's
+        LICENSE-MUSIC, and whether the two judges hear the same level and beat (docs/tracks.md,
+        "A judge that could ship"). ``render DIR --sources-only`` writes what it needs in seconds.
+
 A madmom interpreter, as used for the figures in docs/tracks.md ("An outside judge"): Python 3.11,
 ``pip install "numpy<2" scipy cython mido wheel setuptools`` then ``pip install --no-build-isolation
 madmom==0.16.1``; 0.16.1 predates Python 3.10 and numpy 1.24, so in its sources
 ``from collections import MutableSequence`` becomes ``collections.abc`` and, in
 ``features/downbeats.py``, ``np.argmax(np.asarray(results)[:, 1])`` becomes
 ``int(np.argmax([r[1] for r in results]))``; the numpy aliases its compiled modules use are set
-below. (madmom's main branch on GitHub has these fixed.)
+below. (madmom's main branch on GitHub has these fixed.) For ``learned``, add ``pip install
+"setuptools<70"`` (madmom imports pkg_resources), torch (the CPU build) and ``pip install --no-deps
+BeatNet==1.1.3`` (its own requirements pin numba 0.54 and pull pyaudio; only its feature and
+network modules are used, and its one unused librosa import is stubbed below).
 
 Prints figures; asserts nothing.
 """
@@ -43,7 +53,8 @@ JUDGE_SR = 44100  # madmom's processors expect 44.1 kHz
 SHARED_PHASE = 0.15  # madmom's beats this close (of a beat) to the analysis grid's: the same beat
 
 
-def render(folder: Path, targets: list[float], names: list[str] | None, cache: str | None) -> None:
+def render(folder: Path, targets: list[float], names: list[str] | None, cache: str | None,
+           sources_only: bool = False) -> None:
     import tempfile
 
     import numpy as np
@@ -67,14 +78,16 @@ def render(folder: Path, targets: list[float], names: list[str] | None, cache: s
         write_float_wav(folder / name, np.ascontiguousarray(resample(audio, sr, JUDGE_SR), dtype=np.float32), JUDGE_SR)
         return name
 
+    listed = _listed_bpm()
     for k, path in enumerate(t.path for t in list_tracks() if t.bundled):  # k: bench/track_edit.py's seed
         if names and path.stem not in names:
             continue
         a = analyse_file(path, cache_dir=cache_dir)
         src = load_track(path, sr)
         flux = bar_line_flux(src, sr, [b.start for b in a.bars])
-        sources[path.stem] = {"wav": write(src, f"{path.stem}_source.wav"), "beats": a.beats, "bpm": a.bpm}
-        for dur in targets:
+        sources[path.stem] = {"wav": write(src, f"{path.stem}_source.wav"), "beats": a.beats, "bpm": a.bpm,
+                              "listed_bpm": listed.get(path.stem)}
+        for dur in [] if sources_only else targets:
             cuts, strong = irregular_cuts(dur, k)
             n = int(round(dur * sr))
             edit = make_edit(a, n, sr, cuts=cuts, strong=strong, seed=k)
@@ -87,8 +100,45 @@ def render(folder: Path, targets: list[float], names: list[str] | None, cache: s
                          "ours_bar": r["strong_downbeat_hit_rate"]}
             print(f"{wav:40s} ours: beat {r['cut_beat_hit_rate']:.2f} bar {r['strong_downbeat_hit_rate'] or 0:.2f}",
                   flush=True)
-    (folder / "meta.json").write_text(json.dumps(meta, indent=1))
+    if not sources_only:
+        (folder / "meta.json").write_text(json.dumps(meta, indent=1))
     (folder / "sources.json").write_text(json.dumps(sources, indent=1))
+
+
+def _listed_bpm() -> dict[str, float]:
+    """The tempo ACE-Step was asked for, per bundled track (immich-memories-music's LICENSE-MUSIC)."""
+    import re
+    from importlib.metadata import distribution
+
+    text = next(f for f in distribution("immich-memories-music").files if f.name == "LICENSE-MUSIC").read_text()
+    return {name: float(bpm) for name, bpm in re.findall(r"(\w+)\.opus\s+(\d+) bpm", text)}
+
+
+def learned(folder: Path, models: list[int]) -> None:
+    """madmom's and BeatNet's beats on each source against the analysis grid and the listed tempo."""
+    sources = json.loads((folder / "sources.json").read_text())
+    nets = {m: _beatnet(m) for m in models}
+    judges = ["madmom", *(f"beatnet {m}" for m in models)]
+    counts = {j: {"listed": 0, "same as madmom": 0} for j in judges}
+    counts["analysis"] = {"listed": 0}
+    for name, src in sorted(sources.items()):
+        wav = str(folder / src["wav"])
+        heard = {"madmom": _madmom_beats(wav), **{f"beatnet {m}": _beatnet_beats(net, wav) for m, net in nets.items()}}
+        kinds = {j: _kind(src, beats) for j, beats in heard.items()}
+        listed = src.get("listed_bpm")
+        line = [f"{name:28s} listed {listed or 0:5.1f}, analysis {src['bpm'] or 0:5.1f} bpm"]
+        if listed and src["bpm"] and abs(src["bpm"] / listed - 1) < 0.08:
+            counts["analysis"]["listed"] += 1
+        for j, (kind, offset, bpm) in kinds.items():
+            line.append(f"{j}: {kind} {offset:+.2f} at {bpm:5.1f}")
+            if listed and bpm and abs(bpm / listed - 1) < 0.08:
+                counts[j]["listed"] += 1
+            if kind == kinds["madmom"][0]:
+                counts[j]["same as madmom"] += 1
+        print(" | ".join(line), flush=True)
+    print()
+    for j, c in counts.items():
+        print(f"{j:12s} " + ", ".join(f"{k}: {v} of {len(sources)}" for k, v in c.items()))
 
 
 def judge(folder: Path, jobs: int) -> None:
@@ -151,13 +201,68 @@ def _source_kind(item: tuple[str, dict]) -> tuple[str, float, float]:
     time" where the analysis' tempo is twice madmom's; "elsewhere" where, at the same tempo, madmom's
     beat is another event; "other" for the rest. The offset is madmom's beats' median phase in the
     grid (-0.5 .. 0.5 of a beat)."""
-    import numpy as np
 
     wav, source = item
+    return _kind(source, _madmom_beats(wav))
+
+
+def _madmom_beats(wav: str):
+    """madmom's beats (seconds) of a WAV: its RNN beat tracker and DBN, tempo free."""
     beats, _ = _madmom()
     if "beat" not in _NETS:
         _NETS["beat"] = beats.RNNBeatProcessor()
-    heard = beats.DBNBeatTrackingProcessor(fps=100)(_NETS["beat"](wav))
+    return beats.DBNBeatTrackingProcessor(fps=100)(_NETS["beat"](wav))
+
+
+def _beatnet(model: int):
+    """BeatNet's CRNN ``model`` (1-3: trained without GTZAN, Ballroom, the Rock Corpus) and its
+    features, as its offline mode builds them."""
+    import os
+    import types
+
+    sys.modules.setdefault("librosa", types.ModuleType("librosa"))  # imported by BeatNet.common, unused here
+    _madmom()
+    try:
+        import BeatNet
+        import torch
+        from BeatNet.log_spect import LOG_SPECT
+        from BeatNet.model import BDA
+    except ImportError as exc:
+        sys.exit(f"BeatNet is not importable here ({exc}); see this script's docstring")
+    sr = 22050
+    features = LOG_SPECT(sample_rate=sr, win_length=int(0.064 * sr), hop_size=int(0.02 * sr), n_bands=[24],
+                         mode="offline")
+    net = BDA(272, 150, 2, "cpu")
+    net.load_state_dict(torch.load(os.path.join(os.path.dirname(BeatNet.__file__), "models",
+                                                f"model_{model}_weights.pt"), map_location="cpu"))
+    net.eval()
+    return features, net
+
+
+def _beatnet_beats(built, wav: str):
+    """BeatNet's beats (seconds) of a WAV: the CRNN's beat and downbeat activations decoded by
+    madmom's DBN with 2, 3 or 4 beats a bar at 50 frames a second, as BeatNet's offline mode does."""
+    import numpy as np
+    import soundfile as sf
+    import torch
+    from scipy.signal import resample_poly
+
+    features, net = built
+    _, downbeats = _madmom()
+    y, rate = sf.read(wav, dtype="float32", always_2d=True)
+    y = resample_poly(y.mean(axis=1), 22050, rate).astype(np.float32)
+    with torch.no_grad():
+        net.hidden, net.cell = torch.zeros(2, 1, 150), torch.zeros(2, 1, 150)  # from rest, per file
+        act = net.final_pred(net(torch.from_numpy(features.process_audio(y).T).unsqueeze(0))[0]).numpy()
+    found = downbeats.DBNDownBeatTrackingProcessor(beats_per_bar=[2, 3, 4], fps=50)(np.transpose(act[:2]))
+    return found[:, 0]
+
+
+def _kind(source: dict, heard) -> tuple[str, float, float]:
+    """``_source_kind`` for beats already heard (seconds)."""
+    import numpy as np
+
+    heard = np.asarray(heard, dtype=float)
     grid = np.asarray(source["beats"], dtype=float)
     if not source["bpm"] or grid.size < 8:  # free time: no grid to compare with
         return "other", 0.0, 0.0
@@ -222,9 +327,15 @@ def main() -> None:
     j = sub.add_parser("judge", help="madmom's verdict on a rendered folder (an interpreter with madmom)")
     j.add_argument("folder", type=Path)
     j.add_argument("--jobs", type=int, default=2, help="files judged at once (processes)")
+    lj = sub.add_parser("learned", help="madmom and BeatNet on the sources (an interpreter with both)")
+    lj.add_argument("folder", type=Path)
+    lj.add_argument("--models", type=int, nargs="+", default=[1, 2, 3], choices=[1, 2, 3])
+    r.add_argument("--sources-only", action="store_true", help="write the sources only (for `learned`)")
     args = ap.parse_args()
     if args.step == "render":
-        render(args.folder, args.targets, args.names, args.cache)
+        render(args.folder, args.targets, args.names, args.cache, sources_only=args.sources_only)
+    elif args.step == "learned":
+        learned(args.folder, args.models)
     else:
         judge(args.folder, args.jobs)
 
