@@ -59,7 +59,7 @@ def render(folder: Path, targets: list[float], names: list[str] | None, cache: s
 
     import numpy as np
 
-    from musicvid_core.lab.tracks import irregular_cuts
+    from musicvid_core.lab.tracks import irregular_cuts, listed_bpm
     from musicvid_core.media import resample, write_float_wav
     from musicvid_core.metrics.edit import bar_line_flux, edit_report
     from musicvid_core.stages.compose.track.analysis import analyse_file
@@ -78,7 +78,7 @@ def render(folder: Path, targets: list[float], names: list[str] | None, cache: s
         write_float_wav(folder / name, np.ascontiguousarray(resample(audio, sr, JUDGE_SR), dtype=np.float32), JUDGE_SR)
         return name
 
-    listed = _listed_bpm()
+    listed = listed_bpm()
     for k, path in enumerate(t.path for t in list_tracks() if t.bundled):  # k: bench/track_edit.py's seed
         if names and path.stem not in names:
             continue
@@ -103,15 +103,6 @@ def render(folder: Path, targets: list[float], names: list[str] | None, cache: s
     if not sources_only:
         (folder / "meta.json").write_text(json.dumps(meta, indent=1))
     (folder / "sources.json").write_text(json.dumps(sources, indent=1))
-
-
-def _listed_bpm() -> dict[str, float]:
-    """The tempo ACE-Step was asked for, per bundled track (immich-memories-music's LICENSE-MUSIC)."""
-    import re
-    from importlib.metadata import distribution
-
-    text = next(f for f in distribution("immich-memories-music").files if f.name == "LICENSE-MUSIC").read_text()
-    return {name: float(bpm) for name, bpm in re.findall(r"(\w+)\.opus\s+(\d+) bpm", text)}
 
 
 def learned(folder: Path, models: list[int]) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from musicvid_core.lab.tracks import irregular_cuts
+from musicvid_core.lab.tracks import irregular_cuts, listed_bpm
 from musicvid_core.metrics.bars import FASTEST_BPM, ONSET_DELAY_S, _binary_pulse, _bpm, beat_events, track_beats
 from musicvid_core.metrics.edit import bar_line_flux, edit_report
 from musicvid_core.metrics.music import ANALYSIS_SR, HOP
@@ -96,18 +96,9 @@ def library(tmp_path_factory):
     return {e.name: e for e in build_index(tracks, tmp_path_factory.mktemp("track-cache"))}
 
 
-def _listed_bpm() -> dict[str, float]:
-    """The tempo ACE-Step was asked for, per bundled track (the package's LICENSE-MUSIC)."""
-    import re
-    from importlib.metadata import distribution
-
-    text = next(f for f in distribution("immich-memories-music").files if f.name == "LICENSE-MUSIC").read_text()
-    return {name: float(bpm) for name, bpm in re.findall(r"(\w+)\.opus\s+(\d+) bpm", text)}
-
-
 def test_sixteenth_note_tracks_are_tracked_at_their_tempo_not_four_thirds_of_it(library):
     # these were tracked at 4/3 of the listed tempo, three even sixteenths a beat ("triplet feel")
-    listed = _listed_bpm()
+    listed = listed_bpm()
     for name, level in (("calm_acoustic_s522", 2), ("nostalgic_electronic_2", 2), ("tender_acoustic_1", 2),
                         ("happy_electronic_2", 1)):  # 2 x 123 would pass FASTEST_BPM
         a = library[name].analysis
@@ -121,7 +112,7 @@ def test_every_shipped_analysis_has_the_listed_tempo_or_its_double():
     from musicvid_core.stages.compose.track.analysis import ANALYSIS_VERSION
     from musicvid_core.stages.compose.track.shipped import _records
 
-    listed = _listed_bpm()
+    listed = listed_bpm()
     version, records = _records()  # what a fresh machine's library jobs read (test_track_shipped: current)
     assert version == ANALYSIS_VERSION and len(records) == len(listed) == 28
     for r in records.values():

@@ -193,3 +193,14 @@ def irregular_cuts(duration: float, seed: int) -> tuple[list[float], list[float]
             strong.append(c)
             last = c
     return cuts, strong
+
+
+def listed_bpm() -> dict[str, float]:
+    """The tempo ACE-Step was asked for, per bundled library track (file stem -> bpm), as
+    immich-memories-music's LICENSE-MUSIC lists it: the reference the tests and benches hold the
+    analysis's tempo against. Raises PackageNotFoundError without the [library] extra."""
+    import re
+    from importlib.metadata import distribution
+
+    text = next(f for f in distribution("immich-memories-music").files if f.name == "LICENSE-MUSIC").read_text()
+    return {name: float(bpm) for name, bpm in re.findall(r"(\w+)\.opus\s+(\d+) bpm", text)}
