@@ -211,7 +211,7 @@ def _beatnet(model: int):
     import types
 
     sys.modules.setdefault("librosa", types.ModuleType("librosa"))  # imported by BeatNet.common, unused here
-    _madmom()
+    _madmom()  # BeatNet's features are madmom's: its numpy aliases first, and one line if it is missing
     try:
         import BeatNet
         import torch

@@ -206,7 +206,8 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
             premaster = mix_premaster(plan, music, original, premaster_wav, sample_rate=sample_rate,
                                       duck_db=duck_db, source_db=source_db, stems=bus_stems)
 
-            offset, runs, analysed, reports = _landing(video, media, streams, timeout=remaining()), [], [], []
+            offset, runs, analysed = _landing(video, media, streams, timeout=remaining()), [], []
+            report = None  # the speech report's future, started with the first final run
             # The gain a linear chain needs; the limiter's analysis reads exact true peaks down to the
             # ceiling less this gain and FIT_RANGE_DB more (limiter.analyse).
             start_gain = 0.0 if premaster.integrated_lufs <= SILENCE_GATE_LUFS else target_lufs - premaster.integrated_lufs
@@ -227,6 +228,7 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
                 """One final run, the premaster through ``gain_db`` (and the limiter at the ceiling
                 of the moment, ``limit_db``: the master streamed in, limiter.master_blocks); the
                 output's audio as metered in that run."""
+                nonlocal report
                 audio: Path | Iterator[bytes] = premaster_wav
                 reduction, chunk, encoded = None, limiter.CHUNK_MAX, None
                 if limiter_on:
@@ -245,11 +247,11 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
                     heap.trim()  # the feeding threads' blocks, likewise
                 elif limiter_on:
                     audio = master()
-                if spans and not reports:
+                if spans and report is None:
                     # The speech report (it reads the bus stems only) beside the final run: a single
                     # encode, or the mux and the meter of a split one, leaves a core idle there.
-                    reports.append(side.submit(speech_music_difference, original, bus_stems["music"], plan.speech,
-                                               unducked_music=music))
+                    report = side.submit(speech_music_difference, original, bus_stems["music"], plan.speech,
+                                         unducked_music=music)
                 metered = _final_run(video, audio, tmp, gain_db=None if limiter_on or halves else gain_db,
                                      master_stem=stems.get("master"), media=media, streams=streams,
                                      timeout=remaining(), offset=offset, audio_bitrate=bitrate,
@@ -285,7 +287,7 @@ def compose(video: Path, media: MediaInfo, plan: Plan, clips: list[Path], out: P
                 lengths = stream_durations(tmp, timeout=remaining(), audio=streams.mix_audio_ordinal)
             final_runs = len(runs)
             if spans:
-                speech_music = reports[0].result()
+                speech_music = report.result()
             os.replace(tmp, out)
     except MediaToolError as exc:
         raise MixError(f"mixing failed: {exc.message}", **{"video": str(video), **exc.context}) from exc
