@@ -201,6 +201,14 @@ def test_shorten_and_extend_to_ten_minutes(pop):
     assert other.bars != long.bars  # another seed, another edit
 
 
+def test_no_run_is_played_three_times_running_at_any_length(pop):
+    # the walk never played a run a third time, but the bars that close the body after it could:
+    # 20 bars at seed 0 ended [..., 10-13, 10-13] + [10-13] (and a 5-minute bench edit likewise)
+    bad = [(n, seed) for n in range(20, 200, 7) for seed in range(12)
+           if max_back_to_back(arrange(pop.analysis, n, seed=seed)) > 2]
+    assert not bad
+
+
 def test_reediting_one_segment_keeps_the_rest_bit_identical(pop):
     n = 48 * SR
     cuts, strong = irregular_cuts(48.0, 4)
@@ -264,3 +272,25 @@ def test_follow_beats_follows_a_stretch_and_a_steady_grid_takes_the_heard_phase(
     heard = grid + 0.5 / 3  # the same tempo, a third of a beat later (a triplet's next event)
     moved = _adopt_phase(grid, heard, 20.0)
     assert near(moved, heard, 0.01) >= 0.95
+
+
+def test_the_learned_beat_settles_two_alike_events_and_half_a_beat_is_one_offset():
+    from musicvid_core.metrics.bars import LEARNED_WARMUP_S, _adopt_phase, follow_beats
+    from musicvid_core.metrics.music import ANALYSIS_SR, HOP
+
+    fps = ANALYSIS_SR / HOP
+    # two equally strong events a beat (a kick, and a clap as loud across the band half a beat
+    # later): the onsets alone cannot say which is the beat; the network's beat probability can
+    beat_times = np.arange(0.25, 30, 0.5)
+    onset, learned = np.zeros(int(31 * fps)), np.zeros(int(31 * fps))
+    for t in beat_times:
+        onset[int(round((t + 0.024) * fps))] = 1.0
+        onset[int(round((t + 0.25 + 0.024) * fps))] = 1.0
+        learned[int(round((t + 0.024) * fps))] = 0.9
+    after = beat_times[beat_times > LEARNED_WARMUP_S + 1]
+    assert near(follow_beats(onset, 120.0, learned=learned), after) >= 0.95
+    assert near(follow_beats(onset, 120.0, learned=np.roll(learned, int(round(0.25 * fps)))), after + 0.25) >= 0.95
+    # a grid half a beat off what is heard: offsets of +0.49 and -0.49 beat are one offset, not none
+    grid = np.arange(0, 20, 0.5)
+    heard = grid + 0.25 + np.where(np.arange(grid.size) % 2, 0.005, -0.005)
+    assert near(_adopt_phase(grid, heard, 20.0), heard, 0.01) >= 0.9

@@ -2,9 +2,10 @@
 
 Used twice, on purpose the same way: by the track editor to analyse a recording
 (``stages/compose/track/analysis.py``) and by ``metrics/edit.py`` to re-detect the beats and bar
-lines of what the editor rendered. No downbeat tracker with shippable weights exists (madmom's
-models are CC BY-NC-SA, beat-this downloads its weights), so bars are estimated here -- the method
-and its measured accuracy are in docs/tracks.md ("Beats and bars"):
+lines of what the editor rendered. madmom's models are CC BY-NC-SA and beat-this downloads its weights;
+BeatNet's weights may ship (CC BY 4.0) and are run here in numpy (``metrics.learned_beats``): its
+beat and downbeat probabilities join the onsets where the onsets cannot decide (steps 1 and 3). The
+method and its measured accuracy are in docs/tracks.md ("Beats and bars", "Round 8"):
 
 1. **Beats**: librosa's dynamic-programming tracker (Ellis 2007) over a mel spectral-flux onset
    envelope, started from the global tempogram estimate with a high ``tightness`` -- a recording's
@@ -14,12 +15,15 @@ and its measured accuracy are in docs/tracks.md ("Beats and bars"):
    over its neighbours (+-``SMOOTH_BEATS``): frame quantisation (11.6 ms) and jitter go, slow
    tempo drift stays. A beat of three equally strong events whose onsets recur over 16 of them
    (a bar of 4/4 sixteenths) rather than 12 (a 12/8 bar) is a binary pulse the tracker grouped
-   by three; it is tracked again with the events grouped by two (``_binary_pulse``).
+   by three; it is tracked again with the events grouped by two (``_binary_pulse``). Where the
+   beats that :func:`follow_beats` hears -- the onset strength plus the learned beat probability
+   (LEARNED_WEIGHT) -- disagree with this grid on most beats, the grid takes their phase.
 2. **Pulse**: the onset envelope's normalised autocorrelation at the beat period. Music with no
    steady beat (free-time ambient) has none (< ``FREE_TIME_PULSE``).
 3. **Bar lines**: for each meter (4, 3) and phase, the mean over the beats of that phase of z-scored
    beat features (FEATURE_WEIGHTS) -- harmonic change across the beat (chords change on bar lines)
-   and the low-band onset (kick, bass); not the broadband accent, the backbeat's. Best (meter, phase) wins.
+   and the low-band onset (kick, bass); not the broadband accent, the backbeat's. The meter from
+   those; the phase from those plus the learned downbeat probability (LEARNED_DOWN_WEIGHT).
 
 Audio arguments are float arrays ``(samples,)`` or ``(samples, channels)`` at ``sr`` Hz; times are
 seconds. librosa is imported on first use.
@@ -56,6 +60,9 @@ N_MELS = 64
 EVENT_RATIO = 0.75  # an event within the beat this strong (over the profile's median) against the beat's: alike
 FASTEST_BPM = 210.0  # _binary_pulse: events grouped by two unless that beat is faster than this (then by four)
 LOW_MELS = 6  # the lowest mel bands (up to ~200 Hz at 22.05 kHz): kick and bass
+LEARNED_WEIGHT = 1.0  # follow_beats: the learned beat probability's weight beside the onset strength (both z-scored)
+LEARNED_WARMUP_S = 6.0  # ... reaching it over the first seconds: the network is causal and has heard nothing at 0 s
+LEARNED_DOWN_WEIGHT = 1.5  # bar_phase: the learned downbeat probability's beside FEATURE_WEIGHTS
 
 
 @dataclass(frozen=True)
@@ -86,7 +93,10 @@ class Bars:
 class Spectra:
     """Per-frame features at ANALYSIS_SR, hop HOP: ``onset`` broadband and ``low`` low-band onset
     strength, ``chroma`` (12, frames), ``mfcc`` (13, frames), ``rms`` (frames) linear, ``mel``
-    (N_MELS, frames) dB, float32 (the onset strength is its mean positive frame-to-frame rise)."""
+    (N_MELS, frames) dB, float32 (the onset strength is its mean positive frame-to-frame rise);
+    ``learned``: (2, frames) the probability of a beat and of a downbeat that a network trained on
+    tapped beats hears (metrics.learned_beats), read ONSET_DELAY_S earlier, where an onset peak's
+    frame is (None where not computed)."""
 
     onset: np.ndarray
     low: np.ndarray
@@ -94,15 +104,17 @@ class Spectra:
     mfcc: np.ndarray
     rms: np.ndarray
     mel: np.ndarray
+    learned: np.ndarray | None = None
 
     @property
     def frames(self) -> int:
         return int(self.onset.size)
 
 
-def spectra(y: np.ndarray, *, chunk_s: float = 120.0) -> Spectra:
+def spectra(y: np.ndarray, *, chunk_s: float = 120.0, learned: bool = True) -> Spectra:
     """The frame features of mono ``y`` at ANALYSIS_SR, computed in chunks of ``chunk_s`` seconds
-    (with a margin) so that an hour of audio never needs its whole spectrogram in memory."""
+    (with a margin) so that an hour of audio never needs its whole spectrogram in memory;
+    ``learned``: with the learned beat and downbeat probabilities (~0.3 s of CPU a minute of audio)."""
     librosa = _librosa()
     n_frames = 1 + y.size // HOP
     step = int(chunk_s * ANALYSIS_SR) // HOP * HOP
@@ -124,7 +136,12 @@ def spectra(y: np.ndarray, *, chunk_s: float = 120.0) -> Spectra:
         parts.append(tuple(x[..., lo:lo + keep] for x in (onset, low, chroma, mfcc, rms, mel.astype(np.float32))))
     cat = [np.concatenate([p[i] for p in parts], axis=-1) for i in range(6)]
     cat = [_fit_frames(x, n_frames) for x in cat]
-    return Spectra(onset=cat[0], low=cat[1], chroma=cat[2], mfcc=cat[3], rms=cat[4], mel=cat[5])
+    heard = None
+    if learned:
+        from musicvid_core.metrics import learned_beats
+
+        heard = learned_beats.on_frames(learned_beats.mono_activations(y), n_frames, HOP, ANALYSIS_SR, ONSET_DELAY_S)
+    return Spectra(onset=cat[0], low=cat[1], chroma=cat[2], mfcc=cat[3], rms=cat[4], mel=cat[5], learned=heard)
 
 
 def log_mel(y: np.ndarray, top: float | None = None) -> np.ndarray:
@@ -152,7 +169,7 @@ def find_bars(audio: np.ndarray, sr: int, *, features: Spectra | None = None,
     if features is None:
         features = spectra(_analysis_mono(audio, sr))
     if around_bpm:
-        beats, jitter = follow_beats(features.onset, around_bpm), 0.0
+        beats, jitter = follow_beats(features.onset, around_bpm, learned=_beat_prob(features)), 0.0
     else:
         beats, jitter = track_beats(features.onset, steady=steady, prior_bpm=prior_bpm)
         if steady and prior_bpm is None:
@@ -165,7 +182,7 @@ def find_bars(audio: np.ndarray, sr: int, *, features: Spectra | None = None,
     if steady:
         # the beats the tracker metrics/edit.py re-detects an edit with hears here; on another
         # subdivision than the tight tracker's, the grid takes their phase (_adopt_phase)
-        heard = follow_beats(features.onset, bpm)
+        heard = follow_beats(features.onset, bpm, learned=_beat_prob(features))
         agreement = _agreement(beats, heard)
         if agreement < ADOPT_BELOW:
             moved = _adopt_phase(beats, heard, (features.frames - 1) * HOP / ANALYSIS_SR)
@@ -248,13 +265,21 @@ def _recurrence(onset: np.ndarray, beats: np.ndarray, n: int) -> float:
     return float(np.mean(a[:-n] * a[n:])) if a.size > 2 * n else 0.0
 
 
-def follow_beats(onset: np.ndarray, bpm: float, *, max_dev: float = FOLLOW_DEV) -> np.ndarray:
+def _beat_prob(features: Spectra) -> np.ndarray | None:
+    return None if features.learned is None else features.learned[0]
+
+
+def follow_beats(onset: np.ndarray, bpm: float, *, max_dev: float = FOLLOW_DEV,
+                 learned: np.ndarray | None = None) -> np.ndarray:
     """Beat times (seconds) of an onset envelope at ANALYSIS_SR / HOP at ``bpm``'s metrical level,
     following tempo changes within +-``max_dev`` (an edit stretches runs of beats by up to 6 %; one
     period for the whole file slips there). A dynamic programme over (frame, period): onset strength
     (centred) plus the best beat one period before, less FOLLOW_CHANGE x log(period ratio)^2 between
     consecutive beats and FOLLOW_PULL x log(period / nominal)^2. Only the level comes from outside:
-    music off the nominal beats gets beats off them. Each beat then moves to its onset peak."""
+    music off the nominal beats gets beats off them. Each beat then moves to its onset peak.
+    ``learned``: a beat probability on the same frames (Spectra.learned[0]), z-scored and added to
+    the z-scored onset strength with LEARNED_WEIGHT: where two events a beat are alike in the
+    onsets, the one people tap is the beat (docs/tracks.md, "A learned judge")."""
     if onset.size < 64 or not np.any(onset > 0) or not bpm > 0:
         return np.zeros(0)
     period = 60.0 / bpm * ANALYSIS_SR / HOP  # frames
@@ -262,6 +287,9 @@ def follow_beats(onset: np.ndarray, bpm: float, *, max_dev: float = FOLLOW_DEV) 
     periods = periods[periods >= 2]
     # centred: a beat on an ordinary frame adds nothing, so more (faster) beats do not win by number
     local = (onset - float(np.mean(onset))) / (float(np.std(onset)) or 1.0)
+    if learned is not None and learned.size == onset.size and float(np.std(learned)) > 0:
+        ramp = np.minimum(1.0, np.arange(local.size) * (HOP / ANALYSIS_SR) / LEARNED_WARMUP_S)  # causal: see LEARNED_WARMUP_S
+        local = local + LEARNED_WEIGHT * ramp * (learned - float(np.mean(learned))) / float(np.std(learned))
     n, k, d_min = local.size, periods.size, int(periods[0])
     logp = np.log(periods)
     change = -FOLLOW_CHANGE * (logp[:, None] - logp[None, :]) ** 2  # [to, from]
@@ -338,9 +366,20 @@ def bar_phase(features: Spectra, beats: np.ndarray, *, meters: tuple[int, ...] =
         meter = 6 if (6 in meters and six > three + 0.3) else 3
     if beats.size < 2 * meter:
         return meter, 0, 0.0
+    if features.learned is not None and float(np.std(features.learned[1])) > 0:
+        # the phase (not the meter: a downbeat heard every other bar of a double-time reading
+        # recurs at 8 beats and would read as 3/4 in eighths) also from the learned downbeats
+        score = score + LEARNED_DOWN_WEIGHT * _z(_peak_at(features.learned[1], beats))
     means = np.array([score[p::meter].mean() for p in range(meter)])
     phase = int(np.argmax(means))
     return meter, phase, round(float(means[phase] - np.delete(means, phase).mean()), 4)
+
+
+def _peak_at(curve: np.ndarray, beats: np.ndarray) -> np.ndarray:
+    """The largest value of a frame curve (ANALYSIS_SR / HOP, onset-aligned) within two frames of each beat."""
+    frames = np.clip(np.round((beats + ONSET_DELAY_S) * ANALYSIS_SR / HOP).astype(int), 0, curve.size - 1)
+    pad = np.pad(curve, 2)
+    return np.max(np.stack([pad[frames + k] for k in range(5)]), axis=0)
 
 
 def beat_features(features: Spectra, beats: np.ndarray) -> np.ndarray:
@@ -449,7 +488,9 @@ def _adopt_phase(beats: np.ndarray, heard: np.ndarray, end_s: float) -> np.ndarr
     period = float(np.median(np.diff(beats)))
     k = np.clip(np.searchsorted(beats, heard), 1, beats.size - 1)
     near = np.where(np.abs(beats[k - 1] - heard) <= np.abs(beats[k] - heard), beats[k - 1], beats[k])
-    off = (heard - near + period / 2) % period - period / 2
+    phase = (heard - near) / period  # of a beat; circular: +0.49 and -0.49 are the same offset
+    centre = float(np.angle(np.mean(np.exp(2j * np.pi * phase)))) / (2 * np.pi)
+    off = ((phase - centre + 0.5) % 1.0 - 0.5 + centre) * period
     moved = beats + float(np.median(off))
     return moved[(moved >= 0) & (moved <= end_s)]
 

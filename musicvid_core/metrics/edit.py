@@ -67,7 +67,7 @@ def bar_line_flux(reference: np.ndarray, sr: int, bars_s: Sequence[float]) -> li
     """The seam statistic at a track's own bar lines (``bars_s``, seconds into ``reference``): the
     distribution seams are scored against (NaN for one within EDGE_S of the start). Computed once
     per track and passed to :func:`edit_report`."""
-    values = flux_at(spectra(_analysis_mono(reference, sr)).onset, bars_s).round(4)
+    values = flux_at(spectra(_analysis_mono(reference, sr), learned=False).onset, bars_s).round(4)
     # a bar line at the file's first frames has no "before" to rise from: not measurable
     return [float("nan") if t < EDGE_S else float(v) for t, v in zip(bars_s, values)]
 

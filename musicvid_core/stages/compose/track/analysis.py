@@ -44,7 +44,7 @@ from musicvid_core.stages.compose.track.arrange import seam_costs
 from musicvid_core.stages.compose.track.audio import check_audio, decode, file_sha256
 from musicvid_core.stages.compose.track.seams import MAX_PAIRS, seam_matrix
 
-ANALYSIS_VERSION = 7  # bump when the analysis changes: cached records of other versions are redone
+ANALYSIS_VERSION = 8  # bump when the analysis changes: cached records of other versions are redone
 SECTION_BARS = 8
 REAL_ENDING_DB = -24.0  # the last 0.25 s this far under the body level: the track ends by itself
 SILENT_DB = -50.0  # under the body level by this much counts as silence (where a ring-out ends)

@@ -176,9 +176,14 @@ def arrange(analysis, n_bars: int, *, seed: int = 0) -> list[int]:
     remaining -= sum(b - a for a, b in walked)
     seq = head + [i for a, b in walked for i in range(a, b)]
     into = tail_bars[0] if tail_bars else after
-    seq += bridge(costs, remaining, before=seq[-1], after=into, body=body, rng=rng,
-                  end_costs=None if into is not None else ends)
-    return seq + tail_bars
+    avoid: list[int] | None = None
+    for _ in range(4):  # the walk never plays a run three times; the bars closing it must not either
+        closing = bridge(costs, remaining, before=seq[-1], after=into, body=body, rng=rng, avoid=avoid,
+                         end_costs=None if into is not None else ends)
+        if max_back_to_back((seq + closing + tail_bars)[-3 * REPEAT_SPAN:]) <= 2:
+            break
+        avoid = closing  # each of these bars, at its place, costs AVOID on the next try
+    return seq + closing + tail_bars
 
 
 def walk(parts: list[tuple[int, int]], costs: np.ndarray, remaining: int, *, last_bar: int,
