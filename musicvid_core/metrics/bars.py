@@ -60,8 +60,10 @@ N_MELS = 64
 EVENT_RATIO = 0.75  # an event within the beat this strong (over the profile's median) against the beat's: alike
 FASTEST_BPM = 210.0  # _binary_pulse: events grouped by two unless that beat is faster than this (then by four)
 LOW_MELS = 6  # the lowest mel bands (up to ~200 Hz at 22.05 kHz): kick and bass
-LEARNED_WEIGHT = 1.0  # follow_beats: the learned beat probability's weight beside the onset strength (both z-scored)
+LEARNED_WEIGHT = 0.5  # follow_beats: the learned beat probability's weight beside the onset strength (both z-scored)
 LEARNED_WARMUP_S = 6.0  # ... reaching it over the first seconds: the network is causal and has heard nothing at 0 s
+LEARNED_MOVE = 1.5  # a steady grid moves where the learned beat probability is this many times the grid's ...
+LEARNED_MIN = 0.3  # ... and at least this (a mean probability over the beats)
 LEARNED_DOWN_WEIGHT = 1.5  # bar_phase: the learned downbeat probability's beside FEATURE_WEIGHTS
 
 
@@ -180,14 +182,23 @@ def find_bars(audio: np.ndarray, sr: int, *, features: Spectra | None = None,
         return Bars(tuple(beats.round(4).tolist()), (), 1, bpm, pulse, True, 0.0, jitter, 0.0)
     agreement = 1.0
     if steady:
-        # the beats the tracker metrics/edit.py re-detects an edit with hears here; on another
-        # subdivision than the tight tracker's, the grid takes their phase (_adopt_phase)
-        heard = follow_beats(features.onset, bpm, learned=_beat_prob(features))
+        # the beats a follower hears in the onsets; on another subdivision than the tight
+        # tracker's, the grid takes their phase (_adopt_phase)
+        end_s = (features.frames - 1) * HOP / ANALYSIS_SR
+        heard = follow_beats(features.onset, bpm)
         agreement = _agreement(beats, heard)
         if agreement < ADOPT_BELOW:
-            moved = _adopt_phase(beats, heard, (features.frames - 1) * HOP / ANALYSIS_SR)
+            moved = _adopt_phase(beats, heard, end_s)
             if moved.size >= 8 and _agreement(moved, heard) > agreement:
                 beats, agreement = moved, _agreement(moved, heard)
+        if features.learned is not None:
+            # where people would tap another event of the beat than the onsets' grid (two alike
+            # events a beat, or a third of it), the grid takes that one; then the agreement is
+            # with the follower metrics/edit.py re-detects an edit with, which hears both
+            moved = _learned_phase(beats, features, end_s)
+            if moved.size >= 8:
+                beats = moved
+            agreement = _agreement(beats, follow_beats(features.onset, bpm, learned=_beat_prob(features)))
     meter, phase, confidence = bar_phase(features, beats, meters=meters)
     if meter == 6:  # a 3/4 bar tracked in eighth notes: every other beat, three a bar
         beats, meter, phase = beats[phase % 2::2], 3, phase // 2
@@ -492,6 +503,42 @@ def _adopt_phase(beats: np.ndarray, heard: np.ndarray, end_s: float) -> np.ndarr
     centre = float(np.angle(np.mean(np.exp(2j * np.pi * phase)))) / (2 * np.pi)
     off = ((phase - centre + 0.5) % 1.0 - 0.5 + centre) * period
     moved = beats + float(np.median(off))
+    return moved[(moved >= 0) & (moved <= end_s)]
+
+
+def _learned_phase(beats: np.ndarray, features: Spectra, end_s: float) -> np.ndarray:
+    """``beats`` (a steady grid) shifted (within +-half a beat, in frames) to where the learned beat
+    probability is highest on average, if that is more than REFINE_S off the grid's beats,
+    LEARNED_MOVE times the most it reaches within REFINE_S of them and at least LEARNED_MIN; then
+    to the onset peak within REFINE_S of that (the network's frames are 20 ms).
+    Otherwise ``beats`` as they are. On the library this moves three grids, each where madmom too
+    hears the beat (docs/tracks.md, "Round 8")."""
+    if features.learned is None or beats.size < 8:
+        return beats
+    prob, onset = features.learned[0], features.onset
+    period = float(np.median(np.diff(beats)))
+    step = HOP / ANALYSIS_SR
+    inner = beats[(beats > period) & (beats < end_s - period)]  # every shift still inside the file
+    if inner.size < 8:
+        return beats
+
+    def mean_at(curve: np.ndarray, shift: float) -> float:
+        f = np.clip(np.round((inner + shift + ONSET_DELAY_S) / step).astype(int), 0, curve.size - 1)
+        return float(np.mean(curve[f]))
+
+    shifts = np.arange(-int(period / 2 / step), int(period / 2 / step) + 1) * step
+    values = np.array([mean_at(prob, s) for s in shifts])
+    here = np.abs(shifts) <= REFINE_S + 1e-9  # the grid's own beat (the network's peaks sit +-20-30 ms off it)
+    if here.all():
+        return beats
+    elsewhere = float(values[~here].max())
+    if not (elsewhere >= LEARNED_MOVE * float(values[here].max()) and elsewhere >= LEARNED_MIN):
+        return beats
+    best = float(shifts[~here][int(np.argmax(values[~here]))])
+    reach = int(round(REFINE_S / step))
+    near = best + np.arange(-reach, reach + 1) * step
+    shift = float(near[int(np.argmax([mean_at(onset, s) for s in near]))])
+    moved = beats + shift
     return moved[(moved >= 0) & (moved <= end_s)]
 
 

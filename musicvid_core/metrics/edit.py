@@ -4,7 +4,9 @@ re-detected with metrics.bars, never read from the edit decision list):
 - ``cut_beat_hit_rate``: share of cuts within +-70 ms of a detected beat; ``strong_downbeat_hit_rate``:
   share of strong cuts within +-70 ms of a detected bar line. The beats are tracked at the tempo the
   track was edited at (``metrics.bars.follow_beats``: the metrical level given, every beat's place
-  and the tempo's changes taken from the rendered onsets), because which level a tracker left free
+  and the tempo's changes taken from the rendered onsets and the beat a network trained on tapped
+  beats hears in them, ``metrics.learned_beats``; the bar line's phase from the beat features and
+  that network's downbeats), because which level a tracker left free
   settles on -- the beat, or 1.5x it on music whose beat is three equal events -- says nothing
   about the cuts; music that is off the cuts still fails (half a beat late: ~9 % of cuts, tested).
   ``*_free``: the same with the tempo found from the audio alone, reported beside it;
