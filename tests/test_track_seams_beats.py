@@ -91,7 +91,7 @@ def library(tmp_path_factory):
     from musicvid_core.stages.compose.track.library import build_index, list_tracks
 
     wanted = ("calm_acoustic_s522", "energetic_acoustic_1", "nostalgic_electronic_2", "tender_acoustic_1",
-              "happy_electronic_2")
+              "happy_electronic_2", "tender_electronic_1", "happy_acoustic_s411")
     tracks = [t for t in list_tracks() if t.path.stem in wanted]
     return {e.name: e for e in build_index(tracks, tmp_path_factory.mktemp("track-cache"))}
 
@@ -103,10 +103,36 @@ def test_sixteenth_note_tracks_are_tracked_at_their_tempo_not_four_thirds_of_it(
                         ("happy_electronic_2", 1)):  # 2 x 123 would pass FASTEST_BPM
         a = library[name].analysis
         assert abs(a.bpm / (level * listed[name]) - 1) < 0.025, (name, a.bpm, listed[name])
-        # the follower hears the learned beat too (metrics.learned_beats): on calm_acoustic_s522 the
-        # network hears the intro's off-beat eighths as the beat for ~12 s, then the grid's beat
-        assert a.beat_events != 3 and a.beat_agreement >= (0.5 if name == "calm_acoustic_s522" else 0.9), name
+        assert a.beat_events != 3, name
+        if name != "calm_acoustic_s522":
+            assert a.beat_agreement >= 0.9, name
+        else:  # the network (beat_agreement's follower hears it) takes the intro's off-beat eighths
+            # for the beat for ~12 s; the onsets alone follow the regrouped grid throughout
+            from musicvid_core.metrics.bars import _agreement, follow_beats, spectra
+            from musicvid_core.stages.compose.track.audio import decode
+
+            y = decode(library[name].track.path, ANALYSIS_SR, channels=1)[:, 0]
+            heard = follow_beats(spectra(y, learned=False).onset, a.bpm)
+            assert _agreement(np.asarray(a.beats), heard) >= 0.9
     assert library["energetic_acoustic_1"].analysis.beat_events == 1
+
+
+def test_the_grid_takes_the_beat_people_would_tap_where_the_onsets_hear_another(library):
+    # round 7: madmom (trained on tapped beats) hears these two half a beat and a third of a beat
+    # off the onsets' grid; the learned network (metrics.learned_beats) does too, and the grid moves
+    # there. happy_electronic_2, whose beat madmom hears on the onsets' grid, keeps it
+    from musicvid_core.metrics.bars import find_bars, spectra
+    from musicvid_core.stages.compose.track.audio import decode
+
+    for name, expected in (("tender_electronic_1", 0.5), ("happy_acoustic_s411", 0.38), ("happy_electronic_2", 0.0)):
+        grid = np.asarray(library[name].analysis.beats)
+        y = decode(library[name].track.path, ANALYSIS_SR, channels=1)[:, 0]
+        onsets_only = np.asarray(find_bars(y, ANALYSIS_SR, features=spectra(y, learned=False)).beats)
+        k = np.clip(np.searchsorted(onsets_only, grid), 1, onsets_only.size - 1)
+        phase = (grid - onsets_only[k - 1]) / (onsets_only[k] - onsets_only[k - 1])  # of a beat
+        offset = float(np.median(phase[(phase > 0.0) & (phase < 1.0)] if expected else (phase + 0.5) % 1 - 0.5))
+        circular = min(abs(offset - expected), abs(offset - expected + 1), abs(offset - expected - 1))
+        assert circular < 0.06, (name, offset)
 
 
 def test_every_shipped_analysis_has_the_listed_tempo_or_its_double():
