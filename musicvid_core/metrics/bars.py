@@ -16,8 +16,9 @@ method and its measured accuracy are in docs/tracks.md ("Beats and bars", "Round
    tempo drift stays. A beat of three equally strong events whose onsets recur over 16 of them
    (a bar of 4/4 sixteenths) rather than 12 (a 12/8 bar) is a binary pulse the tracker grouped
    by three; it is tracked again with the events grouped by two (``_binary_pulse``). Where the
-   beats that :func:`follow_beats` hears -- the onset strength plus the learned beat probability
-   (LEARNED_WEIGHT) -- disagree with this grid on most beats, the grid takes their phase.
+   beats :func:`follow_beats` hears in the onsets disagree with this grid on most beats, the grid
+   takes their phase (``_adopt_phase``); where the learned beat probability, over the whole track,
+   is far higher at another event of the beat, the grid moves there (``_learned_phase``).
 2. **Pulse**: the onset envelope's normalised autocorrelation at the beat period. Music with no
    steady beat (free-time ambient) has none (< ``FREE_TIME_PULSE``).
 3. **Bar lines**: for each meter (4, 3) and phase, the mean over the beats of that phase of z-scored
@@ -290,7 +291,7 @@ def follow_beats(onset: np.ndarray, bpm: float, *, max_dev: float = FOLLOW_DEV,
     music off the nominal beats gets beats off them. Each beat then moves to its onset peak.
     ``learned``: a beat probability on the same frames (Spectra.learned[0]), z-scored and added to
     the z-scored onset strength with LEARNED_WEIGHT: where two events a beat are alike in the
-    onsets, the one people tap is the beat (docs/tracks.md, "A learned judge")."""
+    onsets, the one people tap is the beat (docs/tracks.md, "Round 8")."""
     if onset.size < 64 or not np.any(onset > 0) or not bpm > 0:
         return np.zeros(0)
     period = 60.0 / bpm * ANALYSIS_SR / HOP  # frames
