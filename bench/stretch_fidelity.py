@@ -11,7 +11,7 @@ stretched audio is mapped back to the source's clock and compared with the sourc
 
 - accent shift: log(onset strength at the beats / at the half-beats), stretched less source (the
   beats are the shipped analysis's; the onset strength is ``metrics.bars.onset_envelope``, the one the
-  edit's metric reads, its peak within a frame of each time, averaged: ``metrics.bars._salience``);
+  edit's metric reads, its peak within a frame of each time, averaged: ``metrics.beat_grid._salience``);
   |shift| median, 90th percentile and largest over all tracks and ratios. 0.69 means the beat lost
   half its lead over the off-beat;
 - beat attack: the onset strength at the beats, stretched over source (median over tracks and
@@ -31,7 +31,7 @@ import time
 import numpy as np
 
 from musicvid_core.media import resample
-from musicvid_core.metrics import bars
+from musicvid_core.metrics import bars, beat_grid
 from musicvid_core.stages.compose.track.analysis import analyse_file
 from musicvid_core.stages.compose.track.audio import load_track
 from musicvid_core.stages.compose.track.library import list_tracks
@@ -75,7 +75,7 @@ def main() -> None:
         half = beats[:-1] + np.diff(beats) / 2
         mono = resample(x.mean(axis=1, keepdims=True), SR, bars.ANALYSIS_SR)[:, 0]
         onset0, mel0, spec0 = bars.onset_envelope(mono), bars.log_mel(mono), stft_db(x.mean(axis=1))
-        on0, off0 = bars._salience(beats, onset0), bars._salience(half, onset0)
+        on0, off0 = beat_grid._salience(beats, onset0), beat_grid._salience(half, onset0)
         for ratio in RATIOS:
             for name, options in SETTINGS.items():
                 t = time.process_time()
@@ -83,7 +83,7 @@ def main() -> None:
                 figures[name]["cpu"] += time.process_time() - t
                 ym = resample(np.ascontiguousarray(y.mean(axis=1, keepdims=True)), SR, bars.ANALYSIS_SR)[:, 0]
                 onset = bars.onset_envelope(ym)
-                on, off = bars._salience(beats * ratio, onset), bars._salience(half * ratio, onset)
+                on, off = beat_grid._salience(beats * ratio, onset), beat_grid._salience(half * ratio, onset)
                 figures[name]["shift"].append(abs(float(np.log(on / off) - np.log(on0 / off0))))
                 figures[name]["attack"].append(on / on0)
                 n = mel0.shape[1]

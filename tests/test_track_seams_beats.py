@@ -268,7 +268,8 @@ def test_a_stretched_piece_keeps_the_beats_accent_over_the_off_beat(ratio):
     "Round 6")."""
     pytest.importorskip("immich_memories_music")
     from musicvid_core.media import resample
-    from musicvid_core.metrics.bars import _salience, onset_envelope
+    from musicvid_core.metrics.bars import onset_envelope
+    from musicvid_core.metrics.beat_grid import _salience
     from musicvid_core.stages.compose.track.analysis import analyse_file
     from musicvid_core.stages.compose.track.audio import load_track
     from musicvid_core.stages.compose.track.edit import Piece
