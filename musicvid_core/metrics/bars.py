@@ -415,12 +415,7 @@ def beat_features(features: Spectra, beats: np.ndarray) -> np.ndarray:
     after = _rolling_sum(chroma, 2)
     change = 1.0 - np.sum(_unit(before) * _unit(after), axis=1)
     change[:2] = change[-1:] = np.median(change)  # no two beats on one side there
-
-    def peak(env: np.ndarray) -> np.ndarray:
-        pad = np.pad(env, 2)
-        return np.max(np.stack([pad[frames + k] for k in range(5)]), axis=0)
-
-    return np.stack([_z(change), _z(peak(features.low)), _z(peak(features.onset))])
+    return np.stack([_z(change), _z(_peak_at(features.low, beats)), _z(_peak_at(features.onset, beats))])
 
 
 # ---------------------------------------------------------------------------------------------
